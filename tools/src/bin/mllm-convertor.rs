@@ -1,0 +1,2 @@
+//! `mllm-convertor`.
+fn main() {}

@@ -1,0 +1,2 @@
+//! `mllm-opt`.
+fn main() {}

@@ -1,0 +1,2 @@
+//! `mllm-translate`.
+fn main() {}

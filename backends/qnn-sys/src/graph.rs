@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::ffi::{c_void, CString};
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -99,10 +98,14 @@ impl<'d> OpSpec<'d> {
 
 static NEXT_GRAPH_TAG: AtomicU64 = AtomicU64::new(1);
 
-/// Builds one graph inside a context. Static tensor data is borrowed (`'d`)
-/// until [`GraphBuilder::finalize`], so the caller's weights are never copied
-/// by this crate.
-pub struct GraphBuilder<'d> {
+/// Builds one graph inside a context.
+///
+/// Static tensor data only needs to live for the [`GraphBuilder::add_tensor`] /
+/// [`GraphBuilder::add_node`] call that passes it: `tensorCreateGraphTensor`
+/// copies static data (documented by QNN and checked against the 2.51
+/// library: overwriting the buffer after creation changes nothing), so a
+/// compiler can stream weights one tensor at a time.
+pub struct GraphBuilder {
     ctx: Arc<ContextInner>,
     handle: sys::Qnn_GraphHandle_t,
     name: String,
@@ -111,10 +114,9 @@ pub struct GraphBuilder<'d> {
     infos: Vec<TensorInfo>,
     tensor_names: HashSet<String>,
     node_names: HashSet<String>,
-    _data: PhantomData<&'d [u8]>,
 }
 
-impl std::fmt::Debug for GraphBuilder<'_> {
+impl std::fmt::Debug for GraphBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GraphBuilder")
             .field("name", &self.name)
@@ -125,18 +127,18 @@ impl std::fmt::Debug for GraphBuilder<'_> {
 }
 
 // SAFETY: the graph handle is owned by the context, whose calls are serialized
-// by the context lock; the raw tensors own their storage (static data is
-// borrowed immutably for 'd).
-unsafe impl Send for GraphBuilder<'_> {}
+// by the context lock; the raw tensors own their storage (their client
+// buffers are cleared after creation).
+unsafe impl Send for GraphBuilder {}
 
 struct OwnedParam {
     raw: sys::Qnn_Param_t,
     _name: CString,
 }
 
-impl<'d> GraphBuilder<'d> {
+impl GraphBuilder {
     /// Creates an empty graph named `name` in `ctx`.
-    pub fn create(ctx: &Context, name: &str, options: GraphOptions) -> Result<GraphBuilder<'d>> {
+    pub fn create(ctx: &Context, name: &str, options: GraphOptions) -> Result<GraphBuilder> {
         let inner = ctx.inner.clone();
         let lib = inner.lib().clone();
         let create = qnn_fn!(lib, graphCreate)?;
@@ -215,7 +217,6 @@ impl<'d> GraphBuilder<'d> {
             infos: Vec::new(),
             tensor_names: HashSet::new(),
             node_names: HashSet::new(),
-            _data: PhantomData,
         })
     }
 
@@ -240,7 +241,7 @@ impl<'d> GraphBuilder<'d> {
         Ok(id.index as usize)
     }
 
-    fn create_tensor(&mut self, spec: &TensorSpec<'d>) -> Result<(RawTensor, TensorInfo)> {
+    fn create_tensor(&mut self, spec: &TensorSpec<'_>) -> Result<(RawTensor, TensorInfo)> {
         let subject = format!("tensor '{}' of graph '{}'", spec.name, self.name);
         validate_spec(&subject, spec)?;
         if self.tensor_names.contains(&spec.name) {
@@ -260,9 +261,12 @@ impl<'d> GraphBuilder<'d> {
         let _guard = self.ctx.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mark = library::log_mark();
         // SAFETY: live graph handle; `t.raw` is a valid V1 tensor whose
-        // pointers (name, dims, quant arrays, static data borrowed for 'd)
-        // stay valid until finalize; the library writes back the id.
+        // pointers (name, dims, quant arrays, static data borrowed from
+        // `spec`) are valid during the call; the library copies static data
+        // and writes back the id.
         let rc = unsafe { create(self.handle, &mut t.raw) };
+        // The borrowed static data must not be referenced after this call.
+        t.clear_buffer();
         lib.check(rc, "tensorCreateGraphTensor", || subject.clone(), mark)?;
         self.tensor_names.insert(spec.name.clone());
         let info = TensorInfo {
@@ -277,7 +281,7 @@ impl<'d> GraphBuilder<'d> {
     }
 
     /// Creates a graph tensor. Names must be unique within the graph.
-    pub fn add_tensor(&mut self, spec: TensorSpec<'d>) -> Result<TensorId> {
+    pub fn add_tensor(&mut self, spec: TensorSpec<'_>) -> Result<TensorId> {
         let (raw, info) = self.create_tensor(&spec)?;
         let index = u32::try_from(self.tensors.len())
             .map_err(|_| QnnError::invalid(format!("graph '{}'", self.name), "too many tensors"))?;
@@ -289,7 +293,7 @@ impl<'d> GraphBuilder<'d> {
         })
     }
 
-    fn check_op_shape(&self, op: &OpSpec<'d>) -> Result<(CString, CString, CString)> {
+    fn check_op_shape(&self, op: &OpSpec<'_>) -> Result<(CString, CString, CString)> {
         let subject = format!(
             "op '{}' ({}) of graph '{}'",
             op.name, op.type_name, self.name
@@ -341,7 +345,7 @@ impl<'d> GraphBuilder<'d> {
         Ok((name, package, type_name))
     }
 
-    fn param_spec(op: &OpSpec<'d>, pname: &str, spec: &TensorSpec<'d>) -> TensorSpec<'d> {
+    fn param_spec<'d>(op: &OpSpec<'_>, pname: &str, spec: &TensorSpec<'d>) -> TensorSpec<'d> {
         let mut s = spec.clone();
         if s.name.is_empty() {
             s.name = format!("{}__{}", op.name, pname);
@@ -352,7 +356,7 @@ impl<'d> GraphBuilder<'d> {
     /// Checks an op with `backendValidateOpConfig` without adding it. Tensor
     /// parameters are described but not created. Note: passing validation
     /// does not prove the op prepares or computes correctly.
-    pub fn validate_op(&self, op: &OpSpec<'d>) -> Result<()> {
+    pub fn validate_op(&self, op: &OpSpec<'_>) -> Result<()> {
         let (name, package, type_name) = self.check_op_shape(op)?;
         let subject = || {
             format!(
@@ -404,7 +408,7 @@ impl<'d> GraphBuilder<'d> {
             .collect()
     }
 
-    fn raw_params(op: &OpSpec<'d>, tensors: &[sys::Qnn_Tensor_t]) -> Result<Vec<OwnedParam>> {
+    fn raw_params(op: &OpSpec<'_>, tensors: &[sys::Qnn_Tensor_t]) -> Result<Vec<OwnedParam>> {
         let mut out = Vec::with_capacity(op.params.len());
         let mut tensors = tensors.iter();
         for p in &op.params {
@@ -481,7 +485,7 @@ impl<'d> GraphBuilder<'d> {
     }
 
     /// Adds a node. Tensor parameters are first created as static graph tensors.
-    pub fn add_node(&mut self, op: OpSpec<'d>) -> Result<()> {
+    pub fn add_node(&mut self, op: OpSpec<'_>) -> Result<()> {
         let (name, package, type_name) = self.check_op_shape(&op)?;
         let subject = format!(
             "op '{}' ({}) of graph '{}'",
@@ -534,7 +538,7 @@ impl<'d> GraphBuilder<'d> {
         let guard = self.ctx.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mark = library::log_mark();
         // SAFETY: live graph handle; NULL profile and signal are allowed; all
-        // tensor storage (incl. borrowed static data) is alive in `self`.
+        // tensor descriptions are owned by `self`.
         let rc = unsafe { finalize(self.handle, std::ptr::null_mut(), std::ptr::null_mut()) };
         drop(guard);
         lib.check(

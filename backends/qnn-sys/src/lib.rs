@@ -42,6 +42,8 @@ pub use error::{QnnError, Result, INSTALL_HINT};
 pub use graph::{
     Graph, GraphBuilder, GraphOptions, Input, OpSpec, Output, Param, TensorId, DEFAULT_PACKAGE,
 };
-pub use library::{QnnLibrary, REQUIRED_CORE_MAJOR, REQUIRED_CORE_MINOR, REQUIRED_SYSTEM_MAJOR};
+pub use library::{
+    describe_code, QnnLibrary, REQUIRED_CORE_MAJOR, REQUIRED_CORE_MINOR, REQUIRED_SYSTEM_MAJOR,
+};
 pub use system::{BinaryInfo, GraphInfo, SystemContext};
 pub use types::{DataType, Quant, ScalarValue, TensorInfo, TensorKind, TensorSpec, MAX_RANK};

@@ -260,8 +260,6 @@ impl QnnLibrary {
         };
         let system_fns = sprovider.functions;
         let system_api_version = sprovider.systemApiVersion;
-        drop(get_providers);
-        drop(get_sys);
         Ok(QnnLibrary {
             dir,
             htp_path,
@@ -321,13 +319,13 @@ impl QnnLibrary {
     /// Text of an error handle via `errorGetMessage`.
     pub fn error_message(&self, handle: sys::Qnn_ErrorHandle_t) -> String {
         let Some(f) = self.core.errorGetMessage else {
-            return String::from("(no errorGetMessage)");
+            return describe_code(sys::error_code(handle)).to_string();
         };
         let mut p: *const c_char = std::ptr::null();
         // SAFETY: valid out-pointer; the message is owned by the library.
         let rc = unsafe { f(handle, &mut p) };
         if rc != sys::QNN_SUCCESS || p.is_null() {
-            return String::from("(no message)");
+            return describe_code(sys::error_code(handle)).to_string();
         }
         // SAFETY: non-null NUL-terminated string from the library.
         unsafe { c_str_to_string(p) }
@@ -353,6 +351,29 @@ impl QnnLibrary {
             message: self.error_message(rc),
             log: log_since(log_mark),
         })
+    }
+}
+
+/// Fallback description of an error code (used when the library has no
+/// message, e.g. for libQnnSystem codes).
+pub fn describe_code(code: u16) -> &'static str {
+    use sys::error as e;
+    match code {
+        e::COMMON_NOT_SUPPORTED => "not supported",
+        e::COMMON_MEM_ALLOC => "memory allocation failed",
+        e::COMMON_INVALID_ARGUMENT => "invalid argument",
+        e::COMMON_PLATFORM_NOT_SUPPORTED => "platform not supported",
+        e::COMMON_INCOMPATIBLE_BINARIES => "incompatible binaries",
+        e::CONTEXT_BINARY_VERSION => "context binary version not supported",
+        e::CONTEXT_CREATE_FROM_BINARY => "failed to create context from binary",
+        e::GRAPH_INVALID_TENSOR => "invalid tensor",
+        e::GRAPH_INVALID_OP_CONFIG => "invalid op config",
+        e::GRAPH_FINALIZE_FAILED => "graph finalize failed",
+        e::TENSOR_INVALID_TENSOR_PARAM => "invalid tensor parameter",
+        e::DEVICE_INVALID_CONFIG => "invalid device config",
+        e::SYSTEM_CONTEXT_MALFORMED_BINARY => "malformed context binary",
+        30000..=49999 => "system API error",
+        _ => "no message from the library",
     }
 }
 

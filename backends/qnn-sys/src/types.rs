@@ -224,7 +224,7 @@ pub struct TensorSpec<'d> {
     /// Quantization (required exactly for fixed-point types).
     pub quant: Quant,
     /// Contents of a [`TensorKind::Static`] tensor, exactly `byte_size` bytes;
-    /// borrowed until the graph is finalized.
+    /// borrowed only for the call that creates the tensor (QNN copies it).
     pub data: Option<&'d [u8]>,
 }
 
@@ -589,6 +589,14 @@ impl RawTensor {
             dataSize: size,
         };
         t
+    }
+
+    /// Drops the reference to caller data (after the library copied it).
+    pub fn clear_buffer(&mut self) {
+        self.raw.u.v1.mem.clientBuf = sys::Qnn_ClientBuffer_t {
+            data: std::ptr::null_mut(),
+            dataSize: 0,
+        };
     }
 
     /// The id (assigned by the library once created).

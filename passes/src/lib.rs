@@ -1,1 +1,26 @@
-//! Placeholder.
+//! `mllm-passes`: the pass infrastructure (trait, managers, MLIR pipeline grammar,
+//! registry with typed options, instrumentation) and the transform passes.
+
+pub mod dot;
+pub mod driver;
+pub mod manager;
+pub mod pass;
+pub mod pipeline;
+pub mod registry;
+pub mod transforms;
+
+pub use manager::{Instrumentation, IrPrinter, IrUnit, PassFilter, PassManager, Timing};
+pub use pass::{Anchor, FuncContext, Pass, PassError, PassResult, PassStats};
+pub use registry::{NamedPipeline, OptKind, OptSpec, Options, PassInfo, Registry};
+
+/// Registers every pass and named pipeline of this crate.
+pub fn register_all(r: &mut Registry) {
+    r.register(transforms::cse::INFO);
+    r.register(transforms::dce::INFO);
+    r.register(transforms::canonicalize::INFO);
+    r.register_pipeline(NamedPipeline {
+        name: "cleanup",
+        summary: "canonicalize, cse and dce on every function",
+        elements: "func.func(canonicalize,cse,dce)",
+    });
+}

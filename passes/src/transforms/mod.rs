@@ -1,0 +1,5 @@
+//! Transform passes, one per file.
+
+pub mod canonicalize;
+pub mod cse;
+pub mod dce;

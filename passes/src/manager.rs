@@ -394,16 +394,16 @@ impl Timing {
         let mut s = String::from("===-------------------------------------------------------------------------===\n");
         s.push_str("                          Pass execution timing report\n");
         s.push_str("===-------------------------------------------------------------------------===\n");
-        s.push_str(&format!("  Total Execution Time: {:.4} seconds\n\n", total.as_secs_f64()));
+        s.push_str(&format!("  Total Execution Time: {:.6} seconds\n\n", total.as_secs_f64()));
         s.push_str("  ----Wall Time----  ----Runs----  ----Name----\n");
         for (name, t, n, stats) in &self.rows {
             let pct = if total.is_zero() { 0.0 } else { 100.0 * t.as_secs_f64() / total.as_secs_f64() };
-            s.push_str(&format!("  {:.4} ({:5.1}%)  {:>12}  {name}\n", t.as_secs_f64(), pct, n));
+            s.push_str(&format!("  {:.6} ({:5.1}%)  {:>12}  {name}\n", t.as_secs_f64(), pct, n));
             for (k, v) in stats {
                 s.push_str(&format!("      {k}: {v}\n"));
             }
         }
-        s.push_str(&format!("  {:.4} (100.0%)  {:>12}  Total\n", total.as_secs_f64(), ""));
+        s.push_str(&format!("  {:.6} (100.0%)  {:>12}  Total\n", total.as_secs_f64(), ""));
         s
     }
 }

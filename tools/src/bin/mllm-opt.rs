@@ -21,7 +21,7 @@ enum EmitArg {
 /// Diagnostics go to stderr as `file:line:col: error: ...`; the exit code is 1 on any
 /// error. IR dumps (`--print-ir-*`) and `--timing` also go to stderr.
 #[derive(Parser)]
-#[command(name = "mllm-opt", version, about, long_about = None)]
+#[command(name = "mllm-opt", version)]
 struct Args {
     /// Input file (`-` or nothing for stdin).
     input: Option<PathBuf>,

@@ -668,3 +668,103 @@ fn missing_library_dir_mentions_setup_script() {
     assert!(msg.contains("scripts/setup-qnn.sh"), "{msg}");
     assert!(msg.contains("/nonexistent/qnn-libs"), "{msg}");
 }
+
+#[test]
+fn soc_targets_are_recorded_in_the_binary() {
+    let _serial = serial();
+    let Some(lib) = library() else { return };
+    let backend = Backend::new(&lib).expect("backend");
+    for soc in [43u32, 69, 87] {
+        let device = Device::new(&backend, DeviceTarget::soc(soc)).expect("device");
+        let ctx = Context::new(&backend, &device, ContextOptions::default()).expect("context");
+        let mut g = build_add(&ctx).expect("add graph");
+        let add = add_case();
+        let out = run_all(&mut [&mut g], &add, &fc_case(), &conv_case()).expect("execute");
+        assert!(
+            max_lsb_diff(&out[0], &add.expected) <= 2,
+            "soc {soc}: {:?}",
+            out[0]
+        );
+        let info = SystemContext::new(&lib)
+            .unwrap()
+            .binary_info(&ctx.binary().expect("binary"))
+            .expect("info");
+        println!(
+            "soc {soc}: info soc_model {:?} soc_version '{}'",
+            info.soc_model, info.soc_version
+        );
+        if let Some(model) = info.soc_model {
+            assert_eq!(model, soc);
+        }
+    }
+    // An arch-only target also prepares and runs.
+    let device = Device::new(
+        &backend,
+        DeviceTarget {
+            arch: Some(75),
+            ..Default::default()
+        },
+    )
+    .expect("device arch 75");
+    let ctx = Context::new(&backend, &device, ContextOptions::default()).expect("context");
+    build_add(&ctx).expect("add graph for v75");
+    // Unknown arch values are rejected before the library sees them.
+    let err = Device::new(
+        &backend,
+        DeviceTarget {
+            arch: Some(42),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("unknown HTP arch 42"), "{err}");
+}
+
+#[test]
+fn weight_shared_binaries_load_or_fail_cleanly() {
+    let _serial = serial();
+    let Some(lib) = library() else { return };
+    let backend = Backend::new(&lib).expect("backend");
+    let device = Device::new(&backend, DeviceTarget::soc(SOC_SM8650)).expect("device");
+    let ctx = Context::new(
+        &backend,
+        &device,
+        ContextOptions {
+            weight_sharing: true,
+        },
+    )
+    .expect("weight-sharing context");
+    let fc = fc_case();
+    let conv = conv_case();
+    build_fc(&ctx, &fc, i8_bytes(&fc.w)).expect("fc graph");
+    build_conv(&ctx, &conv, &i8_bytes(&conv.w_hwio)).expect("conv graph");
+    let binary = ctx.binary().expect("binary");
+    let info = SystemContext::new(&lib)
+        .unwrap()
+        .binary_info(&binary)
+        .expect("info");
+    assert_eq!(info.graphs.len(), 2);
+    println!("weight-shared binary: {} bytes", binary.len());
+    // Loading, retrieving and executing must each either work (and then
+    // compute the right values) or return an error with a QNN code.
+    let result = Context::from_binary(&backend, &device, &binary).and_then(|ctx2| {
+        let mut g_fc = ctx2.retrieve_graph("fc")?;
+        let mut g_conv = ctx2.retrieve_graph("conv")?;
+        run_all(&mut [&mut g_fc, &mut g_conv], &add_case(), &fc, &conv)
+    });
+    match result {
+        Ok(outs) => {
+            println!("weight-shared binary runs here: {outs:?}");
+            assert!(max_lsb_diff(&outs[0], &fc.expected) <= 4);
+            assert!(max_lsb_diff(&outs[1], &conv.expected) <= 4);
+        }
+        Err(e) => {
+            println!("weight-shared binary refused: {e}");
+            assert!(e.code().is_some(), "{e}");
+            if cfg!(target_arch = "x86_64") {
+                // The x86 emulator: "Shared weights buffer isn't supported".
+                assert_eq!(e.code(), Some(1000), "{e}");
+            }
+        }
+    }
+}

@@ -28,9 +28,10 @@ pub mod mllm_file;
 mod payload;
 pub mod safetensors;
 pub mod synth;
+pub mod weights;
 
 // Model builders on top of the IR (added by the model-builder work):
-// pub mod qwen3;
+pub mod qwen3;
 // pub mod pymllm;
 
 pub use checkpoint::{Checkpoint, CheckpointFormat, Progress, ScanReport, TensorInfo, TensorView};

@@ -100,49 +100,64 @@ impl SystemContext {
     }
 
     /// Reads the graphs and I/O tensors of a context binary.
+    ///
+    /// Uses `systemContextGetMetaData` (const buffer, no copy); libraries
+    /// without it fall back to `systemContextGetBinaryInfo` on a private copy
+    /// (that entry point takes a non-const buffer).
     pub fn binary_info(&self, bytes: &[u8]) -> Result<BinaryInfo> {
         if bytes.is_empty() {
             return Err(QnnError::invalid("context binary", "empty buffer"));
         }
-        let get = self
-            .lib
-            .system
-            .systemContextGetBinaryInfo
-            .ok_or(QnnError::MissingFunction {
-                function: "systemContextGetBinaryInfo",
-            })?;
-        // The C API takes a non-const buffer; give it a private copy so the
-        // caller's (possibly memory-mapped, read-only) bytes are never written.
-        let mut copy = bytes.to_vec();
+        let subject = || format!("context binary of {} bytes", bytes.len());
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mark = library::log_mark();
         let mut info: *const sys::QnnSystemContext_BinaryInfo_t = std::ptr::null();
-        let mut info_size: u64 = 0;
-        // SAFETY: `copy` is valid for `len` bytes; out-pointers are valid.
-        let rc = unsafe {
-            get(
-                self.handle,
-                copy.as_mut_ptr().cast(),
-                copy.len() as u64,
-                &mut info,
-                &mut info_size,
-            )
-        };
-        self.lib.check(
-            rc,
-            "systemContextGetBinaryInfo",
-            || format!("context binary of {} bytes", bytes.len()),
-            mark,
-        )?;
+        let function;
+        if let Some(get_meta) = self.lib.system.systemContextGetMetaData {
+            function = "systemContextGetMetaData";
+            // SAFETY: `bytes` is valid for `len` reads and only read; valid
+            // out-pointer.
+            let rc = unsafe {
+                get_meta(
+                    self.handle,
+                    bytes.as_ptr().cast(),
+                    bytes.len() as u64,
+                    &mut info,
+                )
+            };
+            self.lib.check(rc, function, subject, mark)?;
+        } else {
+            function = "systemContextGetBinaryInfo";
+            let get = self
+                .lib
+                .system
+                .systemContextGetBinaryInfo
+                .ok_or(QnnError::MissingFunction { function })?;
+            // Never let the library write into the caller's (possibly
+            // read-only, memory-mapped) bytes.
+            let mut copy = bytes.to_vec();
+            let mut info_size: u64 = 0;
+            // SAFETY: `copy` is valid for `len` bytes; out-pointers are valid.
+            let rc = unsafe {
+                get(
+                    self.handle,
+                    copy.as_mut_ptr().cast(),
+                    copy.len() as u64,
+                    &mut info,
+                    &mut info_size,
+                )
+            };
+            self.lib.check(rc, function, subject, mark)?;
+        }
         if info.is_null() {
             return Err(QnnError::Malformed {
-                function: "systemContextGetBinaryInfo",
+                function,
                 reason: "NULL binary info".into(),
             });
         }
         // SAFETY: non-null result owned by the system context, valid until
         // the next call on it or its free (we hold the lock).
-        unsafe { read_binary_info(&*info) }
+        unsafe { read_binary_info(&*info, function) }
     }
 }
 
@@ -150,12 +165,11 @@ impl SystemContext {
 ///
 /// # Safety
 /// `info` and everything it points to must be valid for reads.
-unsafe fn read_binary_info(info: &sys::QnnSystemContext_BinaryInfo_t) -> Result<BinaryInfo> {
-    const F: &str = "systemContextGetBinaryInfo";
-    let malformed = |reason: String| QnnError::Malformed {
-        function: F,
-        reason,
-    };
+unsafe fn read_binary_info(
+    info: &sys::QnnSystemContext_BinaryInfo_t,
+    function: &'static str,
+) -> Result<BinaryInfo> {
+    let malformed = |reason: String| QnnError::Malformed { function, reason };
     let (mut out, num_graphs, graphs) = match info.version {
         sys::system_info_version::V1 | sys::system_info_version::V2 => {
             // SAFETY: the version selects the member; V2 starts with V1.
@@ -225,7 +239,7 @@ unsafe fn read_binary_info(info: &sys::QnnSystemContext_BinaryInfo_t) -> Result<
             }
             (0..n as usize)
                 // SAFETY: array of `n` tensors owned by the library.
-                .map(|j| unsafe { tensor_info_from_raw(&*p.add(j), F) })
+                .map(|j| unsafe { tensor_info_from_raw(&*p.add(j), function) })
                 .collect()
         };
         let inputs = read(v.numGraphInputs, v.graphInputs, "inputs")?;

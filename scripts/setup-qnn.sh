@@ -70,7 +70,11 @@ print_location() {
     for f in libQnnHtp.so libQnnSystem.so; do
         echo "  ${lib_dir}/${f}"
     done
-    echo "The project finds them there automatically; or set MLLM_QNN_LIB_DIR=${lib_dir}"
+    if [[ -z "${QNN_INSTALL_DIR:-}" ]]; then
+        echo "The project finds them there automatically (or set MLLM_QNN_LIB_DIR=${lib_dir})."
+    else
+        echo "Point the project at them with MLLM_QNN_LIB_DIR=${lib_dir} (or --qnn-lib-dir)."
+    fi
 }
 
 ensure_libatomic

@@ -8,7 +8,14 @@ use std::time::Instant;
 
 use mllm_qnn_sys::*;
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let dir = std::env::args().nth(1).map(PathBuf::from);
     let t = Instant::now();
     let lib = QnnLibrary::load(dir.as_deref())?;

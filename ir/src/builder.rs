@@ -81,7 +81,8 @@ impl<'f> Builder<'f> {
             .ok_or_else(|| {
                 IrError::Build(format!("{} needs an explicit result type", kind.name()))
             })?;
-        let ty = Type::tensor(shape, default_elem(kind, &refs));
+        let elem = default_elem(kind, &attrs, &refs, &shape);
+        let ty = Type::tensor(shape, elem);
         let op = self.op_typed(kind, operands, attrs, &[ty]);
         Ok(self.func.op(op).results[0])
     }
@@ -107,13 +108,23 @@ impl<'f> Builder<'f> {
 
     /// `builtin.weight {name}` of the given type.
     pub fn weight(&mut self, name: &str, ty: Type) -> ValueId {
-        let op = self.op_typed(OpKind::Weight, &[], attrs([("name", Attr::Str(name.into()))]), &[ty]);
+        let op = self.op_typed(
+            OpKind::Weight,
+            &[],
+            attrs([("name", Attr::Str(name.into()))]),
+            &[ty],
+        );
         self.func.op(op).results[0]
     }
 
     /// `builtin.constant {value}` of the given type (`value` has 1 or numel entries).
     pub fn constant(&mut self, value: Vec<f64>, ty: Type) -> ValueId {
-        let op = self.op_typed(OpKind::Constant, &[], attrs([("value", Attr::Floats(value))]), &[ty]);
+        let op = self.op_typed(
+            OpKind::Constant,
+            &[],
+            attrs([("value", Attr::Floats(value))]),
+            &[ty],
+        );
         self.func.op(op).results[0]
     }
 
@@ -145,7 +156,11 @@ impl<'f> Builder<'f> {
 
     /// `tensor.transpose`.
     pub fn transpose(&mut self, a: ValueId, perm: &[i64]) -> Result<ValueId, IrError> {
-        self.op(OpKind::Transpose, &[a], attrs([("perm", Attr::Ints(perm.to_vec()))]))
+        self.op(
+            OpKind::Transpose,
+            &[a],
+            attrs([("perm", Attr::Ints(perm.to_vec()))]),
+        )
     }
 
     /// `tensor.concat`.

@@ -41,7 +41,11 @@ pub fn function_eq(a: &Function, b: &Function) -> Result<(), String> {
     let mut map: HashMap<ValueId, ValueId> = HashMap::new();
     for (i, (x, y)) in a.args().iter().zip(b.args()).enumerate() {
         if a.ty(*x) != b.ty(*y) {
-            return Err(format!("argument #{i} types differ: {} vs {}", a.ty(*x), b.ty(*y)));
+            return Err(format!(
+                "argument #{i} types differ: {} vs {}",
+                a.ty(*x),
+                b.ty(*y)
+            ));
         }
         map.insert(*x, *y);
     }
@@ -54,13 +58,23 @@ pub fn function_eq(a: &Function, b: &Function) -> Result<(), String> {
         let (x, y) = (a.op(*x), b.op(*y));
         let here = format!("op #{i} ({})", x.kind.name());
         if x.kind != y.kind {
-            return Err(format!("{here}: kinds differ ({} vs {})", x.kind.name(), y.kind.name()));
+            return Err(format!(
+                "{here}: kinds differ ({} vs {})",
+                x.kind.name(),
+                y.kind.name()
+            ));
         }
         if x.attrs != y.attrs {
-            return Err(format!("{here}: attributes differ: {:?} vs {:?}", x.attrs, y.attrs));
+            return Err(format!(
+                "{here}: attributes differ: {:?} vs {:?}",
+                x.attrs, y.attrs
+            ));
         }
         if x.name != y.name {
-            return Err(format!("{here}: names differ: {:?} vs {:?}", x.name, y.name));
+            return Err(format!(
+                "{here}: names differ: {:?} vs {:?}",
+                x.name, y.name
+            ));
         }
         if x.operands.len() != y.operands.len() || x.results.len() != y.results.len() {
             return Err(format!("{here}: operand or result counts differ"));
@@ -72,7 +86,11 @@ pub fn function_eq(a: &Function, b: &Function) -> Result<(), String> {
         }
         for (p, q) in x.results.iter().zip(&y.results) {
             if a.ty(*p) != b.ty(*q) {
-                return Err(format!("{here}: result types differ: {} vs {}", a.ty(*p), b.ty(*q)));
+                return Err(format!(
+                    "{here}: result types differ: {} vs {}",
+                    a.ty(*p),
+                    b.ty(*q)
+                ));
             }
             map.insert(*p, *q);
         }

@@ -20,8 +20,16 @@ pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -85,7 +93,10 @@ pub fn infer_shape(
             let r = s(0).len();
             let mut seen = vec![false; r];
             if perm.len() != r {
-                return Err(format!("perm {perm:?} has {} entries for rank {r}", perm.len()));
+                return Err(format!(
+                    "perm {perm:?} has {} entries for rank {r}",
+                    perm.len()
+                ));
             }
             for p in perm {
                 if *p < 0 || *p as usize >= r || seen[*p as usize] {
@@ -121,7 +132,10 @@ pub fn infer_shape(
             let starts = want_ints(attrs, "starts")?;
             let ends = want_ints(attrs, "ends")?;
             let r = s(0).len();
-            let steps: Vec<i64> = attrs.ints("steps").map(|v| v.to_vec()).unwrap_or(vec![1; r]);
+            let steps: Vec<i64> = attrs
+                .ints("steps")
+                .map(|v| v.to_vec())
+                .unwrap_or(vec![1; r]);
             if starts.len() != r || ends.len() != r || steps.len() != r {
                 return Err(format!("slice needs {r} starts, ends and steps"));
             }
@@ -218,12 +232,18 @@ pub fn infer_shape(
             if group != 1 {
                 return Err("only group = 1 is supported".into());
             }
-            let stride = attrs.ints("stride").map(|v| v.to_vec()).unwrap_or(vec![1, 1]);
+            let stride = attrs
+                .ints("stride")
+                .map(|v| v.to_vec())
+                .unwrap_or(vec![1, 1]);
             let pad = attrs
                 .ints("pad")
                 .map(|v| v.to_vec())
                 .unwrap_or(vec![0, 0, 0, 0]);
-            let dil = attrs.ints("dilation").map(|v| v.to_vec()).unwrap_or(vec![1, 1]);
+            let dil = attrs
+                .ints("dilation")
+                .map(|v| v.to_vec())
+                .unwrap_or(vec![1, 1]);
             if stride.len() != 2 || pad.len() != 4 || dil.len() != 2 {
                 return Err("stride and dilation need 2 entries, pad 4".into());
             }
@@ -237,7 +257,13 @@ pub fn infer_shape(
                     fmt_shape(w)
                 ));
             }
-            let out_dim = |inp: usize, k: usize, p0: i64, p1: i64, st: i64, d: i64| -> Result<usize, String> {
+            let out_dim = |inp: usize,
+                           k: usize,
+                           p0: i64,
+                           p1: i64,
+                           st: i64,
+                           d: i64|
+             -> Result<usize, String> {
                 let eff = (k as i64 - 1) * d + 1;
                 let span = inp as i64 + p0 + p1 - eff;
                 if span < 0 {
@@ -328,9 +354,135 @@ pub fn infer_shape(
     Ok(Some(shape))
 }
 
+/// Element type of a data-movement op's result: the input's, with a per-axis or
+/// blockwise encoding moved along (axis renumbered by transpose/reshape, scales sliced
+/// by a slice along the channel axis). Errors when the encoding cannot follow (e.g.
+/// a reshape that splits the channel axis, a slice across LPBQ blocks).
+pub fn moved_elem(
+    kind: OpKind,
+    attrs: &Attrs,
+    input: &Type,
+    out_shape: &[usize],
+) -> Result<ElemType, String> {
+    use crate::types::{Encoding, QuantType};
+    let Some(q) = input.quant() else {
+        return Ok(input.elem().clone());
+    };
+    let (axis, is_block) = match &q.encoding {
+        Encoding::PerTensor { .. } => return Ok(input.elem().clone()),
+        Encoding::PerAxis { axis, .. } => (*axis as usize, false),
+        Encoding::Blockwise { axis, .. } => (*axis as usize, true),
+    };
+    let in_shape = input.shape();
+    let with_axis = |new_axis: usize, enc: Option<Encoding>| -> ElemType {
+        let mut enc = enc.unwrap_or_else(|| q.encoding.clone());
+        match &mut enc {
+            Encoding::PerAxis { axis, .. } | Encoding::Blockwise { axis, .. } => {
+                *axis = new_axis as u32
+            }
+            Encoding::PerTensor { .. } => {}
+        }
+        ElemType::Quant(QuantType {
+            storage: q.storage,
+            expressed: q.expressed,
+            encoding: enc,
+        })
+    };
+    match kind {
+        OpKind::Transpose => {
+            let perm = attrs.ints("perm").unwrap_or(&[]);
+            let pos = perm
+                .iter()
+                .position(|p| *p as usize == axis)
+                .ok_or("perm does not move the channel axis")?;
+            if is_block {
+                // The non-channel elements must keep their row-major order.
+                let rest: Vec<i64> = perm
+                    .iter()
+                    .copied()
+                    .filter(|p| *p as usize != axis && in_shape[*p as usize] != 1)
+                    .collect();
+                if !rest.windows(2).all(|w| w[0] < w[1]) {
+                    return Err(
+                        "a transpose that reorders the reduction axes of an LPBQ tensor".into(),
+                    );
+                }
+            }
+            Ok(with_axis(pos, None))
+        }
+        OpKind::Reshape => {
+            let outer: usize = in_shape[..axis].iter().product();
+            let ch = in_shape[axis];
+            let mut acc = 1usize;
+            for (j, d) in out_shape.iter().enumerate() {
+                if acc == outer && *d == ch {
+                    return Ok(with_axis(j, None));
+                }
+                acc *= d;
+            }
+            Err(format!("reshape to {} splits or merges the channel axis {axis} of a per-axis/blockwise encoding", fmt_shape(out_shape)))
+        }
+        OpKind::Slice => {
+            let starts = attrs.ints("starts").unwrap_or(&[]);
+            let steps = attrs.ints("steps");
+            for (d, (i, o)) in in_shape.iter().zip(out_shape).enumerate() {
+                if d != axis && i != o {
+                    return Err(format!("slicing axis {d} of a per-axis/blockwise tensor (only the channel axis {axis} can be sliced)"));
+                }
+            }
+            if steps.is_some_and(|s| s.iter().any(|v| *v != 1)) {
+                return Err("strided slice of a per-axis/blockwise tensor".into());
+            }
+            let start = *starts.get(axis).unwrap_or(&0) as usize;
+            let len = out_shape[axis];
+            let enc = match &q.encoding {
+                Encoding::PerAxis {
+                    scales, offsets, ..
+                } => Encoding::PerAxis {
+                    axis: axis as u32,
+                    scales: scales[start..start + len].into(),
+                    offsets: offsets[start..start + len].into(),
+                },
+                Encoding::Blockwise {
+                    block_size,
+                    block_scale_bits,
+                    block_scales,
+                    channel_scales,
+                    ..
+                } => {
+                    let nb = block_scales.len() / channel_scales.len().max(1);
+                    Encoding::Blockwise {
+                        axis: axis as u32,
+                        block_size: *block_size,
+                        block_scale_bits: *block_scale_bits,
+                        block_scales: block_scales[start * nb..(start + len) * nb].into(),
+                        channel_scales: channel_scales[start..start + len].into(),
+                    }
+                }
+                Encoding::PerTensor { .. } => return Ok(input.elem().clone()),
+            };
+            Ok(with_axis(axis, Some(enc)))
+        }
+        _ => Err(format!(
+            "'{}' cannot carry a per-axis or blockwise encoding",
+            kind.name()
+        )),
+    }
+}
+
 /// Default result element type of an inferable op: what the builder uses when no
 /// type is given.
-pub fn default_elem(kind: OpKind, operands: &[&Type]) -> ElemType {
+pub fn default_elem(
+    kind: OpKind,
+    attrs: &Attrs,
+    operands: &[&Type],
+    out_shape: &[usize],
+) -> ElemType {
+    if kind.is_data_movement() && kind != OpKind::Gather {
+        if let Ok(e) = moved_elem(kind, attrs, operands[0], out_shape) {
+            return e;
+        }
+    }
     match kind {
         OpKind::Equal => ElemType::Bool,
         OpKind::Where => operands[1].elem().clone(),

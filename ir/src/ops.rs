@@ -191,7 +191,15 @@ impl OpKind {
     pub fn info(self) -> OpInfo {
         match self {
             OpKind::Weight => info!("builtin.weight", 0, 0, 1, true, [("name", K::Str)], []),
-            OpKind::Constant => info!("builtin.constant", 0, 0, 1, true, [("value", K::Floats)], []),
+            OpKind::Constant => info!(
+                "builtin.constant",
+                0,
+                0,
+                1,
+                true,
+                [("value", K::Floats)],
+                []
+            ),
             OpKind::Return => info!("func.return", 0, V, 0, false, [], []),
             OpKind::Reshape => info!("tensor.reshape", 1, 1, 1, true, [("shape", K::Ints)], []),
             OpKind::Transpose => info!("tensor.transpose", 1, 1, 1, true, [("perm", K::Ints)], []),
@@ -301,7 +309,10 @@ impl OpKind {
 
     /// Elementwise ops with numpy broadcasting.
     pub fn is_elementwise_binary(self) -> bool {
-        matches!(self, OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::Equal)
+        matches!(
+            self,
+            OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::Equal
+        )
     }
 
     /// Ops whose result type cannot be inferred from their operands and attributes

@@ -55,7 +55,10 @@ type PResult<T> = Result<T, IrError>;
 
 impl<'a> Parser<'a> {
     fn loc(&self) -> Location {
-        let col = self.text[self.line_start..self.pos.min(self.text.len())].chars().count() as u32 + 1;
+        let col = self.text[self.line_start..self.pos.min(self.text.len())]
+            .chars()
+            .count() as u32
+            + 1;
         Location {
             file: self.file.clone(),
             line: self.line,
@@ -134,7 +137,11 @@ impl<'a> Parser<'a> {
         if self.eat(c) {
             Ok(())
         } else {
-            self.err(format!("expected '{}' {what}, found {}", c as char, self.found()))
+            self.err(format!(
+                "expected '{}' {what}, found {}",
+                c as char,
+                self.found()
+            ))
         }
     }
 
@@ -282,8 +289,14 @@ impl<'a> Parser<'a> {
                 Ok(v) => Ok(v),
                 Err(_) => self.err_at(loc, format!("integer {t} out of range for {what}")),
             },
-            Some((t, true)) => self.err_at(loc, format!("expected an integer for {what}, found float {t}")),
-            None => self.err(format!("expected an integer for {what}, found {}", self.found())),
+            Some((t, true)) => self.err_at(
+                loc,
+                format!("expected an integer for {what}, found float {t}"),
+            ),
+            None => self.err(format!(
+                "expected an integer for {what}, found {}",
+                self.found()
+            )),
         }
     }
 
@@ -294,7 +307,10 @@ impl<'a> Parser<'a> {
                 Ok(v) => Ok(v),
                 Err(_) => self.err_at(loc, format!("bad number {t} for {what}")),
             },
-            None => self.err(format!("expected a number for {what}, found {}", self.found())),
+            None => self.err(format!(
+                "expected a number for {what}, found {}",
+                self.found()
+            )),
         }
     }
 
@@ -360,10 +376,16 @@ impl<'a> Parser<'a> {
         self.expect(b'!', "")?;
         let loc = self.loc();
         let Some(name) = self.ident() else {
-            return self.err(format!("expected an alias name after '!', found {}", self.found()));
+            return self.err(format!(
+                "expected an alias name after '!', found {}",
+                self.found()
+            ));
         };
         if name.starts_with("quant.") {
-            return self.err_at(loc, "expected a type alias definition (`!name = !quant...`)");
+            return self.err_at(
+                loc,
+                "expected a type alias definition (`!name = !quant...`)",
+            );
         }
         if self.aliases.contains_key(name) {
             return self.err_at(loc, format!("redefinition of type alias !{name}"));
@@ -382,7 +404,10 @@ impl<'a> Parser<'a> {
         }
         match self.ident() {
             Some(n) => Ok(n.to_owned()),
-            None => self.err(format!("expected a symbol name after '@', found {}", self.found())),
+            None => self.err(format!(
+                "expected a symbol name after '@', found {}",
+                self.found()
+            )),
         }
     }
 
@@ -436,7 +461,9 @@ impl<'a> Parser<'a> {
                                     _ => {
                                         return self.err_at(
                                             rloc,
-                                            format!("unknown result attribute '{k}' (expected 'name')"),
+                                            format!(
+                                                "unknown result attribute '{k}' (expected 'name')"
+                                            ),
                                         )
                                     }
                                 }
@@ -467,7 +494,10 @@ impl<'a> Parser<'a> {
                 break;
             }
             if self.peek().is_none() {
-                return self.err(format!("expected '}}' to close function @{}, found end of input", f.name));
+                return self.err(format!(
+                    "expected '}}' to close function @{}, found end of input",
+                    f.name
+                ));
             }
             let oloc = self.loc();
             if saw_return {
@@ -508,7 +538,10 @@ impl<'a> Parser<'a> {
                         if !ret.is_empty() {
                             return self.err_at(
                                 oloc,
-                                format!("func.return has operands but @{} declares no results", f.name),
+                                format!(
+                                    "func.return has operands but @{} declares no results",
+                                    f.name
+                                ),
                             );
                         }
                     }
@@ -524,7 +557,10 @@ impl<'a> Parser<'a> {
     fn value_name(&mut self) -> PResult<String> {
         self.skip_ws();
         if self.peek() != Some(b'%') {
-            return self.err(format!("expected a value name (%name), found {}", self.found()));
+            return self.err(format!(
+                "expected a value name (%name), found {}",
+                self.found()
+            ));
         }
         self.pos += 1;
         if self.peek() == Some(b'"') {
@@ -539,12 +575,19 @@ impl<'a> Parser<'a> {
             }
         }
         if start == self.pos {
-            return self.err(format!("expected a value name after '%', found {}", self.found()));
+            return self.err(format!(
+                "expected a value name after '%', found {}",
+                self.found()
+            ));
         }
         Ok(self.text[start..self.pos].to_owned())
     }
 
-    fn op(&mut self, f: &mut Function, values: &mut HashMap<String, ValueId>) -> PResult<crate::OpId> {
+    fn op(
+        &mut self,
+        f: &mut Function,
+        values: &mut HashMap<String, ValueId>,
+    ) -> PResult<crate::OpId> {
         let mut result_names: Vec<(String, Location)> = Vec::new();
         self.skip_ws();
         if self.peek() == Some(b'%') {
@@ -643,7 +686,12 @@ impl<'a> Parser<'a> {
             } else {
                 match self.ident() {
                     Some(k) => k.to_owned(),
-                    None => return self.err(format!("expected an attribute name, found {}", self.found())),
+                    None => {
+                        return self.err(format!(
+                            "expected an attribute name, found {}",
+                            self.found()
+                        ))
+                    }
                 }
             };
             self.expect(b'=', &format!("after attribute name '{key}'"))?;
@@ -717,12 +765,19 @@ impl<'a> Parser<'a> {
                         } else {
                             match t.parse::<i64>() {
                                 Ok(v) => ints.push(v),
-                                Err(_) => return self.err_at(loc, format!("integer {t} out of range")),
+                                Err(_) => {
+                                    return self.err_at(loc, format!("integer {t} out of range"))
+                                }
                             }
                         }
                         floats.push(f);
                     }
-                    None => return self.err(format!("expected a number in the list, found {}", self.found())),
+                    None => {
+                        return self.err(format!(
+                            "expected a number in the list, found {}",
+                            self.found()
+                        ))
+                    }
                 }
                 if self.eat(b']') {
                     break;
@@ -742,7 +797,10 @@ impl<'a> Parser<'a> {
     fn ty(&mut self) -> PResult<Type> {
         self.skip_ws();
         if !self.src[self.pos..].starts_with(b"tensor<") {
-            return self.err(format!("expected a type (tensor<...>), found {}", self.found()));
+            return self.err(format!(
+                "expected a type (tensor<...>), found {}",
+                self.found()
+            ));
         }
         self.pos += 7;
         let mut shape = Vec::new();
@@ -757,10 +815,17 @@ impl<'a> Parser<'a> {
                     let t = &self.text[start..self.pos];
                     match t.parse::<usize>() {
                         Ok(d) if d > 0 => shape.push(d),
-                        _ => return self.err(format!("bad dimension {t}: dimensions are positive integers")),
+                        _ => {
+                            return self.err(format!(
+                                "bad dimension {t}: dimensions are positive integers"
+                            ))
+                        }
                     }
                     if self.peek() != Some(b'x') {
-                        return self.err(format!("expected 'x' after dimension {t}, found {}", self.found()));
+                        return self.err(format!(
+                            "expected 'x' after dimension {t}, found {}",
+                            self.found()
+                        ));
                     }
                     self.pos += 1;
                 }
@@ -779,7 +844,10 @@ impl<'a> Parser<'a> {
             let save = self.pos;
             let loc = self.loc();
             let Some(name) = self.ident() else {
-                return self.err(format!("expected a type alias or !quant type, found {}", self.found()));
+                return self.err(format!(
+                    "expected a type alias or !quant type, found {}",
+                    self.found()
+                ));
             };
             if name.starts_with("quant.") {
                 self.pos = save;
@@ -810,7 +878,10 @@ impl<'a> Parser<'a> {
             return self.err(format!("expected a quantized type, found {}", self.found()));
         };
         let kind = kind.to_owned();
-        if !matches!(kind.as_str(), "quant.uniform" | "quant.per_axis" | "quant.lpbq") {
+        if !matches!(
+            kind.as_str(),
+            "quant.uniform" | "quant.per_axis" | "quant.lpbq"
+        ) {
             return self.err_at(
                 loc,
                 format!("unknown quantized type '!{kind}' (expected !quant.uniform, !quant.per_axis or !quant.lpbq)"),
@@ -820,7 +891,9 @@ impl<'a> Parser<'a> {
         let sloc = self.loc_after_ws();
         let storage = match self.ident().and_then(Storage::from_name) {
             Some(s) => s,
-            None => return self.err_at(sloc, "expected a storage type (u8, u16, i8, i4, i16, i32)"),
+            None => {
+                return self.err_at(sloc, "expected a storage type (u8, u16, i8, i4, i16, i32)")
+            }
         };
         self.expect(b':', "between storage and expressed types")?;
         let eloc = self.loc_after_ws();
@@ -833,7 +906,10 @@ impl<'a> Parser<'a> {
         while self.eat(b',') {
             let kloc = self.loc_after_ws();
             let Some(key) = self.ident() else {
-                return self.err(format!("expected a parameter name in !{kind}, found {}", self.found()));
+                return self.err(format!(
+                    "expected a parameter name in !{kind}, found {}",
+                    self.found()
+                ));
             };
             let key = key.to_owned();
             self.expect(b'=', &format!("after '{key}'"))?;
@@ -857,20 +933,29 @@ impl<'a> Parser<'a> {
                 None => self.err_at(loc.clone(), format!("!{kind} needs parameter '{k}'")),
             }
         };
-        let int_in = |p: &Parser, (l, f): (Location, Field), k: &str, lo: i64, hi: i64| -> PResult<i64> {
-            match f {
-                Field::Int(v) if (lo..=hi).contains(&v) => Ok(v),
-                Field::Int(v) => p.err_at(l, format!("'{k}' = {v} is out of range {lo}..={hi}")),
-                _ => p.err_at(l, format!("'{k}' must be an integer")),
-            }
-        };
+        let int_in =
+            |p: &Parser, (l, f): (Location, Field), k: &str, lo: i64, hi: i64| -> PResult<i64> {
+                match f {
+                    Field::Int(v) if (lo..=hi).contains(&v) => Ok(v),
+                    Field::Int(v) => {
+                        p.err_at(l, format!("'{k}' = {v} is out of range {lo}..={hi}"))
+                    }
+                    _ => p.err_at(l, format!("'{k}' must be an integer")),
+                }
+            };
         let encoding = match kind.as_str() {
             "quant.uniform" => {
                 let scale = match take("scale")? {
                     (_, Field::F32(s)) => s,
                     (l, _) => return self.err_at(l, "'scale' must be a number"),
                 };
-                let offset = int_in(self, take("offset")?, "offset", i32::MIN as i64, i32::MAX as i64)? as i32;
+                let offset = int_in(
+                    self,
+                    take("offset")?,
+                    "offset",
+                    i32::MIN as i64,
+                    i32::MAX as i64,
+                )? as i32;
                 Encoding::PerTensor { scale, offset }
             }
             "quant.per_axis" => {
@@ -924,7 +1009,11 @@ impl<'a> Parser<'a> {
         // after `hex`
         let s = self.string()?;
         if s.len() % 2 != 0 || (s.len() / 2) % elem != 0 {
-            return self.err(format!("hex blob length {} is not a multiple of {} bytes", s.len() / 2, elem));
+            return self.err(format!(
+                "hex blob length {} is not a multiple of {} bytes",
+                s.len() / 2,
+                elem
+            ));
         }
         let mut out = Vec::with_capacity(s.len() / 2);
         let b = s.as_bytes();
@@ -942,7 +1031,10 @@ impl<'a> Parser<'a> {
     fn f32_array(&mut self, what: &str) -> PResult<Vec<f32>> {
         if self.keyword("hex") {
             let b = self.hex_blob(4)?;
-            return Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
+            return Ok(b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect());
         }
         self.expect(b'[', &format!("to open '{what}'"))?;
         let mut out = Vec::new();
@@ -961,7 +1053,10 @@ impl<'a> Parser<'a> {
     fn i32_array(&mut self) -> PResult<Vec<i32>> {
         if self.keyword("hex") {
             let b = self.hex_blob(4)?;
-            return Ok(b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
+            return Ok(b
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect());
         }
         self.expect(b'[', "to open 'offsets'")?;
         let mut out = Vec::new();

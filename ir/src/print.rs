@@ -293,7 +293,8 @@ impl Printer {
 fn is_value_name(n: &str) -> bool {
     let mut c = n.chars();
     matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-        && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '.')
+        && n.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '.')
         && !is_positional_arg(n)
 }
 
@@ -439,7 +440,11 @@ fn write_f32_array(s: &mut String, v: &[f32]) {
     s.push(']');
 }
 
-fn write_int_array<T: std::fmt::Display + Copy>(s: &mut String, v: &[T], bytes: impl Fn(T) -> Vec<u8>) {
+fn write_int_array<T: std::fmt::Display + Copy>(
+    s: &mut String,
+    v: &[T],
+    bytes: impl Fn(T) -> Vec<u8>,
+) {
     if v.len() > INLINE_ARRAY_MAX {
         s.push_str("hex\"");
         for x in v {

@@ -155,9 +155,16 @@ impl PartialEq for Encoding {
     fn eq(&self, other: &Self) -> bool {
         use Encoding::*;
         match (self, other) {
-            (PerTensor { scale: a, offset: b }, PerTensor { scale: c, offset: d }) => {
-                a.to_bits() == c.to_bits() && b == d
-            }
+            (
+                PerTensor {
+                    scale: a,
+                    offset: b,
+                },
+                PerTensor {
+                    scale: c,
+                    offset: d,
+                },
+            ) => a.to_bits() == c.to_bits() && b == d,
             (
                 PerAxis {
                     axis: a,

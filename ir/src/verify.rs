@@ -17,7 +17,10 @@ pub fn verify_module(m: &Module) -> Result<(), IrError> {
     let mut names = HashSet::new();
     for f in &m.functions {
         if !names.insert(f.name.as_str()) {
-            return Err(err(f.src.clone(), format!("redefinition of function @{}", f.name)));
+            return Err(err(
+                f.src.clone(),
+                format!("redefinition of function @{}", f.name),
+            ));
         }
         verify_function(f)?;
     }
@@ -37,7 +40,11 @@ pub fn verify_weights(m: &Module) -> Result<(), IrError> {
             let ty = f.ty(o.results[0]);
             match m.weights.get(name) {
                 None => {
-                    return Err(op_err(f, op, format!("weight \"{name}\" is not in the weight store")))
+                    return Err(op_err(
+                        f,
+                        op,
+                        format!("weight \"{name}\" is not in the weight store"),
+                    ))
                 }
                 Some(w) if w.numel() != ty.numel() => {
                     return Err(op_err(
@@ -67,7 +74,10 @@ fn op_err(f: &Function, op: OpId, msg: String) -> IrError {
         Some(n) => format!("'{}' op (\"{n}\")", o.kind.name()),
         None => format!("'{}' op", o.kind.name()),
     };
-    err(o.src.clone().or_else(|| f.src.clone()), format!("{who} {msg}"))
+    err(
+        o.src.clone().or_else(|| f.src.clone()),
+        format!("{who} {msg}"),
+    )
 }
 
 /// Verifies one function.
@@ -80,7 +90,10 @@ pub fn verify_function(f: &Function) -> Result<(), IrError> {
         ));
     }
     if f.arg_names.len() != f.args().len() {
-        return Err(err(f.src.clone(), "argument names out of sync with arguments".into()));
+        return Err(err(
+            f.src.clone(),
+            "argument names out of sync with arguments".into(),
+        ));
     }
     let mut defined: HashSet<ValueId> = f.args().iter().copied().collect();
     for a in f.args() {
@@ -94,7 +107,10 @@ pub fn verify_function(f: &Function) -> Result<(), IrError> {
     }
     let ops = f.op_ids();
     let Some(last) = ops.last() else {
-        return Err(err(f.src.clone(), format!("function @{} has no func.return", f.name)));
+        return Err(err(
+            f.src.clone(),
+            format!("function @{} has no func.return", f.name),
+        ));
     };
     for op in &ops {
         let o = f.op(*op);
@@ -116,7 +132,11 @@ pub fn verify_function(f: &Function) -> Result<(), IrError> {
         }
     }
     if f.op(*last).kind != OpKind::Return {
-        return Err(op_err(f, *last, "is not a terminator: the block must end with func.return".into()));
+        return Err(op_err(
+            f,
+            *last,
+            "is not a terminator: the block must end with func.return".into(),
+        ));
     }
     if f.result_names.len() != f.op(*last).operands.len() {
         return Err(op_err(
@@ -154,7 +174,10 @@ pub fn check_type(t: &Type) -> Result<(), String> {
         } => {
             let a = *axis as usize;
             if a >= shape.len() {
-                return Err(format!("per-axis axis {axis} out of range for rank {}", shape.len()));
+                return Err(format!(
+                    "per-axis axis {axis} out of range for rank {}",
+                    shape.len()
+                ));
             }
             if scales.len() != shape[a] || offsets.len() != shape[a] {
                 return Err(format!(
@@ -180,7 +203,10 @@ pub fn check_type(t: &Type) -> Result<(), String> {
                 return Err("blockwise encodings need i4 or i8 storage".into());
             }
             if a >= shape.len() {
-                return Err(format!("blockwise axis {axis} out of range for rank {}", shape.len()));
+                return Err(format!(
+                    "blockwise axis {axis} out of range for rank {}",
+                    shape.len()
+                ));
             }
             let ch = shape[a];
             let per = t.numel() / ch.max(1);
@@ -345,9 +371,11 @@ fn verify_op(f: &Function, op: OpId) -> Result<(), IrError> {
         }
         Return => {}
         Reshape | Transpose | Slice | Gather | Repeat => {
-            if rtys[0].elem() != tys[0].elem() {
+            let want = crate::infer::moved_elem(o.kind, &o.attrs, tys[0], rtys[0].shape())
+                .map_err(|m| fail(m))?;
+            if rtys[0].elem() != &want {
                 return Err(fail(format!(
-                    "must keep its input's element type: {} vs {}",
+                    "must keep its input's element type (with its encoding moved along): {} vs {}",
                     tys[0], rtys[0]
                 )));
             }
@@ -364,15 +392,21 @@ fn verify_op(f: &Function, op: OpId) -> Result<(), IrError> {
         Where => same_category(&tys[1..], rtys[0]).map_err(fail)?,
         Embedding => {
             if cat(rtys[0].elem()) != cat(tys[1].elem()) {
-                return Err(fail("result element type must match the table's kind".into()));
+                return Err(fail(
+                    "result element type must match the table's kind".into(),
+                ));
             }
             if let (Some(_), false) = (tys[1].quant(), rtys[0].elem() == tys[1].elem()) {
-                return Err(fail("a quantized table's lookup keeps the table's encoding".into()));
+                return Err(fail(
+                    "a quantized table's lookup keeps the table's encoding".into(),
+                ));
             }
         }
         Cast => {
             if tys[0].quant().is_some() || rtys[0].quant().is_some() {
-                return Err(fail("casts plain types only; use quant.* for quantized types".into()));
+                return Err(fail(
+                    "casts plain types only; use quant.* for quantized types".into(),
+                ));
             }
         }
         Quantize => {

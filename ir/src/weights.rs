@@ -118,7 +118,11 @@ impl Weight {
         len: usize,
     ) -> Result<Weight, IrError> {
         let want = shape.iter().product::<usize>() * dtype.size();
-        if want != len || offset.checked_add(len).is_none_or(|e| e > src.bytes().len()) {
+        if want != len
+            || offset
+                .checked_add(len)
+                .is_none_or(|e| e > src.bytes().len())
+        {
             return Err(IrError::Weight(format!(
                 "weight data of {len} bytes at offset {offset} does not fit {dtype:?} {shape:?} ({want} bytes) in a {}-byte buffer",
                 src.bytes().len()
@@ -132,7 +136,12 @@ impl Weight {
     }
 
     /// A view of `len` indices starting at `start` along `axis`.
-    pub fn slice(base: Arc<Weight>, axis: usize, start: usize, len: usize) -> Result<Weight, IrError> {
+    pub fn slice(
+        base: Arc<Weight>,
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> Result<Weight, IrError> {
         if axis >= base.shape.len() || start + len > base.shape[axis] || len == 0 {
             return Err(IrError::Weight(format!(
                 "slice [{start}, {}) of axis {axis} is out of range for shape {:?}",
@@ -157,7 +166,9 @@ impl Weight {
     /// The bytes, row-major. Borrowed for plain ranges; slices are materialized.
     pub fn bytes(&self) -> Cow<'_, [u8]> {
         match &self.data {
-            WeightData::Range { src, offset, len } => Cow::Borrowed(&src.bytes()[*offset..offset + len]),
+            WeightData::Range { src, offset, len } => {
+                Cow::Borrowed(&src.bytes()[*offset..offset + len])
+            }
             WeightData::Slice { base, axis, start } => {
                 let src = base.bytes();
                 let es = self.dtype.size();
@@ -180,14 +191,32 @@ impl Weight {
         let n = self.numel();
         let mut out = Vec::with_capacity(n);
         match self.dtype {
-            WDType::F32 => out.extend(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
-            WDType::F16 => out.extend(b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())),
-            WDType::BF16 => out.extend(b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())),
+            WDType::F32 => out.extend(
+                b.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            ),
+            WDType::F16 => out.extend(
+                b.chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+            ),
+            WDType::BF16 => out.extend(
+                b.chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+            ),
             WDType::I8 => out.extend(b.iter().map(|v| *v as i8 as f32)),
             WDType::U8 => out.extend(b.iter().map(|v| *v as f32)),
-            WDType::I16 => out.extend(b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)),
-            WDType::U16 => out.extend(b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as f32)),
-            WDType::I32 => out.extend(b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)),
+            WDType::I16 => out.extend(
+                b.chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32),
+            ),
+            WDType::U16 => out.extend(
+                b.chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]) as f32),
+            ),
+            WDType::I32 => out.extend(
+                b.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32),
+            ),
             WDType::I64 => out.extend(b.chunks_exact(8).map(|c| {
                 i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
             })),
@@ -258,7 +287,10 @@ mod tests {
         let s = Weight::slice(w.clone(), 1, 1, 2).unwrap();
         assert_eq!(s.shape, vec![2, 2, 4]);
         let b = s.bytes();
-        assert_eq!(&b[..], &[4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23]);
+        assert_eq!(
+            &b[..],
+            &[4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23]
+        );
         assert!(Weight::slice(w, 1, 2, 2).is_err());
         assert!(Weight::owned(WDType::F32, vec![3], vec![0; 8]).is_err());
     }

@@ -26,17 +26,26 @@ fn sample_module() -> Module {
     let mut b = f.builder();
     let w = b.weight("w", Type::tensor(vec![3, 4], ElemType::F32));
     let wq = b.weight("wq", Type::tensor(vec![3, 4], lpbq));
-    let y = b.named("proj", OpKind::Linear, &[x, w], Default::default()).unwrap();
+    let y = b
+        .named("proj", OpKind::Linear, &[x, w], Default::default())
+        .unwrap();
     let n = b.scalar(1e-6, ElemType::F32);
     let z = b.binary(OpKind::Add, y, n).unwrap();
     let t = b.transpose(z, &[2, 0, 1]).unwrap();
     let r = b.reshape(t, &[3]).unwrap();
     let q = b.convert(OpKind::Quantize, r, Type::tensor(vec![3], a16.clone()));
-    let q2 = b.op(OpKind::Reshape, &[q], attrs([("shape", Attr::Ints(vec![1, 3]))])).unwrap();
+    let q2 = b
+        .op(
+            OpKind::Reshape,
+            &[q],
+            attrs([("shape", Attr::Ints(vec![1, 3]))]),
+        )
+        .unwrap();
     b.ret(&[q2, ids, wq]);
     f.result_names = vec![Some("logits".into()), None, Some("w".into())];
     let mut m = Module::new();
-    m.attrs.insert("weights".into(), Attr::Str("model.safetensors".into()));
+    m.attrs
+        .insert("weights".into(), Attr::Str("model.safetensors".into()));
     m.functions.push(f);
     m
 }
@@ -57,8 +66,14 @@ fn print_parse_round_trip_is_identity() {
 fn errors_carry_line_and_column() {
     let text = "func.func @f(%a: tensor<2xf32>) -> (tensor<2xf32>) {\n  %0 = nn.ad %a, %a : tensor<2xf32>\n  func.return %0\n}\n";
     let e = parse_module(text, "x.mlir").unwrap_err().to_string();
-    assert!(e.starts_with("x.mlir:2:8: error: unknown op 'nn.ad' (did you mean 'nn.add'?)"), "{e}");
+    assert!(
+        e.starts_with("x.mlir:2:8: error: unknown op 'nn.ad' (did you mean 'nn.add'?)"),
+        "{e}"
+    );
     let text = "func.func @f(%a: tensor<2xf32>) -> (tensor<2xf32>) {\n  %0 = nn.add %a, %a : tensor<3xf32>\n  func.return %0\n}\n";
     let m = parse_module(text, "x.mlir").unwrap_err().to_string();
-    assert!(m.contains("x.mlir:3:3"), "return type mismatch is reported at the return: {m}");
+    assert!(
+        m.contains("x.mlir:3:3"),
+        "return type mismatch is reported at the return: {m}"
+    );
 }

@@ -38,7 +38,17 @@ pub fn function_to_dot(f: &Function) -> String {
         let _ = writeln!(s, "  n{n} [label=\"{label}\"];");
         for v in &o.operands {
             if let Some(from) = src.get(v) {
-                let _ = writeln!(s, "  {from} -> n{n} [label=\"{}\"];", esc(&f.ty(*v).shape().iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")));
+                let _ = writeln!(
+                    s,
+                    "  {from} -> n{n} [label=\"{}\"];",
+                    esc(&f
+                        .ty(*v)
+                        .shape()
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("x"))
+                );
             }
         }
         for r in &o.results {

@@ -159,7 +159,15 @@ pub fn run_opt(text: &str, file: &str, cfg: &OptConfig, registry: &Registry) -> 
         if i > 0 && cfg.emit == Emit::Mlir {
             out.stdout.push_str("// -----\n");
         }
-        match run_chunk(chunk, *offset, file, cfg, registry, &mut timing, &mut out.stderr) {
+        match run_chunk(
+            chunk,
+            *offset,
+            file,
+            cfg,
+            registry,
+            &mut timing,
+            &mut out.stderr,
+        ) {
             Ok(s) => out.stdout.push_str(&s),
             Err(msg) => {
                 out.stderr.push_str(&msg);
@@ -214,6 +222,7 @@ fn run_chunk(
     }
     match cfg.emit {
         Emit::Mlir => Ok(print_module(&m)),
-        Emit::Dot => module_to_dot(&m, cfg.dot_function.as_deref()).map_err(|e| format!("{file}: error: {e}")),
+        Emit::Dot => module_to_dot(&m, cfg.dot_function.as_deref())
+            .map_err(|e| format!("{file}: error: {e}")),
     }
 }

@@ -43,7 +43,15 @@ pub trait Instrumentation {
     /// Before a pass runs on `ir`.
     fn before_pass(&mut self, _pass: &str, _ir: IrUnit<'_>) {}
     /// After a pass succeeded.
-    fn after_pass(&mut self, _pass: &str, _ir: IrUnit<'_>, _result: PassResult, _stats: &PassStats, _time: Duration) {}
+    fn after_pass(
+        &mut self,
+        _pass: &str,
+        _ir: IrUnit<'_>,
+        _result: PassResult,
+        _stats: &PassStats,
+        _time: Duration,
+    ) {
+    }
     /// After a pass failed.
     fn after_failed(&mut self, _pass: &str, _ir: IrUnit<'_>, _err: &PassError) {}
 }
@@ -155,12 +163,10 @@ impl PassManager {
                         };
                         return Err(PassError::Pipeline(msg));
                     }
-                    let opts = info
-                        .parse_options(options)
-                        .map_err(|e| match e {
-                            PassError::Pipeline(m) => PassError::Pipeline(format!("col {col}: {m}")),
-                            e => e,
-                        })?;
+                    let opts = info.parse_options(options).map_err(|e| match e {
+                        PassError::Pipeline(m) => PassError::Pipeline(format!("col {col}: {m}")),
+                        e => e,
+                    })?;
                     self.items.push(Item::Pass((info.create)(&opts)?));
                 }
             }
@@ -195,7 +201,11 @@ impl PassManager {
     }
 
     /// Runs the pipeline on a module.
-    pub fn run(&mut self, m: &mut Module, instr: &mut [&mut dyn Instrumentation]) -> Result<PassResult, PassError> {
+    pub fn run(
+        &mut self,
+        m: &mut Module,
+        instr: &mut [&mut dyn Instrumentation],
+    ) -> Result<PassResult, PassError> {
         let verify = self.verify_each;
         let mut any = PassResult::Unchanged;
         for item in &mut self.items {
@@ -343,7 +353,14 @@ impl<W: Write> Instrumentation for IrPrinter<W> {
             );
         }
     }
-    fn after_pass(&mut self, pass: &str, ir: IrUnit<'_>, result: PassResult, _: &PassStats, _: Duration) {
+    fn after_pass(
+        &mut self,
+        pass: &str,
+        ir: IrUnit<'_>,
+        result: PassResult,
+        _: &PassStats,
+        _: Duration,
+    ) {
         if self.after.matches(pass) && (!self.only_on_change || result == PassResult::Changed) {
             let _ = write!(
                 self.out,
@@ -372,11 +389,19 @@ pub struct Timing {
 }
 
 impl Instrumentation for Timing {
-    fn after_pass(&mut self, pass: &str, _: IrUnit<'_>, _: PassResult, stats: &PassStats, time: Duration) {
+    fn after_pass(
+        &mut self,
+        pass: &str,
+        _: IrUnit<'_>,
+        _: PassResult,
+        stats: &PassStats,
+        time: Duration,
+    ) {
         let row = match self.rows.iter_mut().find(|r| r.0 == pass) {
             Some(r) => r,
             None => {
-                self.rows.push((pass.to_owned(), Duration::ZERO, 0, Vec::new()));
+                self.rows
+                    .push((pass.to_owned(), Duration::ZERO, 0, Vec::new()));
                 let n = self.rows.len() - 1;
                 &mut self.rows[n]
             }
@@ -391,19 +416,39 @@ impl Timing {
     /// The report, in first-run order, wall time in seconds.
     pub fn report(&self) -> String {
         let total: Duration = self.rows.iter().map(|r| r.1).sum();
-        let mut s = String::from("===-------------------------------------------------------------------------===\n");
+        let mut s = String::from(
+            "===-------------------------------------------------------------------------===\n",
+        );
         s.push_str("                          Pass execution timing report\n");
-        s.push_str("===-------------------------------------------------------------------------===\n");
-        s.push_str(&format!("  Total Execution Time: {:.6} seconds\n\n", total.as_secs_f64()));
+        s.push_str(
+            "===-------------------------------------------------------------------------===\n",
+        );
+        s.push_str(&format!(
+            "  Total Execution Time: {:.6} seconds\n\n",
+            total.as_secs_f64()
+        ));
         s.push_str("  ----Wall Time----  ----Runs----  ----Name----\n");
         for (name, t, n, stats) in &self.rows {
-            let pct = if total.is_zero() { 0.0 } else { 100.0 * t.as_secs_f64() / total.as_secs_f64() };
-            s.push_str(&format!("  {:.6} ({:5.1}%)  {:>12}  {name}\n", t.as_secs_f64(), pct, n));
+            let pct = if total.is_zero() {
+                0.0
+            } else {
+                100.0 * t.as_secs_f64() / total.as_secs_f64()
+            };
+            s.push_str(&format!(
+                "  {:.6} ({:5.1}%)  {:>12}  {name}\n",
+                t.as_secs_f64(),
+                pct,
+                n
+            ));
             for (k, v) in stats {
                 s.push_str(&format!("      {k}: {v}\n"));
             }
         }
-        s.push_str(&format!("  {:.6} (100.0%)  {:>12}  Total\n", total.as_secs_f64(), ""));
+        s.push_str(&format!(
+            "  {:.6} (100.0%)  {:>12}  Total\n",
+            total.as_secs_f64(),
+            ""
+        ));
         s
     }
 }

@@ -89,7 +89,11 @@ fn perr<T>(col: usize, msg: impl fmt::Display) -> Result<T, PassError> {
 
 impl<'a> P<'a> {
     fn ws(&mut self) {
-        while self.s.get(self.pos).is_some_and(|c| c.is_ascii_whitespace()) {
+        while self
+            .s
+            .get(self.pos)
+            .is_some_and(|c| c.is_ascii_whitespace())
+        {
             self.pos += 1;
         }
     }
@@ -161,7 +165,10 @@ impl<'a> P<'a> {
                 }
                 None => return perr(open_col, "unbalanced parentheses: '(' is never closed"),
                 Some(c) => {
-                    return perr(self.col(), format!("expected ',' or ')', found '{}'", *c as char))
+                    return perr(
+                        self.col(),
+                        format!("expected ',' or ')', found '{}'", *c as char),
+                    )
                 }
             }
         }
@@ -176,7 +183,12 @@ impl<'a> P<'a> {
                     self.pos += 1;
                     return Ok(out);
                 }
-                None => return perr(pass_col, "unbalanced braces: option list '{' is never closed"),
+                None => {
+                    return perr(
+                        pass_col,
+                        "unbalanced braces: option list '{' is never closed",
+                    )
+                }
                 _ => {}
             }
             let kcol = self.col();
@@ -235,7 +247,13 @@ pub fn parse_pipeline(text: &str) -> Result<Pipeline, PassError> {
     if anchor.is_empty() {
         return match p.s.get(p.pos) {
             None => perr(col, "empty pipeline"),
-            Some(c) => perr(col, format!("expected an op anchor such as 'builtin.module', found '{}'", *c as char)),
+            Some(c) => perr(
+                col,
+                format!(
+                    "expected an op anchor such as 'builtin.module', found '{}'",
+                    *c as char
+                ),
+            ),
         };
     }
     p.ws();
@@ -284,11 +302,17 @@ mod tests {
 
     #[test]
     fn reports_unbalanced_and_bad_tokens() {
-        let e = parse_pipeline("builtin.module(func.func(cse)").unwrap_err().to_string();
+        let e = parse_pipeline("builtin.module(func.func(cse)")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unbalanced parentheses"), "{e}");
-        let e = parse_pipeline("builtin.module(cse))").unwrap_err().to_string();
+        let e = parse_pipeline("builtin.module(cse))")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unexpected ')'"), "{e}");
-        let e = parse_pipeline("builtin.module(cse{a=1").unwrap_err().to_string();
+        let e = parse_pipeline("builtin.module(cse{a=1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("never closed"), "{e}");
         let e = parse_pipeline("cse,dce").unwrap_err().to_string();
         assert!(e.contains("expected '(' after 'cse'"), "{e}");

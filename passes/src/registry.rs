@@ -237,20 +237,32 @@ impl Registry {
     pub fn describe(&self) -> String {
         let mut s = String::from("Passes:\n");
         for p in self.passes.values() {
-            s.push_str(&format!("  {:<20} [{}] {}\n", p.name, p.anchor.op_name(), p.summary));
+            s.push_str(&format!(
+                "  {:<20} [{}] {}\n",
+                p.name,
+                p.anchor.op_name(),
+                p.summary
+            ));
             for o in p.options {
                 s.push_str(&format!(
                     "      {}={} (default {}): {}\n",
                     o.name,
                     o.kind.describe(),
-                    if o.default.is_empty() { "\"\"" } else { o.default },
+                    if o.default.is_empty() {
+                        "\"\""
+                    } else {
+                        o.default
+                    },
                     o.help
                 ));
             }
         }
         s.push_str("Pipelines:\n");
         for p in self.pipelines.values() {
-            s.push_str(&format!("  {:<20} {} = builtin.module({})\n", p.name, p.summary, p.elements));
+            s.push_str(&format!(
+                "  {:<20} {} = builtin.module({})\n",
+                p.name, p.summary, p.elements
+            ));
         }
         s
     }

@@ -54,7 +54,9 @@ fn splat(f: &Function, v: ValueId) -> Option<f64> {
     }
     let vals = o.attrs.floats("value")?;
     let first = *vals.first()?;
-    vals.iter().all(|x| x.to_bits() == first.to_bits()).then_some(first)
+    vals.iter()
+        .all(|x| x.to_bits() == first.to_bits())
+        .then_some(first)
 }
 
 /// Tries one rule on `op`: returns a replacement value for its result, or mutates the
@@ -102,7 +104,11 @@ fn rewrite(f: &mut Function, op: OpId) -> Option<Result<ValueId, ()>> {
             }
             // Only size-1 dims move: same memory order, so it is a reshape.
             let in_shape = f.ty(x).shape().to_vec();
-            let kept: Vec<i64> = perm.iter().copied().filter(|p| in_shape[*p as usize] != 1).collect();
+            let kept: Vec<i64> = perm
+                .iter()
+                .copied()
+                .filter(|p| in_shape[*p as usize] != 1)
+                .collect();
             if kept.windows(2).all(|w| w[0] < w[1]) {
                 let shape: Vec<i64> = rty.shape().iter().map(|d| *d as i64).collect();
                 let o = f.op_mut(op);
@@ -117,12 +123,18 @@ fn rewrite(f: &mut Function, op: OpId) -> Option<Result<ValueId, ()>> {
         OpKind::Slice => {
             let x = operands[0];
             let whole = f.ty(x).shape() == rty.shape()
-                && o.attrs.ints("steps").is_none_or(|s| s.iter().all(|v| *v == 1));
+                && o.attrs
+                    .ints("steps")
+                    .is_none_or(|s| s.iter().all(|v| *v == 1));
             (whole && same_type(f, x)).then_some(Ok(x))
         }
         OpKind::Mul | OpKind::Add | OpKind::Sub => {
             let neutral = if o.kind == OpKind::Mul { 1.0 } else { 0.0 };
-            let cands: &[(usize, usize)] = if o.kind == OpKind::Sub { &[(0, 1)] } else { &[(0, 1), (1, 0)] };
+            let cands: &[(usize, usize)] = if o.kind == OpKind::Sub {
+                &[(0, 1)]
+            } else {
+                &[(0, 1), (1, 0)]
+            };
             for (keep, c) in cands {
                 if splat(f, operands[*c]) == Some(neutral) && same_type(f, operands[*keep]) {
                     return Some(Ok(operands[*keep]));
@@ -185,7 +197,14 @@ impl Pass for Canonicalize {
     fn anchor(&self) -> Anchor {
         Anchor::Function
     }
-    fn run_on_function(&mut self, f: &mut Function, _: &mut FuncContext<'_>) -> Result<PassResult, PassError> {
-        Ok(PassResult::from_changed(canonicalize(f, self.max_iterations)))
+    fn run_on_function(
+        &mut self,
+        f: &mut Function,
+        _: &mut FuncContext<'_>,
+    ) -> Result<PassResult, PassError> {
+        Ok(PassResult::from_changed(canonicalize(
+            f,
+            self.max_iterations,
+        )))
     }
 }

@@ -80,7 +80,11 @@ impl Pass for Cse {
     fn anchor(&self) -> Anchor {
         Anchor::Function
     }
-    fn run_on_function(&mut self, f: &mut Function, _: &mut FuncContext<'_>) -> Result<PassResult, PassError> {
+    fn run_on_function(
+        &mut self,
+        f: &mut Function,
+        _: &mut FuncContext<'_>,
+    ) -> Result<PassResult, PassError> {
         Ok(PassResult::from_changed(cse(f)))
     }
 }

@@ -115,6 +115,18 @@ pub struct DeviceTarget {
     pub signed_pd: Option<bool>,
 }
 
+/// Well-known SoC models (`Qnn_SocModel_t`) with their Hexagon architecture:
+/// `(name, soc model, arch)`.
+pub const KNOWN_SOCS: [(&str, u32, u32); 7] = [
+    ("SM8350", 30, 68),
+    ("SM8450", 36, 69),
+    ("SM8475", 42, 69),
+    ("SM8550", 43, 73),
+    ("SM8650", 57, 75),
+    ("SM8750", 69, 79),
+    ("SM8850", 87, 81),
+];
+
 /// Hexagon architectures accepted by [`DeviceTarget::arch`].
 pub const KNOWN_HTP_ARCHS: [u32; 7] = [68, 69, 73, 75, 79, 81, 85];
 
@@ -125,6 +137,36 @@ impl DeviceTarget {
             soc_model: Some(soc_model),
             ..Default::default()
         }
+    }
+
+    /// Target a SoC by name (`"SM8650"`, case-insensitive, see [`KNOWN_SOCS`])
+    /// or by its numeric model (`"57"`).
+    pub fn parse_soc(text: &str) -> Result<Self> {
+        let t = text.trim();
+        if let Ok(n) = t.parse::<u32>() {
+            let target = DeviceTarget::soc(n);
+            target.validate()?;
+            return Ok(target);
+        }
+        KNOWN_SOCS
+            .iter()
+            .find(|(name, _, _)| name.eq_ignore_ascii_case(t))
+            .map(|&(_, soc, _)| DeviceTarget::soc(soc))
+            .ok_or_else(|| {
+                let names: Vec<&str> = KNOWN_SOCS.iter().map(|s| s.0).collect();
+                QnnError::invalid(
+                    "device target",
+                    format!("unknown SoC {text:?} (known: {names:?}, or a numeric model)"),
+                )
+            })
+    }
+
+    /// Hexagon architecture of the target, when known.
+    pub fn hexagon_arch(&self) -> Option<u32> {
+        self.arch.or_else(|| {
+            let soc = self.soc_model?;
+            KNOWN_SOCS.iter().find(|s| s.1 == soc).map(|s| s.2)
+        })
     }
 
     fn validate(&self) -> Result<()> {
@@ -255,5 +297,33 @@ impl Device {
     /// The target this device was created for.
     pub fn target(&self) -> DeviceTarget {
         self.inner.target
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soc_names_parse() {
+        assert_eq!(
+            DeviceTarget::parse_soc("sm8650").unwrap().soc_model,
+            Some(57)
+        );
+        assert_eq!(
+            DeviceTarget::parse_soc("SM8750").unwrap().hexagon_arch(),
+            Some(79)
+        );
+        assert_eq!(
+            DeviceTarget::parse_soc("43").unwrap().hexagon_arch(),
+            Some(73)
+        );
+        assert!(DeviceTarget::parse_soc("SM9999").is_err());
+        assert!(DeviceTarget::parse_soc("0").is_err());
+        let t = DeviceTarget {
+            arch: Some(81),
+            ..Default::default()
+        };
+        assert_eq!(t.hexagon_arch(), Some(81));
     }
 }

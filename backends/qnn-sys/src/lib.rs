@@ -36,7 +36,7 @@ pub mod sys;
 mod system;
 mod types;
 
-pub use backend::{Backend, Device, DeviceTarget, KNOWN_HTP_ARCHS};
+pub use backend::{Backend, Device, DeviceTarget, KNOWN_HTP_ARCHS, KNOWN_SOCS};
 pub use context::{Context, ContextOptions};
 pub use error::{QnnError, Result, INSTALL_HINT};
 pub use graph::{

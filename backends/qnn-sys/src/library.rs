@@ -39,13 +39,6 @@ pub struct QnnLibrary {
     build_id: String,
 }
 
-// SAFETY: the struct holds immutable function pointers into libraries that
-// stay loaded for the life of the process, plus plain data; QNN's entry
-// points may be called from any thread.
-unsafe impl Send for QnnLibrary {}
-// SAFETY: see `Send`; nothing in the struct is mutated after construction.
-unsafe impl Sync for QnnLibrary {}
-
 impl std::fmt::Debug for QnnLibrary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QnnLibrary")

@@ -213,6 +213,7 @@ fn build_fc(ctx: &Context, c: &FcCase, w_bytes: Vec<u8>) -> Result<Graph> {
 /// LPBQ Conv2d 1x1: input [1,1,M,K] NHWC, weight HWIO [1,1,K,N] with int4
 /// values stored as int8, blockwise expansion on axis 3.
 struct ConvCase {
+    m: usize,
     k: usize,
     n: usize,
     block: usize,
@@ -225,27 +226,50 @@ struct ConvCase {
     expected: Vec<u16>,
 }
 
+/// Small deterministic generator (64-bit LCG, high bits).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+}
+
 fn conv_case() -> ConvCase {
-    let (k, n, block) = (32usize, 8usize, 16usize);
+    conv_case_sized(1, 32, 8, 16, 7)
+}
+
+fn conv_case_sized(m: usize, k: usize, n: usize, block: usize, seed: u64) -> ConvCase {
+    assert_eq!(k % block, 0);
     let blocks = k / block;
+    let mut rng = Lcg(seed);
     let x_q = (2.0f32 / 65535.0, -32768);
-    let x: Vec<u16> = (0..k).map(|i| ((i * 4001 + 99) % 65536) as u16).collect();
+    let x: Vec<u16> = (0..m * k).map(|_| rng.next() as u16).collect();
     // w[kk][c] in HWIO order (K rows, N columns), values in -8..=7.
-    let w_hwio: Vec<i8> = (0..k * n).map(|i| ((i * 5 + 3) % 16) as i8 - 8).collect();
-    let channel_scales: Vec<f32> = (0..n).map(|c| 0.01 + 0.002 * c as f32).collect();
-    let block_scales: Vec<u8> = (0..n * blocks).map(|i| (i % 15 + 1) as u8).collect();
-    let reals: Vec<f64> = (0..n)
-        .map(|c| {
-            (0..k)
+    let w_hwio: Vec<i8> = (0..k * n).map(|_| (rng.next() % 16) as i8 - 8).collect();
+    let channel_scales: Vec<f32> = (0..n)
+        .map(|_| 0.001 + (rng.next() % 1000) as f32 * 1e-5)
+        .collect();
+    let block_scales: Vec<u8> = (0..n * blocks)
+        .map(|_| (rng.next() % 15 + 1) as u8)
+        .collect();
+    let mut reals = Vec::with_capacity(m * n);
+    for row in 0..m {
+        for c in 0..n {
+            let r: f64 = (0..k)
                 .map(|kk| {
                     let w = w_hwio[kk * n + c] as f64
                         * channel_scales[c] as f64
                         * block_scales[c * blocks + kk / block] as f64;
-                    dequant(x[kk] as f64, x_q.0, x_q.1) * w
+                    dequant(x[row * k + kk] as f64, x_q.0, x_q.1) * w
                 })
-                .sum()
-        })
-        .collect();
+                .sum();
+            reals.push(r);
+        }
+    }
     let lo = reals.iter().cloned().fold(f64::INFINITY, f64::min).min(0.0);
     let hi = reals
         .iter()
@@ -256,6 +280,7 @@ fn conv_case() -> ConvCase {
     let offset = (lo / scale as f64).round() as i32;
     let expected = reals.iter().map(|&r| quant_u16(r, scale, offset)).collect();
     ConvCase {
+        m,
         k,
         n,
         block,
@@ -270,16 +295,20 @@ fn conv_case() -> ConvCase {
 }
 
 fn build_conv(ctx: &Context, c: &ConvCase, w_bytes: &[u8]) -> Result<Graph> {
+    build_conv_named(ctx, "conv", c, w_bytes)
+}
+
+fn build_conv_named(ctx: &Context, name: &str, c: &ConvCase, w_bytes: &[u8]) -> Result<Graph> {
     let u32_bytes = |v: &[u32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
     let stride = u32_bytes(&[1, 1]);
     let pad = u32_bytes(&[0, 0, 0, 0]);
     let dilation = u32_bytes(&[1, 1]);
-    let mut g = GraphBuilder::create(ctx, "conv", GraphOptions::default())?;
+    let mut g = GraphBuilder::create(ctx, name, GraphOptions::default())?;
     let x = g.add_tensor(TensorSpec::new(
         "cx",
         TensorKind::AppWrite,
         DataType::UFixed16,
-        &[1, 1, 1, c.k as u32],
+        &[1, 1, c.m as u32, c.k as u32],
         Quant::ScaleOffset {
             scale: c.x_q.0,
             offset: c.x_q.1,
@@ -302,7 +331,7 @@ fn build_conv(ctx: &Context, c: &ConvCase, w_bytes: &[u8]) -> Result<Graph> {
         "conv_out",
         TensorKind::AppRead,
         DataType::UFixed16,
-        &[1, 1, 1, c.n as u32],
+        &[1, 1, c.m as u32, c.n as u32],
         Quant::ScaleOffset {
             scale: c.y_q.0,
             offset: c.y_q.1,
@@ -366,7 +395,7 @@ fn run_all(
             }
             "conv" => {
                 let x = u16_bytes(&conv.x);
-                let mut y = vec![0u8; conv.n * 2];
+                let mut y = vec![0u8; conv.m * conv.n * 2];
                 g.execute_ordered(&[&x], &mut [&mut y])?;
                 y
             }
@@ -767,4 +796,38 @@ fn weight_shared_binaries_load_or_fail_cleanly() {
             }
         }
     }
+}
+
+#[test]
+fn lpbq_conv_at_a_realistic_shape() {
+    let _serial = serial();
+    let Some(lib) = library() else { return };
+    let backend = Backend::new(&lib).expect("backend");
+    let device = Device::new(&backend, DeviceTarget::soc(SOC_SM8650)).expect("device");
+    let ctx = Context::new(&backend, &device, ContextOptions::default()).expect("context");
+    // K=1024 -> N=512, M=4 rows, block 32 (32 blocks per output channel).
+    let c = conv_case_sized(4, 1024, 512, 32, 42);
+    let t = Instant::now();
+    let mut g = build_conv_named(&ctx, "conv", &c, &i8_bytes(&c.w_hwio)).expect("conv graph");
+    let t_finalize = t.elapsed();
+    let x = u16_bytes(&c.x);
+    let mut y = vec![0u8; c.m * c.n * 2];
+    let t = Instant::now();
+    g.execute_ordered(&[&x], &mut [&mut y]).expect("execute");
+    let t_exec = t.elapsed();
+    let got = bytes_u16(&y);
+    let diffs: Vec<f64> = got
+        .iter()
+        .zip(&c.expected)
+        .map(|(&a, &b)| a as f64 - b as f64)
+        .collect();
+    let rms = (diffs.iter().map(|d| d * d).sum::<f64>() / diffs.len() as f64).sqrt();
+    let max = max_lsb_diff(&got, &c.expected);
+    println!(
+        "LPBQ conv M={} K={} N={} block {}: max diff {max} LSB, rms {rms:.3} LSB; \
+         finalize {t_finalize:?}, execute {t_exec:?}",
+        c.m, c.k, c.n, c.block
+    );
+    assert!(max <= 2, "max diff {max} LSB");
+    assert!(rms <= 0.75, "rms {rms} LSB");
 }

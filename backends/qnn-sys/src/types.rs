@@ -189,7 +189,7 @@ pub enum Quant {
         offsets: Vec<i32>,
     },
     /// LPBQ: per-channel float scale times a low-bit integer scale per block;
-    /// dequantized weight = q * channel_scales[c] * block_scales[c, k / block].
+    /// dequantized weight = `q * channel_scales[c] * block_scales[c, k / block]`.
     BlockwiseExpansion {
         /// Output-channel axis of the weight.
         axis: u32,

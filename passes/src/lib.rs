@@ -3,6 +3,7 @@
 
 pub mod dot;
 pub mod driver;
+pub mod egraph;
 pub mod manager;
 pub mod pass;
 pub mod pipeline;
@@ -18,6 +19,7 @@ pub fn register_all(r: &mut Registry) {
     r.register(transforms::cse::INFO);
     r.register(transforms::dce::INFO);
     r.register(transforms::canonicalize::INFO);
+    r.register(transforms::linear_to_conv2d::INFO);
     r.register_pipeline(NamedPipeline {
         name: "cleanup",
         summary: "canonicalize, cse and dce on every function",

@@ -1,0 +1,15 @@
+//! Rule sets of the e-graph driver, one theme per file. See `README.md` here.
+
+pub mod canonical;
+pub mod layout;
+
+use crate::egraph::Rule;
+
+/// Every rule, by set name.
+pub fn rule_set(name: &str) -> Option<Vec<&'static dyn Rule>> {
+    match name {
+        "canonical" => Some(canonical::RULES.to_vec()),
+        "layout" => Some(layout::RULES.to_vec()),
+        _ => None,
+    }
+}

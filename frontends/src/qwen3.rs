@@ -57,6 +57,11 @@ pub const ROPE_COS: &str = "model.rope.cos";
 /// Name of the RoPE sine table weight ([C, D] f32).
 pub const ROPE_SIN: &str = "model.rope.sin";
 
+/// Module attribute holding the RoPE base frequency (used by [`load_weights`]).
+pub const ATTR_ROPE_THETA: &str = "rope_theta";
+/// Module attribute naming the checkpoint the weights come from (used by [`load_weights`]).
+pub const ATTR_WEIGHTS: &str = "weights";
+
 /// Real value of an "attend" entry of `causal_mask`.
 pub const MASK_ATTEND: f32 = 1.0;
 /// What masked attention scores are set to, relative to the row minimum.
@@ -94,6 +99,9 @@ pub enum BuildError {
         /// Store dtype.
         dtype: WDType,
     },
+    /// A module whose weights cannot be loaded (missing or bad `weights` / `rope_theta` attribute).
+    #[error("cannot load the module's weights: {0}")]
+    Load(String),
     /// Invalid [`BuildOptions`].
     #[error("invalid build options: {0}")]
     Options(String),
@@ -110,12 +118,16 @@ pub enum BuildError {
 /// Result alias of the builder.
 pub type Result<T, E = BuildError> = std::result::Result<T, E>;
 
-fn ir_err(at: &str, e: IrError) -> BuildError {
+/// An IR error's message without its `error: ` prefix.
+fn ir_msg(e: &IrError) -> String {
     let msg = e.to_string();
-    let msg = msg.strip_prefix("error: ").unwrap_or(&msg).to_string();
+    msg.strip_prefix("error: ").unwrap_or(&msg).to_string()
+}
+
+fn ir_err(at: &str, e: IrError) -> BuildError {
     BuildError::Ir {
         at: at.to_string(),
-        msg,
+        msg: ir_msg(&e),
     }
 }
 
@@ -252,6 +264,72 @@ pub fn import_weights(cfg: &Qwen3Config, ckpt: &Arc<Checkpoint>) -> Result<Weigh
     )?)
 }
 
+/// Fills `module.weights` for a Qwen3 module read back from text: every `builtin.weight` is
+/// imported (zero copy) from the checkpoint named by the module attribute `weights` (a relative
+/// path is resolved against `base_dir`, typically the directory of the `.mlir` file), except the
+/// RoPE tables, which are recomputed from the module attribute `rope_theta` and their IR shape
+/// `[C, D]`. The result is checked with [`verify_weights`].
+pub fn load_weights(module: &mut Module, base_dir: Option<&std::path::Path>) -> Result<()> {
+    use mllm_ir::attr::AttrsExt;
+    let Some(src) = module.attrs.str(ATTR_WEIGHTS) else {
+        return Err(BuildError::Load(format!(
+            "the module has no `{ATTR_WEIGHTS}` attribute naming its checkpoint"
+        )));
+    };
+    let mut path = std::path::PathBuf::from(src);
+    if path.is_relative() {
+        if let Some(base) = base_dir {
+            path = base.join(path);
+        }
+    }
+    let ckpt = Arc::new(Checkpoint::open(&path)?);
+    let mut wanted: Vec<(String, Vec<usize>)> = Vec::new();
+    for f in &module.functions {
+        for op in f.op_ids() {
+            let o = f.op(op);
+            if o.kind == OpKind::Weight {
+                let name = o.attrs.str("name").unwrap_or_default().to_string();
+                wanted.push((name, f.ty(o.results[0]).shape().to_vec()));
+            }
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    let mut store = WeightStore::new();
+    for (name, shape) in wanted {
+        if store.contains(&name) {
+            continue;
+        }
+        if name == ROPE_COS || name == ROPE_SIN {
+            let theta = module.attrs.float(ATTR_ROPE_THETA).ok_or_else(|| {
+                BuildError::Load(format!(
+                    "weight {name} needs the module attribute `{ATTR_ROPE_THETA}`"
+                ))
+            })?;
+            let [c, d] = shape[..] else {
+                return Err(BuildError::Load(format!(
+                    "weight {name} must be [context_len, head_dim], the IR declares {shape:?}"
+                )));
+            };
+            if d % 2 != 0 || !(theta.is_finite() && theta > 0.0) {
+                return Err(BuildError::Load(format!(
+                    "cannot build {name}: head_dim {d} must be even and rope_theta {theta} positive"
+                )));
+            }
+            let (cos, sin) = rope_tables(theta, d, c);
+            for (n, t) in [(ROPE_COS, cos), (ROPE_SIN, sin)] {
+                let w = Weight::owned(WDType::F32, vec![c, d], f32_bytes(&t))
+                    .map_err(|e| ir_err(n, e))?;
+                store.insert(n, w);
+            }
+            continue;
+        }
+        store.insert(name.as_str(), crate::weights::import_tensor(&ckpt, &name)?);
+    }
+    module.weights = store;
+    verify_weights(module).map_err(|e| BuildError::Load(ir_msg(&e)))
+}
+
 /// Builds the Qwen3 module (see the module docs for the graphs and their I/O contract). The
 /// RoPE tables are added to `weights`, which becomes the module's store. The result passes
 /// [`verify_module`] and [`verify_weights`].
@@ -289,6 +367,10 @@ pub fn build_qwen3(
     module
         .attrs
         .insert("model_type".into(), Attr::Str("qwen3".into()));
+    // Enough to recompute the RoPE tables when the module is re-read from text.
+    module
+        .attrs
+        .insert(ATTR_ROPE_THETA.into(), Attr::Float(cfg.rope_theta));
     for (i, layers) in shards.iter().enumerate() {
         for s in opts.seq_lens() {
             let g = GraphSpec {

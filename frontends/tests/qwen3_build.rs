@@ -378,6 +378,32 @@ fn tiny_preset_checkpoint_builds_and_verifies() {
     );
     round_trip(&m);
 
+    // Re-read from text: load_weights maps the checkpoint named by `weights` and recomputes RoPE.
+    let mut m_attr = m.clone();
+    m_attr.attrs.insert(
+        "weights".into(),
+        mllm_ir::Attr::Str("model.safetensors".into()),
+    );
+    let text = mllm_ir::print::print_module(&m_attr);
+    let mut back = mllm_ir::parse::parse_module(&text, "tiny.mlir").unwrap();
+    assert!(back.weights.is_empty());
+    mllm_frontends::qwen3::load_weights(&mut back, Some(dir.path())).unwrap();
+    assert_eq!(back.weights.len(), m.weights.len());
+    for (n, w) in m.weights.iter() {
+        let b = back.weights.get(n).unwrap();
+        assert_eq!((b.dtype, &b.shape), (w.dtype, &w.shape), "{n}");
+        assert_eq!(b.bytes(), w.bytes(), "{n}");
+    }
+    back.attrs.insert(
+        "weights".into(),
+        mllm_ir::Attr::Str("nope.safetensors".into()),
+    );
+    let err = mllm_frontends::qwen3::load_weights(&mut back, Some(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("nope.safetensors"), "{err}");
+    back.attrs.remove("weights");
+    let err = mllm_frontends::qwen3::load_weights(&mut back, None).unwrap_err();
+    assert!(err.to_string().contains("`weights`"), "{err}");
+
     // The same checkpoint through .mllm v2 gives the same module.
     let mllm = dir.path().join("model.mllm");
     mllm_frontends::mllm_file::write_checkpoint(

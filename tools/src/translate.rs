@@ -1,0 +1,422 @@
+//! `mllm-translate`: import a checkpoint into the textual IR.
+//!
+//! Reads a Hugging Face Qwen3 checkpoint (safetensors: one file, a sharded index, or a directory
+//! holding either) or a `.mllm` v2 file plus its `config.json`, builds the prefill and decode
+//! graphs ([`mllm_frontends::qwen3::build_qwen3`]) and writes the module's textual form.
+//!
+//! No weight file is written: the module attribute `weights` records the absolute path of the
+//! checkpoint the weights come from (its `builtin.weight` ops name tensors of that file), and
+//! `rope_theta` lets [`mllm_frontends::qwen3::load_weights`] recompute the RoPE tables, so the
+//! `.mlir` file plus the untouched checkpoint are the whole model. The output is written
+//! atomically (temporary file in the same directory, then rename); `-` writes to stdout, and
+//! special files such as `/dev/null` are written in place.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use mllm_frontends::qwen3::{self, BuildOptions};
+use mllm_frontends::{Checkpoint, Qwen3Config};
+use mllm_ir::Attr;
+
+/// Arguments of `mllm-translate`.
+#[derive(Debug, Clone, Args)]
+pub struct TranslateArgs {
+    /// Hugging Face safetensors checkpoint: a model directory, a .safetensors file, or a
+    /// model.safetensors.index.json (sharded).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "from_mllm",
+        required_unless_present = "from_mllm"
+    )]
+    pub from_safetensors: Option<PathBuf>,
+    /// .mllm v2 parameter file (needs the model's config.json, see --config).
+    #[arg(long, value_name = "FILE")]
+    pub from_mllm: Option<PathBuf>,
+    /// Model config.json [default: config.json next to the checkpoint].
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Tokens per prefill step: the prefill graph is model.0.s{N}; 1 builds the decode graph only.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub ar_len: usize,
+    /// Context length C (KV cache plus current chunk); must exceed --ar-len.
+    #[arg(long, value_name = "C", default_value_t = 1024)]
+    pub context_len: usize,
+    /// Split the layers evenly into this many graph pairs model.{i}.s{N}.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub shards: usize,
+    /// Output file for the textual IR ('-' for stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Emit a QNN context binary instead of IR (reserved: not yet available).
+    #[arg(long)]
+    pub to_qnn: bool,
+    /// Print nothing on success.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// What a translation produced.
+#[derive(Debug, Clone)]
+pub struct TranslateSummary {
+    /// Functions (graphs) built.
+    pub functions: Vec<String>,
+    /// Ops in all functions.
+    pub ops: usize,
+    /// Weights in the store (checkpoint tensors plus RoPE tables).
+    pub weights: usize,
+    /// Checkpoint bytes the weights refer to (mapped, not read).
+    pub weight_bytes: u64,
+    /// Bytes of IR text written.
+    pub text_bytes: usize,
+    /// Absolute path recorded in the `weights` module attribute.
+    pub weights_path: PathBuf,
+}
+
+/// The config file to use: explicit, or `config.json` next to the checkpoint.
+fn config_path(explicit: Option<&Path>, ckpt_path: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let dir = if ckpt_path.is_dir() {
+        ckpt_path.to_path_buf()
+    } else {
+        ckpt_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    };
+    let p = dir.join("config.json");
+    if !p.is_file() {
+        bail!(
+            "no config given and {} does not exist: pass -c/--config <config.json>",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// Translates according to `args`, writing the IR to `args.output`.
+pub fn run(args: &TranslateArgs) -> anyhow::Result<TranslateSummary> {
+    if args.to_qnn {
+        bail!(
+            "--to-qnn is not yet available (the QNN backend is not built yet); omit it to emit IR"
+        );
+    }
+    let (src, is_mllm) = match (&args.from_safetensors, &args.from_mllm) {
+        (Some(p), None) => (p.clone(), false),
+        (None, Some(p)) => (p.clone(), true),
+        _ => bail!("give exactly one of --from-safetensors or --from-mllm"),
+    };
+    let cfg_path = config_path(args.config.as_deref(), &src)?;
+    let cfg = Qwen3Config::from_file(&cfg_path)?;
+    let ckpt = Checkpoint::open(&src)?;
+    let is_mllm_file = ckpt.format() == mllm_frontends::CheckpointFormat::Mllm;
+    if is_mllm != is_mllm_file {
+        bail!(
+            "{} is {}, but --{} was given",
+            src.display(),
+            if is_mllm_file {
+                "a .mllm file"
+            } else {
+                "a safetensors checkpoint"
+            },
+            if is_mllm {
+                "from-mllm"
+            } else {
+                "from-safetensors"
+            }
+        );
+    }
+    let weights_path = std::fs::canonicalize(ckpt.path())
+        .with_context(|| format!("{}: cannot resolve the path", ckpt.path().display()))?;
+    let ckpt = Arc::new(ckpt);
+    let store = qwen3::import_weights(&cfg, &ckpt)?;
+    let weight_bytes = store
+        .iter()
+        .filter_map(|(n, _)| ckpt.info(n).map(|i| i.len))
+        .sum();
+    let opts = BuildOptions {
+        ar_len: args.ar_len,
+        context_len: args.context_len,
+        num_shards: args.shards,
+    };
+    let mut module = qwen3::build_qwen3(&cfg, store, opts)?;
+    let recorded = weights_path.to_str().with_context(|| {
+        format!(
+            "{}: the checkpoint path is not valid UTF-8",
+            weights_path.display()
+        )
+    })?;
+    module
+        .attrs
+        .insert(qwen3::ATTR_WEIGHTS.into(), Attr::Str(recorded.to_string()));
+    let text = mllm_ir::print::print_module(&module);
+    write_output(&args.output, text.as_bytes())?;
+    Ok(TranslateSummary {
+        functions: module.functions.iter().map(|f| f.name.clone()).collect(),
+        ops: module.num_ops(),
+        weights: module.weights.len(),
+        weight_bytes,
+        text_bytes: text.len(),
+        weights_path,
+    })
+}
+
+/// Writes `bytes` to `out`: `-` is stdout; a path that exists and is not a regular file (e.g.
+/// `/dev/null`) is written in place; anything else atomically (temporary file in the same
+/// directory, then rename), so a failed run never leaves a partial file.
+pub fn write_output(out: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if out.as_os_str() == "-" {
+        let mut so = std::io::stdout().lock();
+        so.write_all(bytes)
+            .and_then(|()| so.flush())
+            .context("writing to stdout")?;
+        return Ok(());
+    }
+    if let Ok(meta) = std::fs::metadata(out) {
+        if !meta.is_file() {
+            if meta.is_dir() {
+                bail!("{}: is a directory", out.display());
+            }
+            std::fs::write(out, bytes)
+                .with_context(|| format!("{}: cannot write", out.display()))?;
+            return Ok(());
+        }
+    }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .with_context(|| format!("{}: not a file name", out.display()))?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, out)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("{}: cannot write", out.display()));
+    }
+    Ok(())
+}
+
+/// One-line human summary of a translation.
+pub fn describe(s: &TranslateSummary, out: &Path, secs: f64) -> String {
+    format!(
+        "wrote {} ({} bytes): {} ({} ops, {} weights, {:.1} MiB of checkpoint data referenced from {}) in {:.2} s",
+        out.display(),
+        s.text_bytes,
+        s.functions.join(", "),
+        s.ops,
+        s.weights,
+        s.weight_bytes as f64 / (1024.0 * 1024.0),
+        s.weights_path.display(),
+        secs
+    )
+}
+
+/// Runs the tool and prints the summary to stderr unless `quiet`.
+pub fn main_with(args: &TranslateArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let s = run(args)?;
+    if !args.quiet {
+        eprintln!(
+            "{}",
+            describe(&s, &args.output, start.elapsed().as_secs_f64())
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mllm_frontends::synth::{self, Preset};
+    use mllm_frontends::DType;
+
+    /// A scratch directory removed on drop.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let p =
+                std::env::temp_dir().join(format!("mllm-translate-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            Scratch(p)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn small_checkpoint(dir: &Path) {
+        let mut cfg = Preset::Tiny.config();
+        cfg.vocab_size = 64;
+        cfg.num_hidden_layers = 2;
+        synth::generate_from_config(&cfg, 3, DType::BF16, dir, &mut |_| {}).unwrap();
+    }
+
+    fn args(out: &Path) -> TranslateArgs {
+        TranslateArgs {
+            from_safetensors: None,
+            from_mllm: None,
+            config: None,
+            ar_len: 8,
+            context_len: 32,
+            shards: 1,
+            output: out.to_path_buf(),
+            to_qnn: false,
+            quiet: true,
+        }
+    }
+
+    #[test]
+    fn translates_safetensors_and_mllm_to_the_same_graphs() {
+        let s = Scratch::new("ok");
+        small_checkpoint(&s.0);
+        let out = s.0.join("model.mlir");
+        let a = TranslateArgs {
+            from_safetensors: Some(s.0.clone()),
+            ..args(&out)
+        };
+        let summary = run(&a).unwrap();
+        assert_eq!(summary.functions, ["model.0.s8", "model.0.s1"]);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(text.len(), summary.text_bytes);
+        let mut m = mllm_ir::parse::parse_verified(&text, "model.mlir").unwrap();
+        let want = std::fs::canonicalize(s.0.join("model.safetensors")).unwrap();
+        assert_eq!(summary.weights_path, want);
+        use mllm_ir::attr::AttrsExt;
+        assert_eq!(m.attrs.str("weights"), want.to_str());
+        qwen3::load_weights(&mut m, None).unwrap();
+        assert_eq!(m.weights.len(), summary.weights);
+
+        // The same model from .mllm v2 (config given explicitly).
+        let ckpt = Checkpoint::open(&s.0).unwrap();
+        let mllm = s.0.join("sub").join("model.mllm");
+        std::fs::create_dir_all(mllm.parent().unwrap()).unwrap();
+        mllm_frontends::mllm_file::write_checkpoint(
+            &ckpt,
+            &mllm,
+            "tiny",
+            Default::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let out2 = s.0.join("model2.mlir");
+        let b = TranslateArgs {
+            from_mllm: Some(mllm.clone()),
+            config: Some(s.0.join("config.json")),
+            ..args(&out2)
+        };
+        run(&b).unwrap();
+        let mut m2 =
+            mllm_ir::parse::parse_verified(&std::fs::read_to_string(&out2).unwrap(), "m2").unwrap();
+        assert_eq!(
+            m2.attrs.str("weights"),
+            std::fs::canonicalize(&mllm).unwrap().to_str()
+        );
+        m2.attrs
+            .insert("weights".into(), m.attrs["weights"].clone());
+        mllm_ir::equiv::module_eq(&m, &m2).unwrap();
+
+        // Without -c, the .mllm file's directory has no config.json.
+        let c = TranslateArgs {
+            from_mllm: Some(mllm),
+            ..args(&out2)
+        };
+        let err = format!("{:#}", run(&c).unwrap_err());
+        assert!(
+            err.contains("-c/--config") && err.contains("config.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn failures_are_clear_and_leave_no_output() {
+        let s = Scratch::new("err");
+        small_checkpoint(&s.0);
+        let out = s.0.join("never.mlir");
+        let a = TranslateArgs {
+            from_safetensors: Some(s.0.clone()),
+            to_qnn: true,
+            ..args(&out)
+        };
+        let err = format!("{:#}", run(&a).unwrap_err());
+        assert!(err.contains("--to-qnn is not yet available"), "{err}");
+
+        let a = TranslateArgs {
+            from_safetensors: Some(s.0.clone()),
+            context_len: 8,
+            ..args(&out)
+        };
+        let err = format!("{:#}", run(&a).unwrap_err());
+        assert!(
+            err.contains("context_len (8) must be larger than ar_len (8)"),
+            "{err}"
+        );
+
+        let a = TranslateArgs {
+            from_mllm: Some(s.0.clone()),
+            ..args(&out)
+        };
+        let err = format!("{:#}", run(&a).unwrap_err());
+        assert!(
+            err.contains("safetensors checkpoint") && err.contains("--from-mllm"),
+            "{err}"
+        );
+
+        // A config that does not match the checkpoint names the tensor.
+        let mut cfg = Qwen3Config::from_file(s.0.join("config.json")).unwrap();
+        cfg.intermediate_size += 1;
+        let bad = s.0.join("bad.json");
+        std::fs::write(&bad, cfg.to_json().to_string()).unwrap();
+        let a = TranslateArgs {
+            from_safetensors: Some(s.0.clone()),
+            config: Some(bad),
+            ..args(&out)
+        };
+        let err = format!("{:#}", run(&a).unwrap_err());
+        assert!(err.contains("model.layers.0.mlp.gate_proj.weight"), "{err}");
+        assert!(!out.exists());
+        let leftovers: Vec<_> = std::fs::read_dir(&s.0)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn output_replaces_files_atomically_and_writes_special_files_in_place() {
+        let s = Scratch::new("out");
+        let p = s.0.join("x.mlir");
+        std::fs::write(&p, "old").unwrap();
+        write_output(&p, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        write_output(Path::new("/dev/null"), b"discarded").unwrap();
+        assert!(Path::new("/dev/null").exists());
+        let err = format!("{:#}", write_output(&s.0, b"x").unwrap_err());
+        assert!(err.contains("is a directory"), "{err}");
+        let err = format!(
+            "{:#}",
+            write_output(&s.0.join("no/such/dir/x"), b"x").unwrap_err()
+        );
+        assert!(err.contains("cannot write"), "{err}");
+    }
+}

@@ -118,7 +118,11 @@ impl<'a> Parser<'a> {
                     .map(|(i, _)| i)
                     .unwrap_or(rest.len())
                     .max(rest.chars().next().map(|c| c.len_utf8()).unwrap_or(1));
-                format!("'{}'", &rest[..end.min(rest.len())])
+                let tok: String = rest[..end.min(rest.len())]
+                    .chars()
+                    .flat_map(char::escape_default)
+                    .collect();
+                format!("'{tok}'")
             }
         }
     }
@@ -249,7 +253,9 @@ impl<'a> Parser<'a> {
                 && !self.src.get(p + 3).is_some_and(|c| Self::ident_bytes(*c))
             {
                 self.pos = p + 3;
-                return Some((&self.text[start..self.pos], true));
+                // `-nan` reads as the canonical NaN: the printer spells every NaN `nan`.
+                let from = if kw == "nan" { p } else { start };
+                return Some((&self.text[from..self.pos], true));
             }
         }
         let digits = |p: &mut usize| {
@@ -549,7 +555,8 @@ impl<'a> Parser<'a> {
             }
         }
         if !saw_return {
-            return self.err(format!("function @{} has no func.return", f.name));
+            let at = f.src.clone().unwrap_or_else(|| self.loc());
+            return self.err_at(at, format!("function @{} has no func.return", f.name));
         }
         Ok(f)
     }
@@ -659,6 +666,21 @@ impl<'a> Parser<'a> {
             self.expect(b'(', "after 'loc'")?;
             name = Some(self.string()?);
             self.expect(b')', "to close loc(...)")?;
+        }
+        // A float-list attribute written with integers (`value = [1, 2]`) is stored as
+        // floats, so consumers reading it as a float list see its values.
+        for (k, ak) in kind
+            .info()
+            .required_attrs
+            .iter()
+            .chain(kind.info().optional_attrs)
+        {
+            if *ak == crate::ops::AttrKind::Floats {
+                if let Some(Attr::Ints(v)) = attrs.get(*k) {
+                    let fl = v.iter().map(|x| *x as f64).collect();
+                    attrs.insert((*k).to_owned(), Attr::Floats(fl));
+                }
+            }
         }
         let op = f.create_op(kind, &operands, &tys, attrs);
         f.ops[op].name = name;
@@ -808,6 +830,7 @@ impl<'a> Parser<'a> {
             self.skip_ws();
             match self.peek() {
                 Some(c) if c.is_ascii_digit() => {
+                    let dloc = self.loc();
                     let start = self.pos;
                     while self.peek().is_some_and(|c| c.is_ascii_digit()) {
                         self.pos += 1;
@@ -816,9 +839,10 @@ impl<'a> Parser<'a> {
                     match t.parse::<usize>() {
                         Ok(d) if d > 0 => shape.push(d),
                         _ => {
-                            return self.err(format!(
-                                "bad dimension {t}: dimensions are positive integers"
-                            ))
+                            return self.err_at(
+                                dloc,
+                                format!("bad dimension {t}: dimensions are positive integers"),
+                            )
                         }
                     }
                     if self.peek() != Some(b'x') {

@@ -330,7 +330,7 @@ pub fn write_string(s: &mut String, v: &str) {
             '\\' => s.push_str("\\\\"),
             '\n' => s.push_str("\\n"),
             '\t' => s.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            c if (c as u32) < 0x20 || c == '\x7f' => {
                 let _ = write!(s, "\\{:02X}", c as u32);
             }
             c => s.push(c),

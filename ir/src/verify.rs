@@ -297,9 +297,9 @@ fn verify_op(f: &Function, op: OpId) -> Result<(), IrError> {
             None => return Err(fail(format!("requires attribute '{k}' ({})", kind.name()))),
             Some(a) if !kind.accepts(a) => {
                 return Err(fail(format!(
-                    "attribute '{k}' must be a {}, got a {}",
-                    kind.name(),
-                    a.kind()
+                    "attribute '{k}' must be {}, got {}",
+                    with_article(kind.name()),
+                    with_article(a.kind())
                 )))
             }
             _ => {}
@@ -331,9 +331,9 @@ fn verify_op(f: &Function, op: OpId) -> Result<(), IrError> {
             }
             Some((_, kind)) if !kind.accepts(a) => {
                 return Err(fail(format!(
-                    "attribute '{k}' must be a {}, got a {}",
-                    kind.name(),
-                    a.kind()
+                    "attribute '{k}' must be {}, got {}",
+                    with_article(kind.name()),
+                    with_article(a.kind())
                 )))
             }
             _ => {}
@@ -361,7 +361,11 @@ fn verify_op(f: &Function, op: OpId) -> Result<(), IrError> {
             }
         }
         Constant => {
-            let v = o.attrs.floats("value").map(|v| v.len()).unwrap_or(0);
+            let v = match o.attrs.get("value") {
+                Some(crate::Attr::Floats(v)) => v.len(),
+                Some(crate::Attr::Ints(v)) => v.len(),
+                _ => 0,
+            };
             let numel = rtys[0].numel();
             if v != 1 && v != numel {
                 return Err(fail(format!(
@@ -426,6 +430,12 @@ fn verify_op(f: &Function, op: OpId) -> Result<(), IrError> {
         }
     }
     Ok(())
+}
+
+/// "an integer", "a bool", ... for diagnostics.
+fn with_article(noun: &str) -> String {
+    let an = noun.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {noun}", if an { "an" } else { "a" })
 }
 
 /// All operands and the result are either one float type, or all quantized.

@@ -428,3 +428,131 @@ fn tiny_preset_checkpoint_builds_and_verifies() {
         "same values through .mllm"
     );
 }
+
+/// One zero buffer, allocated lazily by the OS (calloc): weights of any size view it without
+/// touching memory, so real model shapes can be built cheaply.
+struct Zeros(Vec<u8>);
+impl mllm_ir::WeightBytes for Zeros {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn virtual_store(cfg: &Qwen3Config) -> WeightStore {
+    let names = cfg.expected_tensors();
+    let max = names
+        .iter()
+        .map(|(_, s)| s.iter().product::<usize>())
+        .max()
+        .unwrap()
+        * 2;
+    let zeros: Arc<dyn mllm_ir::WeightBytes> = Arc::new(Zeros(vec![0; max]));
+    let mut store = WeightStore::new();
+    for (name, shape) in names {
+        let len = shape.iter().product::<usize>() * 2;
+        store.insert(
+            name,
+            Weight::from_range(WDType::BF16, shape, zeros.clone(), 0, len).unwrap(),
+        );
+    }
+    store
+}
+
+#[test]
+fn mllm_reference_configs_build_with_real_shapes() {
+    // The workspace root is the parent of this crate; shared files are at ../shared from there.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/mllm");
+    if !dir.is_dir() {
+        eprintln!("note: {} absent, skipping", dir.display());
+        return;
+    }
+    for file in ["config_1.7B.json", "config_4B.json"] {
+        let cfg = Qwen3Config::from_file(dir.join(file)).unwrap();
+        let c = cfg.max_cache_length.unwrap();
+        let (l, hkv, d) = (cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim);
+        let m = build_qwen3(&cfg, virtual_store(&cfg), opts(32, c)).unwrap();
+        verify_weights(&m).unwrap();
+        let f = m.function("model.0.s32").unwrap();
+        assert_eq!(f.args().len(), 3 + 2 * l, "{file}");
+        assert_eq!(f.returned().len(), 1 + 2 * l, "{file}");
+        let sig = arg_sig(f);
+        assert_eq!(
+            sig[3],
+            ("past_key_0".to_string(), f32t(&[1, hkv, d, c - 32]))
+        );
+        assert_eq!(
+            sig[3 + l],
+            ("past_value_0".to_string(), f32t(&[1, hkv, c - 32, d]))
+        );
+        let out = result_sig(f);
+        assert_eq!(
+            out[0],
+            ("logits".to_string(), f32t(&[1, 32, cfg.vocab_size]))
+        );
+        assert_eq!(
+            out[2 * l],
+            (format!("present_value_{}", l - 1), f32t(&[1, hkv, 32, d]))
+        );
+        let d1 = m.function("model.0.s1").unwrap();
+        assert_eq!(arg_sig(d1)[3].1, f32t(&[1, hkv, d, c - 1]));
+        // Prefill and decode are the same graph at different shapes.
+        assert_eq!(f.num_ops(), d1.num_ops(), "{file}");
+    }
+}
+
+#[test]
+fn sharded_safetensors_checkpoint_imports_zero_copy() {
+    use mllm_frontends::safetensors::{SafetensorsWriter, TensorSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let single = dir.path().join("single");
+    let mut cfg = small_config(2, false);
+    cfg.vocab_size = 64;
+    synth::generate_from_config(&cfg, 5, DType::BF16, &single, &mut |_| {}).unwrap();
+    let one = Arc::new(Checkpoint::open(&single).unwrap());
+
+    // Split the tensors over two shard files plus an index.
+    let sharded = dir.path().join("sharded");
+    std::fs::create_dir_all(&sharded).unwrap();
+    let infos: Vec<_> = one.infos().cloned().collect();
+    let (a, b) = infos.split_at(infos.len() / 2);
+    let mut map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", a),
+        ("model-00002-of-00002.safetensors", b),
+    ] {
+        let specs: Vec<TensorSpec> = part
+            .iter()
+            .map(|t| TensorSpec::new(t.name.clone(), t.dtype, t.shape.clone()))
+            .collect();
+        let mut w =
+            SafetensorsWriter::create(sharded.join(file), &specs, &Default::default()).unwrap();
+        for t in part {
+            w.write_tensor(&t.name, one.tensor(&t.name).unwrap().bytes)
+                .unwrap();
+            map.insert(t.name.clone(), file.into());
+        }
+        w.finish().unwrap();
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(
+        sharded.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+
+    let two = Arc::new(Checkpoint::open(&sharded).unwrap());
+    let m1 = build_qwen3(&cfg, import_weights(&cfg, &one).unwrap(), opts(4, 16)).unwrap();
+    let m2 = build_qwen3(&cfg, import_weights(&cfg, &two).unwrap(), opts(4, 16)).unwrap();
+    mllm_ir::equiv::module_eq(&m1, &m2).unwrap();
+    for (name, w) in m2.weights.iter() {
+        if name.starts_with("model.rope.") {
+            continue;
+        }
+        assert_eq!(
+            w.bytes().as_ptr(),
+            two.tensor(name).unwrap().bytes.as_ptr(),
+            "{name}"
+        );
+        assert_eq!(w.bytes(), m1.weights.get(name).unwrap().bytes(), "{name}");
+    }
+}

@@ -3,17 +3,20 @@
 //! ```text
 //! cargo run --release -p mllm-frontends --example checkpoint_bench -- synth <preset> <dtype> <seed> <out_dir>
 //! cargo run --release -p mllm-frontends --example checkpoint_bench -- scan <checkpoint> [config.json]
+//! cargo run --release -p mllm-frontends --example checkpoint_bench -- convert <input> <output> [static|streaming]
 //! ```
 //!
 //! `synth` times the synthetic-checkpoint generator; `scan` times opening a checkpoint (header
-//! validation), checking it against a config, and reading every payload byte once.
+//! validation), checking it against a config, and reading every payload byte once; `convert` times
+//! the streaming safetensors <-> `.mllm` conversion (run it under `/usr/bin/time -v` for peak RSS).
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use mllm_frontends::mllm_file::{self, ConvertOptions};
 use mllm_frontends::synth::{self, Preset};
-use mllm_frontends::{Checkpoint, DType, Qwen3Config};
+use mllm_frontends::{Checkpoint, DType, MllmLayout, Qwen3Config};
 
 fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     match args {
@@ -53,7 +56,27 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                 report.non_finite.len()
             );
         }
-        _ => return Err("usage: checkpoint_bench synth <preset> <dtype> <seed> <out_dir> | scan <checkpoint> [config.json]".into()),
+        [cmd, input, output, rest @ ..] if cmd == "convert" && rest.len() <= 1 => {
+            let layout = match rest.first().map(String::as_str) {
+                Some("static") => MllmLayout::Static,
+                _ => MllmLayout::Streaming,
+            };
+            let opts = ConvertOptions {
+                layout,
+                model_name: None,
+            };
+            let t = Instant::now();
+            let s = mllm_file::convert(Path::new(input), Path::new(output), &opts, &mut |_| {})?;
+            let secs = t.elapsed().as_secs_f64();
+            println!(
+                "convert {:?}: {} tensors, {:.2} GB in {secs:.2} s ({:.0} MB/s)",
+                s.direction,
+                s.tensors,
+                s.bytes as f64 / 1e9,
+                s.bytes as f64 / 1e6 / secs
+            );
+        }
+        _ => return Err("usage: checkpoint_bench synth <preset> <dtype> <seed> <out_dir> | scan <checkpoint> [config.json] | convert <input> <output> [static|streaming]".into()),
     }
     Ok(())
 }

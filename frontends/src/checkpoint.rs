@@ -491,6 +491,16 @@ impl Checkpoint {
         }
     }
 
+    /// Drops the resident pages of `len` bytes at `offset` inside tensor `name` (advisory).
+    pub fn release_range(&self, name: &str, offset: u64, len: u64) {
+        if let Some(&i) = self.by_name.get(name) {
+            let (info, file) = &self.tensors[i];
+            let offset = offset.min(info.len);
+            let len = len.min(info.len - offset);
+            self.files[*file].release(info.offset + offset, len);
+        }
+    }
+
     /// Reads every payload byte once: counts NaN/Inf in float tensors (releasing pages as it goes).
     pub fn scan(&self) -> ScanReport {
         let mut report = ScanReport::default();

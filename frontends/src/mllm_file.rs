@@ -395,7 +395,7 @@ pub fn write_checkpoint(
 ) -> Result<()> {
     let specs: Vec<TensorSpec> = ckpt.infos().map(TensorSpec::from).collect();
     let mut w = MllmWriter::create(out, model_name, &specs, layout)?;
-    st::stream_tensors(ckpt, progress, |name, bytes| w.write_tensor(name, bytes))?;
+    st::stream_tensors(ckpt, progress, |bytes| w.write(bytes))?;
     w.finish()
 }
 

@@ -501,22 +501,31 @@ pub fn write_checkpoint(
         .entry("format".into())
         .or_insert_with(|| "pt".into());
     let mut w = SafetensorsWriter::create(out, &specs, &metadata)?;
-    stream_tensors(ckpt, progress, |name, bytes| w.write_tensor(name, bytes))?;
+    stream_tensors(ckpt, progress, |bytes| w.write(bytes))?;
     w.finish()
 }
 
-/// Calls `sink` for every tensor of `ckpt` in order, reporting progress and releasing pages.
+/// Bytes copied between page releases when streaming.
+const STREAM_CHUNK: usize = 16 << 20;
+
+/// Feeds every payload byte of `ckpt` to `sink` in file order, in chunks of at most
+/// [`STREAM_CHUNK`] bytes (so resident memory stays bounded even for a huge tensor), releasing the
+/// mapped pages behind it and reporting progress after each tensor.
 pub(crate) fn stream_tensors(
     ckpt: &Checkpoint,
     progress: &mut dyn FnMut(Progress<'_>),
-    mut sink: impl FnMut(&str, &[u8]) -> Result<()>,
+    mut sink: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let total = ckpt.total_bytes();
     let count = ckpt.len();
     let mut done = 0u64;
     for (i, t) in ckpt.tensors().enumerate() {
-        sink(t.name, t.bytes)?;
-        ckpt.release(t.name);
+        let mut at = 0usize;
+        for chunk in t.bytes.chunks(STREAM_CHUNK) {
+            sink(chunk)?;
+            ckpt.release_range(t.name, at as u64, chunk.len() as u64);
+            at += chunk.len();
+        }
         done += t.bytes.len() as u64;
         progress(Progress {
             tensor: t.name,

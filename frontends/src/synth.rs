@@ -3,9 +3,10 @@
 //! [`generate`] writes `config.json` (Hugging Face style plus mllm's extras) and
 //! `model.safetensors` into a directory. Weights are drawn from a seeded ChaCha8 stream with a
 //! realistic distribution: linear and embedding weights `N(0, 0.02²)`, norm weights
-//! `1 + N(0, 0.05²)`. Every tensor has its own stream (keyed by its name) and every element its own
-//! position in that stream, so the values depend only on (seed, tensor name, element index): not
-//! on the chunking, the thread count, or which other tensors exist.
+//! `1 + N(0, 0.05²)`, sampled with a ziggurat. Every tensor has its own stream (keyed by its
+//! name), and every block of 65536 elements its own window of that stream, so the values depend
+//! only on (seed, tensor name, element index): not on the thread count, the batch size, or which
+//! other tensors exist.
 //!
 //! Generation streams: memory use is a few fixed-size buffers whatever the model size, and
 //! filling the next buffer (on all cores) overlaps writing the previous one.
@@ -298,57 +299,123 @@ fn stream_key(name: &str) -> u64 {
     })
 }
 
-/// Elements per parallel task (even, so Box–Muller pairs never straddle tasks).
+/// Elements per parallel task. Each task draws from its own window of the tensor's stream, so
+/// the values depend on this constant but not on thread count or batch size (batches are whole
+/// multiples of it).
 const TASK: usize = 1 << 16;
 
+/// Stream words reserved per task (a task uses about one word per element; the ziggurat's rare
+/// rejections add a few more).
+const TASK_WORDS: u128 = 1 << 32;
+
 /// Fills `out` (little-endian `dtype` values) with elements `first..first + n` of the tensor's
-/// stream.
+/// stream; `first` must be a multiple of [`TASK`].
 fn fill(out: &mut [u8], dtype: DType, init: Init, seed: u64, stream: u64, first: usize) {
+    debug_assert_eq!(first % TASK, 0);
     let elem = dtype.elem_size().unwrap_or(4);
     let Init::Normal { mean, std } = init;
+    let zig = ziggurat();
     out.par_chunks_mut(TASK * elem)
         .enumerate()
         .for_each(|(task, chunk)| {
-            let start = first + task * TASK;
-            // Each element uses one 32-bit word; pairs start at even element indices.
-            let aligned = start & !1;
+            let index = (first / TASK + task) as u128;
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             rng.set_stream(stream);
-            rng.set_word_pos(aligned as u128);
-            let n = chunk.len() / elem;
-            let skip = start - aligned;
-            let mut idx = 0usize;
-            let mut put = |v: f32, idx: usize| {
-                let b = &mut chunk[idx * elem..(idx + 1) * elem];
-                match dtype {
-                    DType::BF16 => b.copy_from_slice(&bf16::from_f32(v).to_le_bytes()),
-                    DType::F16 => b.copy_from_slice(&f16::from_f32(v).to_le_bytes()),
-                    _ => b.copy_from_slice(&v.to_le_bytes()),
-                }
-            };
-            let mut pair_pos = 0usize;
-            while idx < n {
-                let (z0, z1) = box_muller(rng.next_u32(), rng.next_u32());
-                for (k, z) in [z0, z1].into_iter().enumerate() {
-                    if pair_pos * 2 + k >= skip && idx < n {
-                        put(mean + std * z, idx);
-                        idx += 1;
+            rng.set_word_pos(index * TASK_WORDS);
+            macro_rules! emit {
+                ($n:expr, $conv:expr) => {
+                    for b in chunk.chunks_exact_mut($n) {
+                        let v = mean + std * zig.sample(&mut rng);
+                        b.copy_from_slice(&$conv(v));
                     }
-                }
-                pair_pos += 1;
+                };
+            }
+            match dtype {
+                DType::BF16 => emit!(2, |v| bf16::from_f32(v).to_le_bytes()),
+                DType::F16 => emit!(2, |v| f16::from_f32(v).to_le_bytes()),
+                _ => emit!(4, |v: f32| v.to_le_bytes()),
             }
         });
 }
 
-/// Two independent standard normal samples from two uniform 32-bit words.
+/// Tables of Marsaglia & Tsang's ziggurat for the standard normal (128 layers).
+struct Ziggurat {
+    k: [u32; 128],
+    w: [f32; 128],
+    f: [f32; 128],
+}
+
+/// Right edge of the base layer.
+const ZIG_R: f64 = 3.442_619_855_899;
+
+fn ziggurat() -> &'static Ziggurat {
+    static TABLES: std::sync::OnceLock<Ziggurat> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let m1 = 2_147_483_648.0f64;
+        let v = 9.912_563_035_262_17e-3f64;
+        let mut dn = ZIG_R;
+        let mut tn = dn;
+        let q = v / (-0.5 * dn * dn).exp();
+        let mut z = Ziggurat {
+            k: [0; 128],
+            w: [0.0; 128],
+            f: [0.0; 128],
+        };
+        z.k[0] = (dn / q * m1) as u32;
+        z.k[1] = 0;
+        z.w[0] = (q / m1) as f32;
+        z.w[127] = (dn / m1) as f32;
+        z.f[0] = 1.0;
+        z.f[127] = (-0.5 * dn * dn).exp() as f32;
+        for i in (1..=126).rev() {
+            dn = (-2.0 * (v / dn + (-0.5 * dn * dn).exp()).ln()).sqrt();
+            z.k[i + 1] = (dn / tn * m1) as u32;
+            tn = dn;
+            z.f[i] = (-0.5 * dn * dn).exp() as f32;
+            z.w[i] = (dn / m1) as f32;
+        }
+        z
+    })
+}
+
+impl Ziggurat {
+    /// One standard normal sample.
+    #[inline]
+    fn sample(&self, rng: &mut ChaCha8Rng) -> f32 {
+        let mut hz = rng.next_u32() as i32;
+        let mut iz = (hz & 127) as usize;
+        if hz.unsigned_abs() < self.k[iz] {
+            return hz as f32 * self.w[iz];
+        }
+        loop {
+            let x = hz as f32 * self.w[iz];
+            if iz == 0 {
+                // Tail beyond ZIG_R.
+                let r = ZIG_R as f32;
+                loop {
+                    let x = -uniform(rng).ln() / r;
+                    let y = -uniform(rng).ln();
+                    if y + y >= x * x {
+                        return if hz > 0 { r + x } else { -r - x };
+                    }
+                }
+            }
+            if self.f[iz] + uniform(rng) * (self.f[iz - 1] - self.f[iz]) < (-0.5 * x * x).exp() {
+                return x;
+            }
+            hz = rng.next_u32() as i32;
+            iz = (hz & 127) as usize;
+            if hz.unsigned_abs() < self.k[iz] {
+                return hz as f32 * self.w[iz];
+            }
+        }
+    }
+}
+
+/// Uniform in (0, 1].
 #[inline]
-fn box_muller(a: u32, b: u32) -> (f32, f32) {
-    const SCALE: f32 = 1.0 / 16_777_216.0;
-    let u1 = ((a >> 8) as f32 + 1.0) * SCALE; // (0, 1]
-    let u2 = (b >> 8) as f32 * SCALE; // [0, 1)
-    let r = (-2.0 * u1.ln()).sqrt();
-    let (s, c) = (std::f32::consts::TAU * u2).sin_cos();
-    (r * c, r * s)
+fn uniform(rng: &mut ChaCha8Rng) -> f32 {
+    ((rng.next_u32() >> 8) as f32 + 1.0) * (1.0 / 16_777_216.0)
 }
 
 #[cfg(test)]
@@ -356,33 +423,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_do_not_depend_on_the_starting_offset() {
-        let mut whole = vec![0u8; 1000 * 4];
-        fill(
-            &mut whole,
-            DType::F32,
-            Init::Normal {
-                mean: 0.0,
-                std: 1.0,
-            },
-            7,
-            3,
-            0,
-        );
-        // Start at an odd element: must equal the tail of the whole run.
-        let mut part = vec![0u8; 501 * 4];
-        fill(
-            &mut part,
-            DType::F32,
-            Init::Normal {
-                mean: 0.0,
-                std: 1.0,
-            },
-            7,
-            3,
-            499,
-        );
-        assert_eq!(&whole[499 * 4..], &part[..]);
+    fn values_do_not_depend_on_batching() {
+        let init = Init::Normal {
+            mean: 0.0,
+            std: 1.0,
+        };
+        let mut whole = vec![0u8; 3 * TASK * 4 + 40];
+        fill(&mut whole, DType::F32, init, 7, 3, 0);
+        // The same elements generated from a later batch start.
+        let mut part = vec![0u8; 2 * TASK * 4 + 40];
+        fill(&mut part, DType::F32, init, 7, 3, TASK);
+        assert_eq!(&whole[TASK * 4..], &part[..]);
+        // Another stream differs.
+        let mut other = vec![0u8; 40];
+        fill(&mut other, DType::F32, init, 7, 4, 0);
+        assert_ne!(&whole[..40], &other[..]);
     }
 
     #[test]
@@ -408,9 +463,23 @@ mod tests {
         let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
         assert!((mean - 1.0).abs() < 0.001, "mean {mean}");
         assert!((var.sqrt() - 0.05).abs() < 0.001, "std {}", var.sqrt());
-        // About 4.6% of a normal lies beyond 2 sigma.
-        let tail = v.iter().filter(|&&x| (x - 1.0).abs() > 0.1).count() as f64 / n as f64;
-        assert!((tail - 0.0455).abs() < 0.005, "tail {tail}");
+        // About 4.55% of a normal lies beyond 2 sigma, 0.27% beyond 3, 0.0063% beyond 4.
+        let beyond =
+            |k: f32| v.iter().filter(|&&x| (x - 1.0).abs() > k * 0.05).count() as f64 / n as f64;
+        assert!(
+            (beyond(2.0) - 0.0455).abs() < 0.003,
+            "2 sigma {}",
+            beyond(2.0)
+        );
+        assert!(
+            (beyond(3.0) - 0.0027).abs() < 0.0006,
+            "3 sigma {}",
+            beyond(3.0)
+        );
+        assert!(beyond(4.0) < 0.0002, "4 sigma {}", beyond(4.0));
+        // Symmetric.
+        let above = v.iter().filter(|&&x| x > 1.0).count() as f64 / n as f64;
+        assert!((above - 0.5).abs() < 0.005, "above mean {above}");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct GraphOptions {
     pub vtcm_mb: Option<u32>,
 }
 
+/// Largest [`GraphOptions::vtcm_mb`] accepted.
+pub const MAX_VTCM_MB: u32 = 64;
+
 /// Handle of a tensor created in a [`GraphBuilder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TensorId {
@@ -151,11 +154,15 @@ impl GraphBuilder {
                 ));
             }
         }
-        if options.vtcm_mb == Some(0) {
-            return Err(QnnError::invalid(
-                format!("graph '{name}'"),
-                "vtcm_mb must be > 0",
-            ));
+        if let Some(mb) = options.vtcm_mb {
+            // The library accepts any value (1000 MB is passed through
+            // unchanged); no Hexagon has more than a few MB of VTCM.
+            if !(1..=MAX_VTCM_MB).contains(&mb) {
+                return Err(QnnError::invalid(
+                    format!("graph '{name}'"),
+                    format!("vtcm_mb {mb} not in 1..={MAX_VTCM_MB}"),
+                ));
+            }
         }
         let blank = || sys::QnnHtpGraph_CustomConfig_t {
             option: 0,

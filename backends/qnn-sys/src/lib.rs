@@ -41,6 +41,7 @@ pub use context::{Context, ContextOptions};
 pub use error::{QnnError, Result, INSTALL_HINT};
 pub use graph::{
     Graph, GraphBuilder, GraphOptions, Input, OpSpec, Output, Param, TensorId, DEFAULT_PACKAGE,
+    MAX_VTCM_MB,
 };
 pub use library::{
     describe_code, QnnLibrary, REQUIRED_CORE_MAJOR, REQUIRED_CORE_MINOR, REQUIRED_SYSTEM_MAJOR,

@@ -831,3 +831,65 @@ fn lpbq_conv_at_a_realistic_shape() {
     assert!(max <= 2, "max diff {max} LSB");
     assert!(rms <= 0.75, "rms {rms} LSB");
 }
+
+#[test]
+fn graph_options_are_accepted() {
+    let _serial = serial();
+    let Some(lib) = library() else { return };
+    let backend = Backend::new(&lib).expect("backend");
+    let device = Device::new(&backend, DeviceTarget::soc(SOC_SM8650)).expect("device");
+    let q = Quant::ScaleOffset {
+        scale: 1.0 / 256.0,
+        offset: -32768,
+    };
+    let relu_graph = |ctx: &Context, options: GraphOptions| -> Result<Vec<u16>> {
+        let mut g = GraphBuilder::create(ctx, "relu", options)?;
+        let spec = |n: &str, kind| TensorSpec::new(n, kind, DataType::UFixed16, &[1, 4], q.clone());
+        let x = g.add_tensor(spec("x", TensorKind::AppWrite))?;
+        let y = g.add_tensor(spec("y", TensorKind::AppRead))?;
+        g.add_node(OpSpec::new("relu0", "Relu").inputs(&[x]).outputs(&[y]))?;
+        let mut graph = g.finalize()?;
+        let mut out = vec![0u8; 8];
+        graph.execute_ordered(&[&u16_bytes(&[30000, 40000, 1, 65535])], &mut [&mut out])?;
+        Ok(bytes_u16(&out))
+    };
+    // relu((q - 32768) / 256): negatives clamp to zero = q 32768.
+    let expected = [32768u16, 40000, 32768, 65535];
+    for options in [
+        GraphOptions::default(),
+        GraphOptions {
+            precision_fp16: true,
+            ..Default::default()
+        },
+        GraphOptions {
+            optimization_level: Some(3),
+            vtcm_mb: Some(4),
+            ..Default::default()
+        },
+    ] {
+        let ctx = Context::new(&backend, &device, ContextOptions::default()).expect("context");
+        let out = relu_graph(&ctx, options).unwrap_or_else(|e| panic!("{options:?}: {e}"));
+        assert_eq!(out, expected, "{options:?}");
+    }
+    let ctx = Context::new(&backend, &device, ContextOptions::default()).expect("context");
+    for bad in [
+        GraphOptions {
+            optimization_level: Some(9),
+            ..Default::default()
+        },
+        GraphOptions {
+            vtcm_mb: Some(0),
+            ..Default::default()
+        },
+        GraphOptions {
+            vtcm_mb: Some(1000),
+            ..Default::default()
+        },
+    ] {
+        let err = GraphBuilder::create(&ctx, "bad", bad).unwrap_err();
+        assert!(
+            matches!(err, QnnError::InvalidArgument { .. }),
+            "{bad:?}: {err}"
+        );
+    }
+}

@@ -726,17 +726,27 @@ fn soc_targets_are_recorded_in_the_binary() {
             assert_eq!(model, soc);
         }
     }
-    // An arch-only target also prepares and runs.
+    // An arch-only target: the 2.51 library picks that arch's default SoC
+    // (v79 -> SM8750 = 69), which shows the ARCH config was read (a
+    // misplaced config would leave the default SM8350 = 30).
     let device = Device::new(
         &backend,
         DeviceTarget {
-            arch: Some(75),
+            arch: Some(79),
             ..Default::default()
         },
     )
-    .expect("device arch 75");
+    .expect("device arch 79");
     let ctx = Context::new(&backend, &device, ContextOptions::default()).expect("context");
-    build_add(&ctx).expect("add graph for v75");
+    build_add(&ctx).expect("add graph for v79");
+    let info = SystemContext::new(&lib)
+        .unwrap()
+        .binary_info(&ctx.binary().expect("binary"))
+        .expect("info");
+    println!("arch 79 only: soc model {:?}", info.soc_model);
+    if let Some(model) = info.soc_model {
+        assert_eq!(model, 69);
+    }
     // Unknown arch values are rejected before the library sees them.
     let err = Device::new(
         &backend,

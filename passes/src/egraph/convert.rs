@@ -62,9 +62,15 @@ pub fn to_egraph(f: &Function) -> Converted {
 
 /// Extracts the cheapest program for the roots and rebuilds `f` in place (arguments,
 /// names and attributes kept). Returns the number of ops in the new body.
-pub fn from_egraph(f: &mut Function, c: &Converted) -> usize {
+pub fn from_egraph(f: &mut Function, c: &Converted, batched_matmul_penalty: f64) -> usize {
     let eg = &c.egraph;
-    let extractor = Extractor::new(eg, QnnCost { eg });
+    let extractor = Extractor::new(
+        eg,
+        QnnCost {
+            eg,
+            batched_matmul_penalty,
+        },
+    );
     let mut out = Function::new(f.name.clone());
     out.attrs = f.attrs.clone();
     out.src = f.src.clone();

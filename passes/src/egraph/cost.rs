@@ -13,6 +13,10 @@ use crate::egraph::EGraph;
 pub struct QnnCost<'a> {
     /// The e-graph (for operand types).
     pub eg: &'a EGraph,
+    /// Cost multiplier of a matmul with batch dimensions > 1 (multi-head attention).
+    /// 1 normally; `sha-split` raises it so single-head forms win extraction (the HTP
+    /// runs per-head matmuls faster and compiles them faster).
+    pub batched_matmul_penalty: f64,
 }
 
 /// Cost of one op with result type `ty` and operand types `inputs`.
@@ -80,12 +84,14 @@ impl CostFunction<Node> for QnnCost<'_> {
                     .iter()
                     .map(|c| &self.eg[*c].data.ty)
                     .collect();
-                op_cost(
-                    kind,
-                    &tables.attrs[attrs as usize],
-                    &tables.types[ty as usize],
-                    &inputs,
-                )
+                let t = &tables.types[ty as usize];
+                let c = op_cost(kind, &tables.attrs[attrs as usize], t, &inputs);
+                let batch: usize = t.shape().iter().rev().skip(2).product();
+                if kind == OpKind::MatMul && batch > 1 {
+                    c * self.batched_matmul_penalty
+                } else {
+                    c
+                }
             }
         };
         enode.fold(own, |acc, c| acc + costs(c))

@@ -324,14 +324,27 @@ pub fn rewrite_function(
     stats: &mut crate::PassStats,
     pass: &str,
 ) -> Result<bool, crate::PassError> {
-    let mut conv = convert::to_egraph(f);
+    let conv = convert::to_egraph(f);
+    rewrite_converted(f, conv, rules, limits, 1.0, stats, pass)
+}
+
+/// [`rewrite_function`] on an already converted (and possibly seeded) e-graph.
+pub fn rewrite_converted(
+    f: &mut mllm_ir::Function,
+    mut conv: convert::Converted,
+    rules: &[&dyn Rule],
+    limits: Limits,
+    batched_matmul_penalty: f64,
+    stats: &mut crate::PassStats,
+    pass: &str,
+) -> Result<bool, crate::PassError> {
     let rs = run(&mut conv.egraph, rules, limits).map_err(|message| crate::PassError::Failed {
         pass: pass.into(),
         message: format!("@{}: {message}", f.name),
     })?;
     rs.record(stats);
     let before = f.clone();
-    convert::from_egraph(f, &conv);
+    convert::from_egraph(f, &conv, batched_matmul_penalty);
     crate::transforms::cse::cse(f);
     crate::transforms::dce::dce(f);
     *f = f.compact();

@@ -4,3 +4,4 @@ pub mod canonicalize;
 pub mod cse;
 pub mod dce;
 pub mod linear_to_conv2d;
+pub mod sha_split;

@@ -2,6 +2,7 @@
 
 pub mod canonical;
 pub mod layout;
+pub mod slicing;
 
 use crate::egraph::Rule;
 
@@ -10,6 +11,7 @@ pub fn rule_set(name: &str) -> Option<Vec<&'static dyn Rule>> {
     match name {
         "canonical" => Some(canonical::RULES.to_vec()),
         "layout" => Some(layout::RULES.to_vec()),
+        "slicing" => Some(slicing::RULES.to_vec()),
         _ => None,
     }
 }

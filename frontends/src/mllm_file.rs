@@ -429,22 +429,15 @@ pub struct ConvertSummary {
     pub bytes: u64,
 }
 
-/// Picks the direction from the output extension (`.mllm` or `.safetensors`), falling back to the
-/// input's.
-pub fn direction_for(input: &Path, output: &Path) -> Option<Direction> {
-    let ext = |p: &Path| {
-        p.extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-    };
-    match ext(output).as_deref() {
-        Some("mllm") => return Some(Direction::SafetensorsToMllm),
-        Some("safetensors") => return Some(Direction::MllmToSafetensors),
-        _ => {}
-    }
-    match ext(input).as_deref() {
-        Some("mllm") => Some(Direction::MllmToSafetensors),
-        Some("safetensors") | Some("json") => Some(Direction::SafetensorsToMllm),
-        _ if input.is_dir() => Some(Direction::SafetensorsToMllm),
+/// Picks the direction from the output extension: `.mllm` means safetensors to `.mllm`,
+/// `.safetensors` means `.mllm` to safetensors; anything else is ambiguous (`None`).
+pub fn direction_for(output: &Path) -> Option<Direction> {
+    let ext = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("mllm") => Some(Direction::SafetensorsToMllm),
+        Some("safetensors") => Some(Direction::MllmToSafetensors),
         _ => None,
     }
 }
@@ -485,9 +478,10 @@ pub fn convert(
     opts: &ConvertOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<ConvertSummary> {
-    let direction = direction_for(input, output).ok_or_else(|| Error::Checkpoint {
+    let direction = direction_for(output).ok_or_else(|| Error::Checkpoint {
         path: output.to_path_buf(),
-        msg: "cannot tell the conversion direction: use a .mllm or .safetensors extension".into(),
+        msg: "cannot tell the conversion direction: the output must end in .mllm or .safetensors"
+            .into(),
     })?;
     let ckpt = Checkpoint::open(input)?;
     let input_is_mllm = ckpt.format() == CheckpointFormat::Mllm;

@@ -112,9 +112,9 @@ pub fn run(args: &TranslateArgs) -> anyhow::Result<TranslateSummary> {
         (None, Some(p)) => (p.clone(), true),
         _ => bail!("give exactly one of --from-safetensors or --from-mllm"),
     };
+    let ckpt = Checkpoint::open(&src)?;
     let cfg_path = config_path(args.config.as_deref(), &src)?;
     let cfg = Qwen3Config::from_file(&cfg_path)?;
-    let ckpt = Checkpoint::open(&src)?;
     let is_mllm_file = ckpt.format() == mllm_frontends::CheckpointFormat::Mllm;
     if is_mllm != is_mllm_file {
         bail!(

@@ -7,6 +7,7 @@ pub mod egraph;
 pub mod manager;
 pub mod pass;
 pub mod pipeline;
+pub mod quant;
 pub mod registry;
 pub mod transforms;
 

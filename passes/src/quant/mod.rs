@@ -1,0 +1,4 @@
+//! Quantization: weight quantization math (LPBQ, per-channel int8), activation and KV
+//! encodings, AOT recipes.
+
+pub mod lpbq;

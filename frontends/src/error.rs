@@ -11,14 +11,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong while reading, checking, converting or generating checkpoints.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An operating-system I/O error on `path`.
-    #[error("{}: {source}", path.display())]
+    /// An operating-system I/O error on `path`. The I/O error is part of the message (and
+    /// deliberately not a `source()`, so that chained printing does not repeat it).
+    #[error("{}: {error}", path.display())]
     Io {
         /// File or directory involved.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A malformed safetensors file (header, offsets, dtype or shape).
     #[error("{}: invalid safetensors file: {msg}", path.display())]
@@ -118,7 +118,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

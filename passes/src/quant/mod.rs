@@ -2,3 +2,4 @@
 //! encodings, AOT recipes.
 
 pub mod lpbq;
+pub mod recipe;

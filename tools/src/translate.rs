@@ -5,9 +5,10 @@
 //! graphs ([`mllm_frontends::qwen3::build_qwen3`]) and writes the module's textual form.
 //!
 //! No weight file is written: the module attribute `weights` records the absolute path of the
-//! checkpoint the weights come from (its `builtin.weight` ops name tensors of that file), and
-//! `rope_theta` lets [`mllm_frontends::qwen3::load_weights`] recompute the RoPE tables, so the
-//! `.mlir` file plus the untouched checkpoint are the whole model. The output is written
+//! checkpoint the weights come from (its `builtin.weight` ops name tensors of that file),
+//! `config` the absolute path of the config.json used, and `rope_theta` lets
+//! [`mllm_frontends::qwen3::load_weights`] recompute the RoPE tables, so the `.mlir` file plus
+//! the untouched checkpoint are the whole model. The output is written
 //! atomically (temporary file in the same directory, then rename); `-` writes to stdout, and
 //! special files such as `/dev/null` are written in place.
 
@@ -155,6 +156,13 @@ pub fn run(args: &TranslateArgs) -> anyhow::Result<TranslateSummary> {
     module
         .attrs
         .insert(qwen3::ATTR_WEIGHTS.into(), Attr::Str(recorded.to_string()));
+    // The config too (tokens, EOS ids, ... for the runner), when its path is printable.
+    if let Some(c) = std::fs::canonicalize(&cfg_path)
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+    {
+        module.attrs.insert("config".into(), Attr::Str(c));
+    }
     let text = mllm_ir::print::print_module(&module);
     write_output(&args.output, text.as_bytes())?;
     Ok(TranslateSummary {
@@ -303,6 +311,8 @@ mod tests {
         assert_eq!(summary.weights_path, want);
         use mllm_ir::attr::AttrsExt;
         assert_eq!(m.attrs.str("weights"), want.to_str());
+        let cfg_abs = std::fs::canonicalize(s.0.join("config.json")).unwrap();
+        assert_eq!(m.attrs.str("config"), cfg_abs.to_str());
         qwen3::load_weights(&mut m, None).unwrap();
         assert_eq!(m.weights.len(), summary.weights);
 

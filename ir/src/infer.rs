@@ -76,7 +76,9 @@ pub fn infer_shape(
                 return Err(format!("reshape to non-positive dimension in {shape:?}"));
             }
             let out: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
-            let n: usize = out.iter().product();
+            let Some(n) = checked_numel(&out) else {
+                return Err(format!("reshape to {shape:?}: too many elements"));
+            };
             if n != operands[0].numel() {
                 return Err(format!(
                     "reshape from {} ({} elements) to {} ({} elements)",
@@ -124,7 +126,9 @@ pub fn infer_shape(
                         ));
                     }
                 }
-                out[axis] += ts[axis];
+                out[axis] = out[axis]
+                    .checked_add(ts[axis])
+                    .ok_or("concat result has too many elements")?;
             }
             out
         }
@@ -148,7 +152,7 @@ pub fn infer_shape(
                         s(0)[d]
                     ));
                 }
-                out.push(((e - b + st - 1) / st) as usize);
+                out.push(((e - b - 1) / st + 1) as usize);
             }
             out
         }
@@ -171,7 +175,9 @@ pub fn infer_shape(
                 return Err(format!("repeat times must be positive, got {times}"));
             }
             let mut out = s(0).to_vec();
-            out[axis] *= times as usize;
+            out[axis] = out[axis]
+                .checked_mul(times as usize)
+                .ok_or("repeat result has too many elements")?;
             out
         }
         MatMul => {
@@ -264,8 +270,16 @@ pub fn infer_shape(
                            st: i64,
                            d: i64|
              -> Result<usize, String> {
-                let eff = (k as i64 - 1) * d + 1;
-                let span = inp as i64 + p0 + p1 - eff;
+                let overflow = || "conv2d sizes overflow".to_string();
+                let eff = (k as i64 - 1)
+                    .checked_mul(d)
+                    .and_then(|v| v.checked_add(1))
+                    .ok_or_else(overflow)?;
+                let span = (inp as i64)
+                    .checked_add(p0)
+                    .and_then(|v| v.checked_add(p1))
+                    .and_then(|v| v.checked_sub(eff))
+                    .ok_or_else(overflow)?;
                 if span < 0 {
                     return Err("conv2d kernel larger than padded input".into());
                 }
@@ -351,7 +365,21 @@ pub fn infer_shape(
             out
         }
     };
+    if checked_numel(&shape).is_none() {
+        return Err(format!(
+            "result shape {} has too many elements",
+            fmt_shape(&shape)
+        ));
+    }
     Ok(Some(shape))
+}
+
+/// Number of elements of `shape` if it fits in an `i64` (the limit of a tensor type).
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(*d))
+        .filter(|n| *n <= i64::MAX as usize)
 }
 
 /// Element type of a data-movement op's result: the input's, with a per-axis or

@@ -824,6 +824,7 @@ impl<'a> Parser<'a> {
                 self.found()
             ));
         }
+        let tloc = self.loc();
         self.pos += 7;
         let mut shape = Vec::new();
         loop {
@@ -856,6 +857,9 @@ impl<'a> Parser<'a> {
                 _ => break,
             }
         }
+        if crate::infer::checked_numel(&shape).is_none() {
+            return self.err_at(tloc, "tensor type has too many elements");
+        }
         let elem = self.elem()?;
         self.expect(b'>', "to close tensor<...>")?;
         Ok(Type::tensor(shape, elem))
@@ -865,7 +869,7 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         if self.peek() == Some(b'!') {
             self.pos += 1;
-            let save = self.pos;
+            let save = (self.pos, self.line, self.line_start);
             let loc = self.loc();
             let Some(name) = self.ident() else {
                 return self.err(format!(
@@ -874,7 +878,7 @@ impl<'a> Parser<'a> {
                 ));
             };
             if name.starts_with("quant.") {
-                self.pos = save;
+                (self.pos, self.line, self.line_start) = save;
                 return Ok(ElemType::Quant(self.quant_after_bang()?));
             }
             return match self.aliases.get(name) {

@@ -23,3 +23,8 @@ func.func @f(%a: tensor<99999999999999999999999xf32>) {
 func.func @f(%a: tensor<2xf32) {
   func.return
 }
+// -----
+// More elements than an i64 can count.
+func.func @f(%a: tensor<4294967296x4294967296x4294967296xf32>) {
+  func.return
+}

@@ -1,1 +1,22 @@
-//! Placeholder.
+//! `mllm-backend-qnn`: lowering of the IR to QNN graphs and emission of QNN context
+//! binaries for the Hexagon NPU (HTP).
+//!
+//! - [`lower`]: one IR function -> one QNN graph (types, encodings, op mapping).
+//! - [`fold`]: weight chains (slice/transpose/reshape over `builtin.weight` /
+//!   `builtin.constant`) folded into static tensor bytes, one weight at a time.
+//! - [`binary`]: a whole module -> one context binary (`model.bin`) and its manifest.
+//! - [`manifest`]: the sidecar `model.bin.json` (no IR dependency; shared with the
+//!   runtime) and its loader-side verification.
+//!
+//! LPBQ linears must be 1x1 `Conv2d` with HWIO weights (QNN's blockwise
+//! `FullyConnected` is broken unless K == N): run the `linear-to-conv2d` pass before
+//! lowering; an LPBQ `nn.linear` is reported as an error.
+
+pub mod binary;
+pub mod fold;
+pub mod lower;
+pub mod manifest;
+
+pub use binary::{compile_module, write_model, CompileError, CompileOptions, Compiled, GraphStats};
+pub use lower::{lower_function, qnn_type, IoTensor, LowerError, LoweredGraph};
+pub use manifest::{verify_manifest, Manifest, ManifestError};

@@ -1,0 +1,290 @@
+//! Compiling a whole module into one QNN context binary plus its manifest.
+//!
+//! Every function of the module (e.g. prefill `model.0.s32` and decode `model.0.s1`)
+//! becomes a graph of ONE context; each graph is lowered ([`crate::lower`]) and
+//! finalized in turn, then the context is serialized.
+//!
+//! Weight sharing: with [`CompileOptions::weight_sharing`] the HTP deduplicates static
+//! weights between the graphs, but the x86 emulator refuses to load such binaries
+//! (error 1000), so it is off by default (binaries for tests / the emulator) and should
+//! be turned on for device builds.
+//!
+//! Crashes: a segfault inside the QNN library (seen with broken op configs, e.g. LPBQ
+//! `FullyConnected` with N > K) kills the calling process. This crate does not
+//! finalize in a child process; the lowering avoids the configurations known to crash
+//! (LPBQ linears must be 1x1 convolutions), and a caller that compiles untrusted
+//! shapes should run the compiler as a subprocess.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mllm_ir::attr::AttrsExt;
+use mllm_ir::Module;
+use mllm_qnn_sys::{
+    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnError,
+    QnnLibrary, SystemContext, KNOWN_SOCS,
+};
+
+use crate::lower::{lower_function, IoTensor, LowerError, LoweredGraph};
+use crate::manifest::{
+    dtype_name, manifest_path, sha256_hex, write_atomic, Manifest, ManifestEncoding,
+    ManifestError, ManifestGraph, ManifestQnn, ManifestTarget, ManifestTensor, MANIFEST_VERSION,
+};
+
+/// Options of [`compile_module`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Directory holding the QNN libraries (else the usual search, see `mllm-qnn-sys`).
+    pub lib_dir: Option<PathBuf>,
+    /// `Qnn_SocModel_t` to prepare for (43 SM8550, 57 SM8650, 69 SM8750, 87 SM8850).
+    /// `None` with `arch: None` is the library default (SM8350 / v68, ~20 LSB less
+    /// accurate than v73+ targets).
+    pub soc: Option<u32>,
+    /// Hexagon architecture, when no SoC is given.
+    pub arch: Option<u32>,
+    /// VTCM size in MB.
+    pub vtcm_mb: Option<u32>,
+    /// HTP weight sharing between graphs (device builds; not loadable in the emulator).
+    pub weight_sharing: bool,
+    /// Float ops in FP16.
+    pub fp16_precision: bool,
+    /// HTP finalize optimization level (0..=3).
+    pub optimization_level: Option<u32>,
+    /// Only these functions (all when `None`).
+    pub functions: Option<Vec<String>>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            lib_dir: None,
+            soc: None,
+            arch: None,
+            vtcm_mb: None,
+            weight_sharing: false,
+            fp16_precision: true,
+            optimization_level: Some(3),
+            functions: None,
+        }
+    }
+}
+
+/// Errors of [`compile_module`] and [`write_model`].
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// Setting up QNN failed (library, backend, device, context).
+    #[error("QNN setup: {0}")]
+    Setup(#[source] QnnError),
+    /// A graph could not be lowered.
+    #[error(transparent)]
+    Lower(#[from] LowerError),
+    /// QNN failed on a whole graph (create, finalize).
+    #[error("graph '{graph}': {source}")]
+    Graph {
+        /// Graph name.
+        graph: String,
+        /// Library error.
+        #[source]
+        source: QnnError,
+    },
+    /// Serializing the context failed.
+    #[error("serializing the context: {0}")]
+    Binary(#[source] QnnError),
+    /// Nothing to compile.
+    #[error("{0}")]
+    Empty(String),
+    /// Writing the outputs failed.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+/// Timings and sizes of one compiled graph.
+#[derive(Debug, Clone)]
+pub struct GraphStats {
+    /// Graph name.
+    pub name: String,
+    /// QNN nodes.
+    pub nodes: usize,
+    /// Static tensors (folded weights and constants).
+    pub static_tensors: usize,
+    /// Static bytes handed to QNN.
+    pub static_bytes: u64,
+    /// Seconds spent lowering (including weight folding and tensor creation).
+    pub lower_secs: f64,
+    /// Seconds spent in `graphFinalize`.
+    pub finalize_secs: f64,
+}
+
+/// A compiled module.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The context binary.
+    pub binary: Vec<u8>,
+    /// Its manifest (`binary` is set to `model.bin`; [`write_model`] fixes it).
+    pub manifest: Manifest,
+    /// Per-graph statistics.
+    pub stats: Vec<GraphStats>,
+    /// Seconds spent serializing the context.
+    pub serialize_secs: f64,
+}
+
+/// `N` of a graph named `model.{i}.s{N}`, or the function attribute `ar_len`.
+fn ar_len_of(f: &mllm_ir::Function) -> Option<usize> {
+    if let Some(n) = f.attrs.int("ar_len") {
+        return usize::try_from(n).ok();
+    }
+    let last = f.name.rsplit('.').next()?;
+    last.strip_prefix('s')?.parse().ok()
+}
+
+fn manifest_tensor(t: &IoTensor) -> ManifestTensor {
+    ManifestTensor {
+        name: t.name.clone(),
+        shape: t.dims.clone(),
+        dtype: dtype_name(t.dtype).to_string(),
+        ir_type: Some(mllm_ir::print::type_to_string(&t.ty)),
+        encoding: ManifestEncoding::from(&t.quant),
+    }
+}
+
+/// Name and arch of a known SoC model.
+pub fn soc_info(model: u32) -> Option<(&'static str, u32)> {
+    KNOWN_SOCS
+        .iter()
+        .find(|(_, m, _)| *m == model)
+        .map(|(n, _, a)| (*n, *a))
+}
+
+/// Builds every function of `module` (or those in `opts.functions`) as a graph of one
+/// context, finalizes them and returns the context binary with its manifest.
+pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    let funcs: Vec<&mllm_ir::Function> = match &opts.functions {
+        None => module.functions.iter().collect(),
+        Some(names) => {
+            let mut v = Vec::new();
+            for n in names {
+                v.push(module.function(n).ok_or_else(|| {
+                    CompileError::Empty(format!("the module has no function '{n}'"))
+                })?);
+            }
+            v
+        }
+    };
+    if funcs.is_empty() {
+        return Err(CompileError::Empty("the module has no functions to compile".into()));
+    }
+    let lib = QnnLibrary::load(opts.lib_dir.as_deref()).map_err(CompileError::Setup)?;
+    let backend = Backend::new(&lib).map_err(CompileError::Setup)?;
+    let target = DeviceTarget {
+        soc_model: opts.soc,
+        arch: if opts.soc.is_some() { None } else { opts.arch },
+        signed_pd: None,
+    };
+    let device = Device::new(&backend, target).map_err(CompileError::Setup)?;
+    let ctx = Context::new(
+        &backend,
+        &device,
+        ContextOptions {
+            weight_sharing: opts.weight_sharing,
+        },
+    )
+    .map_err(CompileError::Setup)?;
+    let gopts = GraphOptions {
+        precision_fp16: opts.fp16_precision,
+        optimization_level: opts.optimization_level,
+        vtcm_mb: opts.vtcm_mb,
+    };
+    let mut lowered: Vec<(LoweredGraph, Option<usize>)> = Vec::new();
+    let mut stats = Vec::new();
+    for f in &funcs {
+        let t0 = Instant::now();
+        let mut g = GraphBuilder::create(&ctx, &f.name, gopts).map_err(|source| {
+            CompileError::Graph {
+                graph: f.name.clone(),
+                source,
+            }
+        })?;
+        let lg = lower_function(&mut g, f, &module.weights)?;
+        let lower_secs = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let graph = g.finalize().map_err(|source| CompileError::Graph {
+            graph: f.name.clone(),
+            source,
+        })?;
+        drop(graph);
+        stats.push(GraphStats {
+            name: f.name.clone(),
+            nodes: lg.nodes,
+            static_tensors: lg.static_tensors,
+            static_bytes: lg.static_bytes,
+            lower_secs,
+            finalize_secs: t1.elapsed().as_secs_f64(),
+        });
+        lowered.push((lg, ar_len_of(f)));
+    }
+    let t2 = Instant::now();
+    let binary = ctx.binary().map_err(CompileError::Binary)?;
+    let serialize_secs = t2.elapsed().as_secs_f64();
+    // The SoC the library recorded in the binary (the default target reports its own).
+    let reported_soc = SystemContext::new(&lib)
+        .and_then(|s| s.binary_info(&binary))
+        .ok()
+        .and_then(|i| i.soc_model);
+    let soc_model = opts.soc.or(reported_soc);
+    let (soc_name, soc_arch) = match soc_model.and_then(soc_info) {
+        Some((n, a)) => (Some(n.to_string()), Some(a)),
+        None => (None, None),
+    };
+    let manifest = Manifest {
+        format_version: MANIFEST_VERSION,
+        generator: format!("mllm-backend-qnn {}", env!("CARGO_PKG_VERSION")),
+        binary: "model.bin".into(),
+        binary_size: binary.len() as u64,
+        sha256: sha256_hex(&binary),
+        target: ManifestTarget {
+            soc_model,
+            soc_name,
+            htp_arch: opts.arch.filter(|_| opts.soc.is_none()).or(soc_arch),
+        },
+        qnn: ManifestQnn {
+            core_api: {
+                let (a, b, c) = lib.core_api_version();
+                [a, b, c]
+            },
+            backend_api: {
+                let (a, b, c) = lib.backend_api_version();
+                [a, b, c]
+            },
+            build_id: lib.build_id().to_string(),
+        },
+        weight_sharing: opts.weight_sharing,
+        graphs: lowered
+            .iter()
+            .map(|(g, ar)| ManifestGraph {
+                name: g.name.clone(),
+                ar_len: *ar,
+                inputs: g.inputs.iter().map(manifest_tensor).collect(),
+                outputs: g.outputs.iter().map(manifest_tensor).collect(),
+            })
+            .collect(),
+    };
+    Ok(Compiled {
+        binary,
+        manifest,
+        stats,
+        serialize_secs,
+    })
+}
+
+/// Writes `compiled.binary` to `path` and the manifest to `<path>.json`, both
+/// atomically (the binary first, so a manifest never describes a missing binary).
+pub fn write_model(path: &Path, compiled: &Compiled) -> Result<Manifest, CompileError> {
+    let mut manifest = compiled.manifest.clone();
+    manifest.binary = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model.bin".into());
+    write_atomic(path, &compiled.binary)?;
+    write_atomic(&manifest_path(path), manifest.to_json().as_bytes())?;
+    Ok(manifest)
+}

@@ -1,0 +1,699 @@
+//! Hybrid scheduler: chunked prefill with the `s{N}` graph, decode with the `s1` graph.
+//!
+//! [`Scheduler::generate`] takes the full token sequence of the conversation so far, reuses the
+//! longest prefix already in the KV cache (multi-turn chat re-sends the whole history), prefills
+//! the rest in chunks of S tokens (the last chunk padded with the pad token, positions
+//! continuing; pads are never committed), takes the first generated token from the logits row of
+//! the last real prompt token, then decodes one token per step until EOS, the token budget, the
+//! callback, or a full cache stops it.
+//!
+//! It works with a prefill and a decode graph (hybrid mode), with only a decode graph ("kv mode":
+//! the prompt is fed token by token) or with only a prefill graph (decode steps run the S graph
+//! with one real token). When the context length is not a multiple of S, the prompt tail that no
+//! longer fits a chunk is fed through the decode graph.
+//!
+//! # Cache capacity
+//!
+//! A step with a graph of ar_len S needs `n_past <= C - S` (the cache columns of its mask). New
+//! K/V entries of a step are committed lazily, right before the next step, into the layout of the
+//! graph that runs next; the last step of a generation therefore never needs room in the cache,
+//! so with a decode graph exactly C tokens (prompt + generated, the final sampled token not
+//! counted, since it is never fed back) can be processed: the last cache slot is used.
+//!
+//! # Allocation
+//!
+//! All buffers are allocated in [`Scheduler::new`] and at the start of `generate` (the vector
+//! of generated ids). A decode step performs no heap allocation unless logits are recorded.
+
+use std::time::{Duration, Instant};
+
+use crate::buffer::AlignedBytes;
+use crate::error::{Result, RuntimeError};
+use crate::executor::{
+    describe_graphs, Executor, GraphBindings, GraphDesc, InputRole, ModelDims, TensorDesc,
+};
+use crate::kv::KvCache;
+use crate::sampler::Sampler;
+
+/// Largest number of inputs or outputs a graph may have (I/O slice tables live on the stack).
+pub const MAX_GRAPH_IO: usize = 512;
+
+/// Qwen3's end-of-sequence ids (`<|endoftext|>`, `<|im_end|>`).
+pub const QWEN3_EOS: [u32; 2] = [151643, 151645];
+
+/// How to pick a graph.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum GraphSelect {
+    /// Prefill: the graph with the largest ar_len > 1; decode: the graph with ar_len 1.
+    #[default]
+    Auto,
+    /// The graph with this name.
+    Name(String),
+    /// The graph with this ar_len.
+    ArLen(usize),
+    /// Do not use a graph for this role.
+    Disabled,
+}
+
+/// Scheduler settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulerConfig {
+    /// Maximum number of tokens to generate per [`Scheduler::generate`] call.
+    pub max_new_tokens: usize,
+    /// Generation stops after emitting any of these ids.
+    pub eos_ids: Vec<u32>,
+    /// Token id used to pad the last prefill chunk.
+    pub pad_token: u32,
+    /// Which graph prefills.
+    pub prefill: GraphSelect,
+    /// Which graph decodes.
+    pub decode: GraphSelect,
+    /// Record dequantized f32 logits of every processed prompt position and every decode step
+    /// (allocates while recording).
+    pub record_logits: bool,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_new_tokens: 256,
+            eos_ids: QWEN3_EOS.to_vec(),
+            pad_token: 0,
+            prefill: GraphSelect::Auto,
+            decode: GraphSelect::Auto,
+            record_logits: false,
+        }
+    }
+}
+
+/// Why generation stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// An EOS id was generated (it is included in the generated ids).
+    Eos,
+    /// `max_new_tokens` tokens were generated.
+    MaxTokens,
+    /// The context is full: the last generated token could not be fed back.
+    CacheFull,
+    /// The streaming callback asked to stop.
+    Callback,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopReason::Eos => "end of sequence",
+            StopReason::MaxTokens => "maximum number of new tokens reached",
+            StopReason::CacheFull => "context full (KV cache has no free slot)",
+            StopReason::Callback => "stopped by caller",
+        })
+    }
+}
+
+/// Recorded logits: one row of `vocab` f32 values per processed position.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogitsRecord {
+    /// Vocabulary size (row length).
+    pub vocab: usize,
+    /// Row-major `[rows, vocab]` values. Row k holds the logits computed at the k-th processed
+    /// position of this call: first every prompt position that was not reused from the cache,
+    /// then one row per decode step.
+    pub data: Vec<f32>,
+}
+
+impl LogitsRecord {
+    /// Number of recorded rows.
+    pub fn rows(&self) -> usize {
+        self.data.len().checked_div(self.vocab).unwrap_or(0)
+    }
+}
+
+/// Outcome and timings of one [`Scheduler::generate`] call.
+#[derive(Clone, Debug, Default)]
+pub struct GenerationStats {
+    /// Tokens in the prompt given to `generate`.
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV were reused from the cache (not recomputed).
+    pub reused_tokens: usize,
+    /// Generated ids, in order (an EOS id that stopped generation is included).
+    pub generated: Vec<u32>,
+    /// Why generation stopped (`None` only if nothing was generated because
+    /// `max_new_tokens` is 0).
+    pub stop: Option<StopReason>,
+    /// Number of prefill graph executions (chunks / single tokens).
+    pub prefill_steps: usize,
+    /// Wall time of the prefill (all prompt steps, up to the logits of the last prompt token).
+    pub prefill_time: Duration,
+    /// Time from the call to the first generated token (prefill + first sampling).
+    pub time_to_first_token: Duration,
+    /// Number of decode steps (graph executions after the first token).
+    pub decode_steps: usize,
+    /// Wall time of the decode steps (callback time excluded).
+    pub decode_time: Duration,
+    /// Total time spent inside [`Executor::execute`] during decode.
+    pub decode_execute_time: Duration,
+    /// Logits, if recording was enabled.
+    pub logits: Option<LogitsRecord>,
+}
+
+impl GenerationStats {
+    /// Prompt tokens processed per second of prefill.
+    pub fn prefill_tok_per_s(&self) -> f64 {
+        rate(self.prompt_tokens - self.reused_tokens, self.prefill_time)
+    }
+
+    /// Decode steps per second.
+    pub fn decode_tok_per_s(&self) -> f64 {
+        rate(self.decode_steps, self.decode_time)
+    }
+
+    /// Mean host time per decode step outside `execute` (scheduling, cache commit, mask,
+    /// sampling).
+    pub fn host_overhead_per_step(&self) -> Duration {
+        if self.decode_steps == 0 {
+            return Duration::ZERO;
+        }
+        self.decode_time.saturating_sub(self.decode_execute_time) / self.decode_steps as u32
+    }
+}
+
+fn rate(n: usize, t: Duration) -> f64 {
+    let s = t.as_secs_f64();
+    if s > 0.0 {
+        n as f64 / s
+    } else {
+        0.0
+    }
+}
+
+/// One graph with its buffers.
+struct Slot {
+    b: GraphBindings,
+    tokens: AlignedBytes,
+    positions: AlignedBytes,
+    outs: Vec<AlignedBytes>,
+}
+
+/// The hybrid scheduler; owns the executor, the KV cache and every I/O buffer.
+pub struct Scheduler<E: Executor> {
+    exec: E,
+    cfg: SchedulerConfig,
+    dims: ModelDims,
+    slots: Vec<Slot>,
+    prefill: Option<usize>,
+    decode: Option<usize>,
+    kv: KvCache,
+    /// Tokens processed so far (committed to the cache or pending).
+    history: Vec<u32>,
+    /// Slot and count of entries produced by the last step and not yet committed.
+    pending: Option<(usize, usize)>,
+}
+
+impl<E: Executor> std::fmt::Debug for Scheduler<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("executor", &self.exec.name())
+            .field("dims", &self.dims)
+            .field("prefill", &self.prefill_bindings().map(|b| &b.name))
+            .field("decode", &self.decode_bindings().map(|b| &b.name))
+            .field("kv", &self.kv)
+            .finish()
+    }
+}
+
+fn select(graphs: &[GraphDesc], sel: &GraphSelect, decode: bool) -> Result<Option<usize>> {
+    let not_found = |msg: String| RuntimeError::GraphNotFound {
+        msg,
+        available: describe_graphs(graphs),
+    };
+    let role = if decode { "decode" } else { "prefill" };
+    match sel {
+        GraphSelect::Disabled => Ok(None),
+        GraphSelect::Name(n) => graphs
+            .iter()
+            .position(|g| &g.name == n)
+            .map(Some)
+            .ok_or_else(|| not_found(format!("no {role} graph named `{n}`"))),
+        GraphSelect::ArLen(s) => {
+            let m: Vec<usize> = (0..graphs.len())
+                .filter(|&i| graphs[i].ar_len == *s)
+                .collect();
+            match m[..] {
+                [i] => Ok(Some(i)),
+                [] => Err(not_found(format!("no {role} graph with ar_len {s}"))),
+                _ => Err(not_found(format!(
+                    "several graphs have ar_len {s}; choose the {role} graph by name"
+                ))),
+            }
+        }
+        GraphSelect::Auto => {
+            if decode {
+                let m: Vec<usize> = (0..graphs.len())
+                    .filter(|&i| graphs[i].ar_len == 1)
+                    .collect();
+                match m[..] {
+                    [] => Ok(None),
+                    [i] => Ok(Some(i)),
+                    _ => Err(not_found(
+                        "several graphs have ar_len 1; choose the decode graph by name".into(),
+                    )),
+                }
+            } else {
+                let best = graphs.iter().map(|g| g.ar_len).filter(|&s| s > 1).max();
+                let Some(best) = best else { return Ok(None) };
+                let m: Vec<usize> = (0..graphs.len())
+                    .filter(|&i| graphs[i].ar_len == best)
+                    .collect();
+                match m[..] {
+                    [i] => Ok(Some(i)),
+                    _ => Err(not_found(format!(
+                        "several graphs have ar_len {best}; choose the prefill graph by name"
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+impl<E: Executor> Scheduler<E> {
+    /// Selects the prefill and decode graphs, validates them against the I/O contract (and
+    /// against each other: same dims, KV dtype and encodings, mask dtype) and allocates the cache
+    /// and every buffer.
+    pub fn new(exec: E, cfg: SchedulerConfig) -> Result<Scheduler<E>> {
+        let graphs = exec.graphs();
+        let prefill = select(graphs, &cfg.prefill, false)?;
+        let decode = select(graphs, &cfg.decode, true)?;
+        if prefill.is_some() && prefill == decode {
+            return Err(RuntimeError::Config(format!(
+                "graph `{}` selected for both prefill and decode; select one role or the other",
+                graphs[prefill.unwrap_or(0)].name
+            )));
+        }
+        let chosen: Vec<usize> = prefill.into_iter().chain(decode).collect();
+        let Some(&first) = chosen.first() else {
+            return Err(RuntimeError::GraphNotFound {
+                msg: "no prefill or decode graph selected".into(),
+                available: describe_graphs(graphs),
+            });
+        };
+        let dims = ModelDims::infer(&graphs[first])?;
+        let mut slots = Vec::with_capacity(chosen.len());
+        for &g in &chosen {
+            let b = GraphBindings::resolve(graphs, g, &dims)?;
+            let desc = &graphs[g];
+            if desc.inputs.len() > MAX_GRAPH_IO || desc.outputs.len() > MAX_GRAPH_IO {
+                return Err(RuntimeError::Contract {
+                    graph: desc.name.clone(),
+                    msg: format!("more than {MAX_GRAPH_IO} inputs or outputs"),
+                });
+            }
+            slots.push(Slot {
+                tokens: AlignedBytes::zeroed(desc.inputs[b.tokens].byte_size()),
+                positions: AlignedBytes::zeroed(desc.inputs[b.positions].byte_size()),
+                outs: desc
+                    .outputs
+                    .iter()
+                    .map(|t| AlignedBytes::zeroed(t.byte_size()))
+                    .collect(),
+                b,
+            });
+        }
+        if let [a, b] = &slots[..] {
+            let (ga, gb) = (&graphs[a.b.graph], &graphs[b.b.graph]);
+            let err = |msg: String| RuntimeError::Contract {
+                graph: gb.name.clone(),
+                msg: format!("{msg} (graph `{}` differs)", ga.name),
+            };
+            if a.b.kv_dtype != b.b.kv_dtype {
+                return Err(err(format!("KV dtype {}", b.b.kv_dtype)));
+            }
+            if a.b.mask_dtype != b.b.mask_dtype {
+                return Err(err(format!("mask dtype {}", b.b.mask_dtype)));
+            }
+            for l in 0..dims.layers {
+                for (ia, ib) in [
+                    (a.b.past_key[l], b.b.past_key[l]),
+                    (a.b.past_value[l], b.b.past_value[l]),
+                ] {
+                    if !ga.inputs[ia].quant.bit_identical(&gb.inputs[ib].quant) {
+                        return Err(err(format!(
+                            "`{}` encoding {:?} (the graphs share one KV cache and need \
+                             bit-identical KV encodings)",
+                            gb.inputs[ib].name, gb.inputs[ib].quant
+                        )));
+                    }
+                }
+            }
+        }
+        let ar_lens: Vec<usize> = slots.iter().map(|s| s.b.ar_len).collect();
+        let kv = KvCache::new(
+            &dims,
+            slots[0].b.kv_dtype.size(),
+            slots[0].b.mask_dtype,
+            &ar_lens,
+        )?;
+        let prefill = prefill.map(|_| 0);
+        let decode = decode.map(|_| chosen.len() - 1);
+        Ok(Scheduler {
+            exec,
+            cfg,
+            dims,
+            slots,
+            prefill,
+            decode,
+            kv,
+            history: Vec::with_capacity(dims.context + 1),
+            pending: None,
+        })
+    }
+
+    /// Model dimensions (inferred from the graphs).
+    pub fn dims(&self) -> &ModelDims {
+        &self.dims
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.cfg
+    }
+
+    /// Mutable configuration (e.g. to change `max_new_tokens` between chat turns).
+    pub fn config_mut(&mut self) -> &mut SchedulerConfig {
+        &mut self.cfg
+    }
+
+    /// Bindings of the prefill graph, if one is used.
+    pub fn prefill_bindings(&self) -> Option<&GraphBindings> {
+        self.prefill.map(|i| &self.slots[i].b)
+    }
+
+    /// Bindings of the decode graph, if one is used.
+    pub fn decode_bindings(&self) -> Option<&GraphBindings> {
+        self.decode.map(|i| &self.slots[i].b)
+    }
+
+    /// Description (dtype, quantization) of the logits.
+    pub fn logits_desc(&self) -> &TensorDesc {
+        &self.slots[0].b.logits_desc
+    }
+
+    /// The KV cache.
+    pub fn kv(&self) -> &KvCache {
+        &self.kv
+    }
+
+    /// Tokens processed so far in this conversation (their KV is in the cache or about to be).
+    pub fn history(&self) -> &[u32] {
+        &self.history
+    }
+
+    /// The executor.
+    pub fn executor(&self) -> &E {
+        &self.exec
+    }
+
+    /// The executor, mutably.
+    pub fn executor_mut(&mut self) -> &mut E {
+        &mut self.exec
+    }
+
+    /// Gives the executor back.
+    pub fn into_executor(self) -> E {
+        self.exec
+    }
+
+    /// Forgets the conversation (empties the cache).
+    pub fn reset(&mut self) {
+        self.kv.reset();
+        self.history.clear();
+        self.pending = None;
+    }
+
+    /// Positions in the cache once the pending entries are committed.
+    fn n_cached(&self) -> usize {
+        self.kv.n_past() + self.pending.map_or(0, |p| p.1)
+    }
+
+    /// Picks the graph and token count for the next step, given `n_past` cached positions and
+    /// `remaining` tokens to feed. `None` when no graph can run (context full).
+    fn plan(&self, n_past: usize, remaining: usize) -> Option<(usize, usize)> {
+        let c = self.dims.context;
+        let fits = |slot: usize| n_past + self.slots[slot].b.ar_len <= c;
+        let pre = self.prefill.filter(|&p| fits(p));
+        let dec = self.decode.filter(|&d| fits(d));
+        let chunk = |p: usize| (p, remaining.min(self.slots[p].b.ar_len));
+        match (pre, dec) {
+            (Some(p), _) if remaining >= 2 => Some(chunk(p)),
+            (_, Some(d)) => Some((d, 1)),
+            (Some(p), None) => Some(chunk(p)),
+            (None, None) => None,
+        }
+    }
+
+    /// Commits the entries of the previous step into the layout of `next_slot`.
+    fn flush_pending(&mut self, next_slot: usize) -> Result<()> {
+        let s = self.slots[next_slot].b.ar_len;
+        self.kv.set_layout(s)?;
+        if let Some((p, n)) = self.pending.take() {
+            let slot = &self.slots[p];
+            let src_s = slot.b.ar_len;
+            let (pk, pv, outs) = (&slot.b.present_key, &slot.b.present_value, &slot.outs);
+            self.kv.commit(src_s, n, |l| {
+                (outs[pk[l]].as_bytes(), outs[pv[l]].as_bytes())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs one step of graph slot `g` on `tokens` (1..=S real tokens). Returns the time spent in
+    /// `execute`.
+    fn step(&mut self, g: usize, tokens: &[u32]) -> Result<Duration> {
+        self.flush_pending(g)?;
+        let n_past = self.kv.n_past();
+        let Scheduler {
+            exec,
+            cfg,
+            slots,
+            kv,
+            ..
+        } = self;
+        let slot = &mut slots[g];
+        let s = slot.b.ar_len;
+        if tokens.is_empty() || tokens.len() > s || !kv.has_room(0) {
+            return Err(RuntimeError::Cache(format!(
+                "internal: step of {} tokens on `{}` at n_past {n_past}",
+                tokens.len(),
+                slot.b.name
+            )));
+        }
+        for (i, cell) in slot.tokens.as_bytes_mut().chunks_exact_mut(4).enumerate() {
+            let t = tokens.get(i).copied().unwrap_or(cfg.pad_token);
+            cell.copy_from_slice(&(t as i32).to_le_bytes());
+        }
+        for (i, cell) in slot
+            .positions
+            .as_bytes_mut()
+            .chunks_exact_mut(4)
+            .enumerate()
+        {
+            cell.copy_from_slice(&((n_past + i) as i32).to_le_bytes());
+        }
+        let mut ins: [&[u8]; MAX_GRAPH_IO] = [&[]; MAX_GRAPH_IO];
+        for (dst, role) in ins.iter_mut().zip(&slot.b.input_roles) {
+            *dst = match *role {
+                InputRole::Tokens => slot.tokens.as_bytes(),
+                InputRole::Positions => slot.positions.as_bytes(),
+                InputRole::Mask => kv.mask(),
+                InputRole::PastKey(l) => kv.key(l),
+                InputRole::PastValue(l) => kv.value(l),
+            };
+        }
+        let mut outs: [&mut [u8]; MAX_GRAPH_IO] = std::array::from_fn(|_| Default::default());
+        let n_out = slot.outs.len();
+        for (dst, buf) in outs.iter_mut().zip(slot.outs.iter_mut()) {
+            *dst = buf.as_bytes_mut();
+        }
+        let n_in = slot.b.input_roles.len();
+        let t0 = Instant::now();
+        exec.execute(slot.b.graph, &ins[..n_in], &mut outs[..n_out])?;
+        let dt = t0.elapsed();
+        self.pending = Some((g, tokens.len()));
+        self.history.extend_from_slice(tokens);
+        Ok(dt)
+    }
+
+    /// Bytes of logits row `row` of slot `g`'s last output.
+    fn logits_row(&self, g: usize, row: usize) -> &[u8] {
+        let slot = &self.slots[g];
+        let e = slot.b.logits_desc.dtype.size();
+        let v = self.dims.vocab;
+        &slot.outs[slot.b.logits].as_bytes()[row * v * e..(row + 1) * v * e]
+    }
+
+    fn record(&self, rec: &mut Option<LogitsRecord>, g: usize, rows: usize) {
+        if let Some(rec) = rec {
+            let desc = &self.slots[g].b.logits_desc;
+            for r in 0..rows {
+                let bytes = self.logits_row(g, r);
+                rec.data
+                    .extend((0..rec.vocab).map(|i| desc.read_real(bytes, i).unwrap_or(f32::NAN)));
+            }
+        }
+    }
+
+    /// Checks that `n_total` tokens can be fed starting from `n_past` cached positions.
+    fn check_fits(&self, n_past: usize, n_total: usize) -> Result<()> {
+        let c = self.dims.context;
+        let too_long = |detail: String| RuntimeError::PromptTooLong {
+            prompt: n_total,
+            context: c,
+            detail,
+        };
+        if n_total > c {
+            return Err(too_long(String::new()));
+        }
+        let mut np = n_past;
+        while np < n_total {
+            match self.plan(np, n_total - np) {
+                Some((_, n)) => np += n,
+                None => {
+                    return Err(too_long(format!(
+                        " with the selected graphs ({}): positions from {np} on cannot be \
+                         processed",
+                        self.slots
+                            .iter()
+                            .map(|s| format!("`{}` ar_len {}", s.b.name, s.b.ar_len))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Generates a continuation of `prompt` (the complete token sequence of the conversation so
+    /// far; a prefix already in the cache is reused).
+    ///
+    /// `on_token` is called with every generated id as soon as it is sampled (including an EOS
+    /// that stops generation); returning `false` stops generation. Errors: empty prompt, token id
+    /// outside the vocabulary, prompt longer than the context (nothing is run), executor
+    /// failure.
+    pub fn generate<F: FnMut(u32) -> bool>(
+        &mut self,
+        prompt: &[u32],
+        sampler: &mut Sampler,
+        mut on_token: F,
+    ) -> Result<GenerationStats> {
+        let start = Instant::now();
+        let v = self.dims.vocab;
+        if prompt.is_empty() {
+            return Err(RuntimeError::Config("empty prompt".into()));
+        }
+        if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= v) {
+            return Err(RuntimeError::Config(format!(
+                "prompt token id {bad} is outside the vocabulary of {v}"
+            )));
+        }
+        if sampler.vocab() != v {
+            return Err(RuntimeError::Config(format!(
+                "sampler built for a vocabulary of {}, model has {v}",
+                sampler.vocab()
+            )));
+        }
+        if prompt.len() > self.dims.context {
+            return Err(RuntimeError::PromptTooLong {
+                prompt: prompt.len(),
+                context: self.dims.context,
+                detail: String::new(),
+            });
+        }
+        // Reuse the cached prefix; at least one token must run to get logits.
+        let mut common = self
+            .history
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
+        common = common.min(prompt.len() - 1);
+        if common < self.history.len() {
+            // Entries not yet committed are recomputed rather than partially committed.
+            self.pending = None;
+            let keep = common.min(self.kv.n_past());
+            self.kv.truncate(keep)?;
+            self.history.truncate(keep);
+            common = keep;
+        }
+        self.check_fits(self.n_cached(), prompt.len())?;
+
+        let mut stats = GenerationStats {
+            prompt_tokens: prompt.len(),
+            reused_tokens: common,
+            generated: Vec::with_capacity(self.cfg.max_new_tokens),
+            ..Default::default()
+        };
+        let mut rec = self.cfg.record_logits.then(|| LogitsRecord {
+            vocab: v,
+            data: Vec::with_capacity((prompt.len() - common) * v),
+        });
+
+        // Prefill.
+        let mut pos = common;
+        let mut last = (0, 0);
+        while pos < prompt.len() {
+            let Some((g, n)) = self.plan(self.n_cached(), prompt.len() - pos) else {
+                return Err(RuntimeError::PromptTooLong {
+                    prompt: prompt.len(),
+                    context: self.dims.context,
+                    detail: String::new(),
+                });
+            };
+            self.step(g, &prompt[pos..pos + n])?;
+            self.record(&mut rec, g, n);
+            stats.prefill_steps += 1;
+            pos += n;
+            last = (g, n);
+        }
+        stats.prefill_time = start.elapsed();
+        if self.cfg.max_new_tokens == 0 {
+            stats.time_to_first_token = start.elapsed();
+            stats.logits = rec;
+            return Ok(stats);
+        }
+        let mut next = {
+            let row = self.logits_row(last.0, last.1 - 1);
+            sampler.sample(row, &self.slots[last.0].b.logits_desc, &self.history)?
+        };
+        stats.time_to_first_token = start.elapsed();
+
+        // Decode.
+        loop {
+            stats.generated.push(next);
+            if !on_token(next) {
+                stats.stop = Some(StopReason::Callback);
+                break;
+            }
+            if self.cfg.eos_ids.contains(&next) {
+                stats.stop = Some(StopReason::Eos);
+                break;
+            }
+            if stats.generated.len() >= self.cfg.max_new_tokens {
+                stats.stop = Some(StopReason::MaxTokens);
+                break;
+            }
+            let t0 = Instant::now();
+            let Some((g, _)) = self.plan(self.n_cached(), 1) else {
+                stats.stop = Some(StopReason::CacheFull);
+                break;
+            };
+            stats.decode_execute_time += self.step(g, &[next])?;
+            self.record(&mut rec, g, 1);
+            let row = self.logits_row(g, 0);
+            next = sampler.sample(row, &self.slots[g].b.logits_desc, &self.history)?;
+            stats.decode_time += t0.elapsed();
+            stats.decode_steps += 1;
+        }
+        stats.logits = rec;
+        Ok(stats)
+    }
+}

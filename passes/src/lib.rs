@@ -19,6 +19,7 @@ pub use registry::{NamedPipeline, OptKind, OptSpec, Options, PassInfo, Registry}
 pub fn register_all(r: &mut Registry) {
     r.register(transforms::cse::INFO);
     r.register(transforms::dce::INFO);
+    r.register(transforms::decompose::INFO);
     r.register(transforms::canonicalize::INFO);
     r.register(transforms::linear_to_conv2d::INFO);
     r.register(transforms::sha_split::INFO);

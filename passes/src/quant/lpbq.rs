@@ -56,7 +56,14 @@ fn round_clamp(x: f32, lo: f32, hi: f32) -> f32 {
 }
 
 /// Quantizes `w` (`[n, k]` row-major) to LPBQ.
-pub fn quantize_lpbq(w: &[f32], n: usize, k: usize, block: usize, bits: u32, rounding: Rounding) -> Result<Lpbq, QuantMathError> {
+pub fn quantize_lpbq(
+    w: &[f32],
+    n: usize,
+    k: usize,
+    block: usize,
+    bits: u32,
+    rounding: Rounding,
+) -> Result<Lpbq, QuantMathError> {
     if block == 0 || k % block != 0 || w.len() != n * k || !(1..=8).contains(&bits) {
         return Err(QuantMathError::Shape(format!(
             "LPBQ needs block ({block}) to divide K ({k}), {} weights for [{n}, {k}] and 1..=8 block-scale bits",
@@ -74,7 +81,9 @@ pub fn quantize_lpbq(w: &[f32], n: usize, k: usize, block: usize, bits: u32, rou
     for c in 0..n {
         let row = &w[c * k..(c + 1) * k];
         for b in 0..nb {
-            let amax = row[b * block..(b + 1) * block].iter().fold(0f32, |m, v| m.max(v.abs()));
+            let amax = row[b * block..(b + 1) * block]
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
             s0[b] = amax / 7.0;
         }
         let smax = s0.iter().fold(0f32, |m, v| m.max(*v));
@@ -87,7 +96,11 @@ pub fn quantize_lpbq(w: &[f32], n: usize, k: usize, block: usize, bits: u32, rou
                 bs[b] = qb as u8;
                 let fin = qb * sc;
                 for i in b * block..(b + 1) * block {
-                    let v = if s0[b] > 0.0 { round_clamp(row[i] / s0[b], -7.0, 7.0) } else { 0.0 };
+                    let v = if s0[b] > 0.0 {
+                        round_clamp(row[i] / s0[b], -7.0, 7.0)
+                    } else {
+                        0.0
+                    };
                     qo[i] = v as i8;
                     let d = (v * fin - row[i]) as f64;
                     err += d * d;
@@ -100,7 +113,11 @@ pub fn quantize_lpbq(w: &[f32], n: usize, k: usize, block: usize, bits: u32, rou
             for b in 0..nb {
                 let base = round_clamp(s0[b] / sc, 1.0, qmax);
                 let mut best = (f64::INFINITY, base);
-                let cands: &[f32] = if try_up && base < qmax { &[0.0, 1.0] } else { &[0.0] };
+                let cands: &[f32] = if try_up && base < qmax {
+                    &[0.0, 1.0]
+                } else {
+                    &[0.0]
+                };
                 for up in cands {
                     let qb = base + up;
                     let fin = qb * sc;
@@ -234,7 +251,14 @@ pub fn u16_encoding(min: f32, max: f32) -> (f32, i32) {
 /// u8 KV-cache encoding of a symmetric range: zero point 128, `scale = absmax / 127.5`.
 pub fn kv_u8_encoding(absmax: f32) -> (f32, i32) {
     let s = absmax / 127.5;
-    (if s > 0.0 && s.is_finite() { s } else { 1.0 / 127.5 }, -128)
+    (
+        if s > 0.0 && s.is_finite() {
+            s
+        } else {
+            1.0 / 127.5
+        },
+        -128,
+    )
 }
 
 #[cfg(test)]
@@ -243,9 +267,13 @@ mod tests {
 
     fn gaussian(n: usize, seed: u64) -> Vec<f32> {
         // Box-Muller over a small LCG: deterministic, no extra dependency.
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut next = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
         };
         (0..n)
@@ -273,10 +301,18 @@ mod tests {
             sqnr_db(&w, &fin.dequantize()),
             sqnr_db(&w, &best.dequantize()),
         );
-        eprintln!("LPBQ block 16 SQNR: level-0 rounding {a:.2} dB, final-scale {b:.2} dB, best {c:.2} dB");
+        eprintln!(
+            "LPBQ block 16 SQNR: level-0 rounding {a:.2} dB, final-scale {b:.2} dB, best {c:.2} dB"
+        );
         assert!(a > 19.0, "level-0 SQNR {a}");
-        assert!(b >= a - 0.05, "final-scale rounding ({b}) should not lose to level-0 ({a})");
-        assert!(c >= b.max(a) - 1e-9, "best ({c}) must be at least the better of both");
+        assert!(
+            b >= a - 0.05,
+            "final-scale rounding ({b}) should not lose to level-0 ({a})"
+        );
+        assert!(
+            c >= b.max(a) - 1e-9,
+            "best ({c}) must be at least the better of both"
+        );
         assert!(best.block_scales.iter().all(|q| (1..=15).contains(q)));
         assert!(best.q.iter().all(|v| (-8..=7).contains(v)));
     }
@@ -291,7 +327,10 @@ mod tests {
         assert!((s - 2.0 / 65535.0).abs() < 1e-9);
         let (s, o) = u16_encoding(-1.0, 3.0);
         let real_zero = (0 + o) as f32 * s; // q = -offset gives 0
-        assert!(((-o) as f32 * s - 1.0).abs() < 1e-3, "zero point at -min/scale");
+        assert!(
+            ((-o) as f32 * s - 1.0).abs() < 1e-3,
+            "zero point at -min/scale"
+        );
         assert_eq!(real_zero * 0.0, 0.0);
         assert_eq!(kv_u8_encoding(2.55), (2.55 / 127.5, -128));
     }

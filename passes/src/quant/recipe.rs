@@ -184,7 +184,10 @@ impl Recipe {
             message: m,
         };
         if !cfg.quant_recipe.llm_recipe {
-            return Err(bad("quant_recipe.llm_recipe must be true (the built-in LLM recipe is the only one)".into()));
+            return Err(bad(
+                "quant_recipe.llm_recipe must be true (the built-in LLM recipe is the only one)"
+                    .into(),
+            ));
         }
         if cfg.quant_recipe.builtin_llm_pass.model != "qwen3" {
             return Err(bad(format!(
@@ -198,7 +201,9 @@ impl Recipe {
                 cfg.target_machine.htp_chipset
             ))
         })?;
-        let table = |m: &BTreeMap<String, Scheme>, what: &str| -> Result<(Vec<(Regex, WeightScheme)>, WeightScheme), RecipeError> {
+        let table = |m: &BTreeMap<String, Scheme>,
+                     what: &str|
+         -> Result<(Vec<(Regex, WeightScheme)>, WeightScheme), RecipeError> {
             let mut rules = Vec::new();
             let mut fallback = WeightScheme::Lpbq { block };
             for (k, s) in m {
@@ -206,14 +211,16 @@ impl Recipe {
                 if k == "fallback" {
                     fallback = ws;
                 } else {
-                    let re = Regex::new(k).map_err(|e| bad(format!("{what}: bad regex '{k}': {e}")))?;
+                    let re =
+                        Regex::new(k).map_err(|e| bad(format!("{what}: bad regex '{k}': {e}")))?;
                     rules.push((re, ws));
                 }
             }
             Ok((rules, fallback))
         };
         let (linear, linear_fallback) = table(&cfg.quant_recipe.builtin_llm_pass.linear, "linear")?;
-        let (lm_head, lm_head_fallback) = table(&cfg.quant_recipe.builtin_llm_pass.lm_head, "lm_head")?;
+        let (lm_head, lm_head_fallback) =
+            table(&cfg.quant_recipe.builtin_llm_pass.lm_head, "lm_head")?;
         if let Some(kv) = &cfg.quant_recipe.builtin_llm_pass.kv_cache {
             for (n, s) in [("key", &kv.key), ("value", &kv.value)] {
                 if s.method != "per-tensor" || s.precision != "w8a8" || !s.sym {
@@ -258,7 +265,9 @@ fn weight_scheme(s: &Scheme, block: usize) -> Result<WeightScheme, String> {
             block: s.block_size.unwrap_or(block),
         }),
         ("per-channel", "w8a16") => Ok(WeightScheme::PerChannelInt8),
-        (m, p) => Err(format!("unsupported method/precision {m}/{p} (supported: LPBQ/w4a16, per-channel/w8a16)")),
+        (m, p) => Err(format!(
+            "unsupported method/precision {m}/{p} (supported: LPBQ/w4a16, per-channel/w8a16)"
+        )),
     }
 }
 
@@ -279,7 +288,9 @@ mod tests {
     use super::*;
 
     fn shared(name: &str) -> Option<String> {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/compat/mllm").join(name);
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/compat/mllm")
+            .join(name);
         std::fs::read_to_string(p).ok()
     }
 
@@ -291,26 +302,45 @@ mod tests {
         };
         let r = Recipe::from_aot_json(&t, "1.7B", 32).unwrap();
         assert_eq!(r.soc, Some(57));
-        assert_eq!(r.scheme_for("model.layers.0.self_attn.q_proj"), WeightScheme::Lpbq { block: 16 });
+        assert_eq!(
+            r.scheme_for("model.layers.0.self_attn.q_proj"),
+            WeightScheme::Lpbq { block: 16 }
+        );
         assert_eq!(r.scheme_for("lm_head"), WeightScheme::Lpbq { block: 16 });
         let t4 = shared("qnn_aot_cfg_4B.json").unwrap();
         let r4 = Recipe::from_aot_json(&t4, "4B", 32).unwrap();
         assert_eq!(r4.soc, Some(69));
         assert_eq!(r4.scheme_for("lm_head"), WeightScheme::PerChannelInt8);
-        assert_eq!(r4.scheme_for("model.layers.3.mlp.down_proj"), WeightScheme::Lpbq { block: 32 });
+        assert_eq!(
+            r4.scheme_for("model.layers.3.mlp.down_proj"),
+            WeightScheme::Lpbq { block: 32 }
+        );
     }
 
     #[test]
     fn unknown_fields_and_values_are_rejected() {
-        let Some(t) = shared("qnn_aot_cfg_1.7B.json") else { return };
+        let Some(t) = shared("qnn_aot_cfg_1.7B.json") else {
+            return;
+        };
         let bad = t.replace("\"split_graph\"", "\"split_graphs\"");
-        let e = Recipe::from_aot_json(&bad, "x.json", 16).unwrap_err().to_string();
+        let e = Recipe::from_aot_json(&bad, "x.json", 16)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `split_graphs`"), "{e}");
         let bad = t.replace("SM8650", "SM0000");
-        assert!(Recipe::from_aot_json(&bad, "x.json", 16).unwrap_err().to_string().contains("htp_chipset"));
+        assert!(Recipe::from_aot_json(&bad, "x.json", 16)
+            .unwrap_err()
+            .to_string()
+            .contains("htp_chipset"));
         let regex = t.replace("\"linear\": {", "\"linear\": {\"down_proj\": {\"method\": \"per-channel\", \"sym\": true, \"precision\": \"w8a16\"},");
         let r = Recipe::from_aot_json(&regex, "x.json", 16).unwrap();
-        assert_eq!(r.scheme_for("model.layers.1.mlp.down_proj"), WeightScheme::PerChannelInt8);
-        assert_eq!(r.scheme_for("model.layers.1.mlp.up_proj"), WeightScheme::Lpbq { block: 16 });
+        assert_eq!(
+            r.scheme_for("model.layers.1.mlp.down_proj"),
+            WeightScheme::PerChannelInt8
+        );
+        assert_eq!(
+            r.scheme_for("model.layers.1.mlp.up_proj"),
+            WeightScheme::Lpbq { block: 16 }
+        );
     }
 }

@@ -3,5 +3,6 @@
 pub mod canonicalize;
 pub mod cse;
 pub mod dce;
+pub mod decompose;
 pub mod linear_to_conv2d;
 pub mod sha_split;

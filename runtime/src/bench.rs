@@ -115,6 +115,10 @@ pub struct OverheadReport {
     /// Fastest single step, wall time between two streamed tokens (the no-op `execute`
     /// included).
     pub min_step: Duration,
+    /// Part of a step: committing one new K/V entry of every layer (measured in isolation).
+    pub commit_per_step: Duration,
+    /// Part of a step: greedy argmax over one u16 logits row (measured in isolation).
+    pub argmax_per_step: Duration,
     /// Heap allocations per decode step, if an allocation counter was supplied.
     pub allocs_per_step: Option<f64>,
 }
@@ -122,18 +126,21 @@ pub struct OverheadReport {
 impl std::fmt::Display for OverheadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = &self.dims;
+        let us = |t: Duration| t.as_secs_f64() * 1e6;
         write!(
             f,
-            "scheduler overhead (L {}, Hkv {}, D {}, C {}, V {}, u8 KV): {:.1} us/step mean over {} steps, \
-             {:.1} us fastest step",
+            "scheduler overhead (L {}, Hkv {}, D {}, C {}, V {}, u8 KV): {:.1} us/step mean over \
+             {} steps (fastest step {:.1} us; of which KV commit {:.1} us, u16 argmax {:.1} us)",
             d.layers,
             d.kv_heads,
             d.head_dim,
             d.context,
             d.vocab,
-            self.per_step.as_secs_f64() * 1e6,
+            us(self.per_step),
             self.steps,
-            self.min_step.as_secs_f64() * 1e6
+            us(self.min_step),
+            us(self.commit_per_step),
+            us(self.argmax_per_step),
         )?;
         if let Some(a) = self.allocs_per_step {
             write!(f, ", {a:.2} allocations/step")?;
@@ -154,51 +161,85 @@ pub const BENCH_DIMS: ModelDims = ModelDims {
 
 /// Measures the scheduler's host overhead per decode step (greedy sampling on u16 logits
 /// included, `execute` excluded) with a no-op executor of `dims`, over `steps` decode steps
-/// (`steps + 1 <= dims.context`). `alloc_count`, if given, returns the process' allocation
-/// count so far (a counting global allocator installed by the caller); allocations are counted
-/// across the whole decode loop, after the first token.
+/// (generations of at most `C - 1` steps are repeated, after a cache reset, until `steps` are
+/// done). `alloc_count`, if given, returns the process' (or thread's) allocation count so far —
+/// a counting global allocator installed by the caller; allocations are counted between the
+/// first and the last streamed token of each generation, i.e. across decode steps only.
 pub fn bench_decode_overhead(
     dims: ModelDims,
     steps: usize,
     alloc_count: Option<&dyn Fn() -> u64>,
 ) -> Result<OverheadReport> {
     let exec = NoopExecutor::quantized(&dims, &[1]);
+    let per_gen = dims.context.saturating_sub(1).max(1);
     let cfg = SchedulerConfig {
-        max_new_tokens: steps + 1,
+        max_new_tokens: steps.min(per_gen) + 1,
         eos_ids: vec![],
         prefill: GraphSelect::Disabled,
         ..Default::default()
     };
     let mut sched = Scheduler::new(exec, cfg)?;
     let mut sampler = Sampler::new(SamplerConfig::greedy(), dims.vocab)?;
-    let mut first_allocs = None;
-    let mut last_allocs = 0;
-    let mut count = 0usize;
+    let mut done = 0usize;
+    let mut host = Duration::ZERO;
+    let mut allocs = 0u64;
     let mut min_step = Duration::MAX;
-    let mut last = Instant::now();
-    let stats = sched.generate(&[1], &mut sampler, |_| {
-        let now = Instant::now();
-        if count >= 1 {
-            min_step = min_step.min(now - last);
+    while done < steps {
+        sched.reset();
+        sched.config_mut().max_new_tokens = (steps - done).min(per_gen) + 1;
+        let mut first_allocs = None;
+        let mut last_allocs = 0;
+        let mut count = 0usize;
+        let mut last = Instant::now();
+        let stats = sched.generate(&[1], &mut sampler, |_| {
+            let now = Instant::now();
+            if count >= 1 {
+                min_step = min_step.min(now - last);
+            }
+            count += 1;
+            if let Some(f) = alloc_count {
+                let a = f();
+                first_allocs.get_or_insert(a);
+                last_allocs = a;
+            }
+            last = Instant::now();
+            true
+        })?;
+        if stats.decode_steps == 0 {
+            break;
         }
-        count += 1;
-        if let Some(f) = alloc_count {
-            let a = f();
-            first_allocs.get_or_insert(a);
-            last_allocs = a;
+        done += stats.decode_steps;
+        host += stats.decode_time.saturating_sub(stats.decode_execute_time);
+        allocs += first_allocs.map_or(0, |a0| last_allocs - a0);
+    }
+    // The two dominant parts, in isolation.
+    let mut kv = crate::kv::KvCache::new(&dims, 1, DType::U16, &[1])?;
+    let present = vec![0x5au8; dims.kv_heads * dims.head_dim];
+    let n = steps.clamp(1, 1000);
+    let t = Instant::now();
+    for _ in 0..n {
+        if !kv.has_room(1) {
+            kv.reset();
         }
-        last = Instant::now();
-        true
-    })?;
-    let allocs_per_step = first_allocs.map(|a0| {
-        let n = stats.decode_steps.max(1) as f64;
-        (last_allocs - a0) as f64 / n
-    });
+        kv.commit(1, 1, |_| (&present[..], &present[..]))?;
+    }
+    let commit_per_step = t.elapsed() / n as u32;
+    let row = vec![1u8; dims.vocab * 2];
+    let t = Instant::now();
+    let mut sink = 0usize;
+    for _ in 0..n {
+        sink = sink.wrapping_add(crate::sampler::argmax_u16(std::hint::black_box(&row)));
+    }
+    std::hint::black_box(sink);
+    let argmax_per_step = t.elapsed() / n as u32;
+    let denom = done.max(1);
     Ok(OverheadReport {
         dims,
-        steps: stats.decode_steps,
-        per_step: stats.host_overhead_per_step(),
+        steps: done,
+        per_step: host / denom as u32,
         min_step,
-        allocs_per_step,
+        commit_per_step,
+        argmax_per_step,
+        allocs_per_step: alloc_count.map(|_| allocs as f64 / denom as f64),
     })
 }

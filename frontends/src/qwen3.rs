@@ -9,17 +9,17 @@
 //!
 //! | inputs, in order | type |
 //! |---|---|
-//! | `sequence` (shard 0) / `hidden_states` (other shards) | i32 [1, S] / f32 [1, S, H] |
-//! | `position_ids` | i32 [S] |
-//! | `causal_mask` | f32 [1, 1, S, C]: 1.0 = attend, anything else = masked |
-//! | `past_key_{l}` for every layer l of the shard | f32 [1, Hkv, D, C-S] (K transposed) |
-//! | `past_value_{l}` for every layer l of the shard | f32 [1, Hkv, C-S, D] |
+//! | `sequence` (shard 0) / `hidden_states` (other shards) | `i32 [1, S]` / `f32 [1, S, H]` |
+//! | `position_ids` | `i32 [S]` |
+//! | `causal_mask` | `f32 [1, 1, S, C]`: 1.0 = attend, anything else = masked |
+//! | `past_key_{l}` for every layer l of the shard | `f32 [1, Hkv, D, C-S]` (K transposed) |
+//! | `past_value_{l}` for every layer l of the shard | `f32 [1, Hkv, C-S, D]` |
 //!
 //! | outputs, in order | type |
 //! |---|---|
-//! | `logits` (last shard) / `hidden_states` (other shards) | f32 [1, S, V] / f32 [1, S, H] |
-//! | `present_key_{l}` | f32 [1, Hkv, D, S] (only the S new entries) |
-//! | `present_value_{l}` | f32 [1, Hkv, S, D] |
+//! | `logits` (last shard) / `hidden_states` (other shards) | `f32 [1, S, V]` / `f32 [1, S, H]` |
+//! | `present_key_{l}` | `f32 [1, Hkv, D, S]` (only the S new entries) |
+//! | `present_value_{l}` | `f32 [1, Hkv, S, D]` |
 //!
 //! Mask columns `[0, C-S)` address the cache, columns `[C-S, C)` the current chunk. After
 //! quantization the mask becomes u16 with 65535 = attend, i.e. the same real value 1.0.

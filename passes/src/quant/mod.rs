@@ -1,5 +1,6 @@
 //! Quantization: weight quantization math (LPBQ, per-channel int8), activation and KV
 //! encodings, AOT recipes.
 
+pub mod apply;
 pub mod lpbq;
 pub mod recipe;

@@ -16,12 +16,15 @@ struct Cli {
 enum Cmd {
     /// Write a deterministic synthetic Qwen3 checkpoint (config.json + model.safetensors).
     Synth(mllm_tools::synth::SynthArgs),
+    /// Quantize a float checkpoint (W4A16 LPBQ, u16 activations, u8 KV) into IR + weights.
+    Quantize(mllm_tools::quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Synth(a) => mllm_tools::synth::run(a),
+        Cmd::Quantize(a) => mllm_tools::quantize::main_with(&a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

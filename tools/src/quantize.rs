@@ -1,0 +1,434 @@
+//! `mllm quantize`: float HF checkpoint -> quantized IR (W4A16 LPBQ, u16 activations,
+//! u8 KV cache) in one command, no Python.
+//!
+//! 1. Calibration: the checkpoint is built as one full-length graph (`S = max_length`,
+//!    a one-slot masked past), decomposed like the compiled graphs, and run on the CPU
+//!    reference executor in float mode over calibration text (wrapped in the chat
+//!    template, tokenized, cut into `max_length`-token samples). Global min/max
+//!    observers record every op's range by op name.
+//! 2. The prefill/decode module (`--ar-len`, `--context-len`) is built, decomposed and
+//!    quantized from those ranges (`mllm_passes::quant::apply`), so both graphs get the
+//!    same encodings and share bit-identical weights.
+//! 3. Outputs in `-o DIR`: `model.mlir` (quantized IR; its `weights` attribute names
+//!    `model.mllm`), `model.mllm` (every weight the IR references, .mllm v2), and
+//!    `quantize.json` (summary: weight SQNR, time).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mllm_frontends::qwen3::{self, BuildOptions};
+use mllm_frontends::{Checkpoint, DType, MllmLayout, MllmWriter, Qwen3Config, TensorSpec};
+use mllm_ir::{Attr, Module, WDType};
+use mllm_passes::quant::apply::{quantize_module, Calibration};
+use mllm_passes::quant::recipe::Recipe;
+use mllm_runtime::cpu::{CpuExecutor, NumericMode, TensorRef};
+use mllm_runtime::tokenizer::{qwen3_prompt, Tokenizer};
+
+/// Built-in calibration text (used by `mllm demo` and when `--calib` is omitted).
+pub const BUILTIN_CALIBRATION: &str = include_str!("calibration.txt");
+
+/// Arguments of `mllm quantize`.
+#[derive(Debug, Clone, Args)]
+pub struct QuantizeArgs {
+    /// HF checkpoint: directory with config.json and model.safetensors (or sharded), or a .mllm file with -c.
+    pub checkpoint: PathBuf,
+    /// Calibration text: a file, or a directory of .txt files (default: built-in text).
+    #[arg(long)]
+    pub calib: Option<PathBuf>,
+    /// Number of calibration samples.
+    #[arg(long = "num-samples", default_value_t = 128)]
+    pub num_samples: usize,
+    /// Tokens per calibration sample.
+    #[arg(long = "max-length", default_value_t = 1024)]
+    pub max_length: usize,
+    /// LPBQ block size (when the AOT config does not give one).
+    #[arg(long = "block-size", default_value_t = 16)]
+    pub block_size: usize,
+    /// mllm AOT config (qnn_aot_cfg_*.json): per-op schemes, KV cache, target.
+    #[arg(long = "aot_config", alias = "aot-config")]
+    pub aot_config: Option<PathBuf>,
+    /// Model config.json (default: next to the checkpoint).
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    /// tokenizer.json (default: next to the checkpoint).
+    #[arg(short = 't', long = "tokenizer")]
+    pub tokenizer: Option<PathBuf>,
+    /// Prefill graph length of the output module.
+    #[arg(long = "ar-len", alias = "ar_len", default_value_t = 32)]
+    pub ar_len: usize,
+    /// Context length of the output module.
+    #[arg(long = "context-len", default_value_t = 1024)]
+    pub context_len: usize,
+    /// Output directory.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// What `run` produced.
+#[derive(Debug, Clone)]
+pub struct QuantizeSummary {
+    /// Output IR.
+    pub ir: PathBuf,
+    /// Output weights.
+    pub weights: PathBuf,
+    /// Calibration tokens processed.
+    pub calib_tokens: usize,
+    /// Calibration wall time (s).
+    pub calib_secs: f64,
+    /// Mean weight SQNR (dB).
+    pub mean_weight_sqnr: f64,
+    /// Minimum weight SQNR (dB) and its weight.
+    pub min_weight_sqnr: (f64, String),
+}
+
+fn sibling(ckpt: &Path, name: &str) -> PathBuf {
+    if ckpt.is_dir() {
+        ckpt.join(name)
+    } else {
+        ckpt.parent().unwrap_or(Path::new(".")).join(name)
+    }
+}
+
+fn read_calibration(p: Option<&Path>) -> anyhow::Result<Vec<String>> {
+    let Some(p) = p else {
+        return Ok(BUILTIN_CALIBRATION
+            .split("\n\n")
+            .map(str::to_owned)
+            .filter(|s| !s.trim().is_empty())
+            .collect());
+    };
+    let mut files = Vec::new();
+    if p.is_dir() {
+        for e in std::fs::read_dir(p).with_context(|| format!("{}: cannot list", p.display()))? {
+            let e = e?.path();
+            if e.extension().is_some_and(|x| x == "txt") {
+                files.push(e);
+            }
+        }
+        files.sort();
+        if files.is_empty() {
+            bail!("{}: no .txt files for calibration", p.display());
+        }
+    } else {
+        files.push(p.to_path_buf());
+    }
+    let mut docs = Vec::new();
+    for f in files {
+        let t = std::fs::read_to_string(&f)
+            .with_context(|| format!("{}: cannot read calibration text", f.display()))?;
+        docs.extend(
+            t.split("\n\n")
+                .map(str::to_owned)
+                .filter(|s| !s.trim().is_empty()),
+        );
+    }
+    Ok(docs)
+}
+
+/// Token samples of exactly `len` tokens: documents wrapped in the chat template and
+/// concatenated, then cut.
+fn samples(
+    tok: &Tokenizer,
+    docs: &[String],
+    len: usize,
+    n: usize,
+) -> anyhow::Result<Vec<Vec<i32>>> {
+    let mut stream: Vec<i32> = Vec::new();
+    let mut out = Vec::new();
+    let mut round = 0;
+    while out.len() < n {
+        for d in docs {
+            let ids = tok.encode(&qwen3_prompt(d.trim(), false))?;
+            stream.extend(ids.iter().map(|i| *i as i32));
+            while stream.len() >= len && out.len() < n {
+                out.push(stream.drain(..len).collect());
+            }
+            if out.len() >= n {
+                break;
+            }
+        }
+        round += 1;
+        if round > 1000 || (out.is_empty() && round > 10) {
+            break;
+        }
+    }
+    if out.is_empty() {
+        bail!("the calibration text gives fewer than {len} tokens");
+    }
+    Ok(out)
+}
+
+/// Loads checkpoint + config into a module with the given options.
+pub fn load_module(
+    ckpt_path: &Path,
+    config: Option<&Path>,
+    opts: BuildOptions,
+) -> anyhow::Result<(Qwen3Config, Module)> {
+    let ckpt = Checkpoint::open(ckpt_path)?;
+    let cfg_path = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| sibling(ckpt_path, "config.json"));
+    let cfg = Qwen3Config::from_file(&cfg_path)?;
+    let ckpt = Arc::new(ckpt);
+    let store = qwen3::import_weights(&cfg, &ckpt)?;
+    let mut m = qwen3::build_qwen3(&cfg, store, opts)?;
+    if let Some(c) = std::fs::canonicalize(&cfg_path)
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+    {
+        m.attrs.insert("config".into(), Attr::Str(c));
+    }
+    Ok((cfg, m))
+}
+
+fn decompose_all(m: &mut Module) -> anyhow::Result<()> {
+    for f in m.functions.iter_mut() {
+        mllm_passes::transforms::decompose::decompose(f)?;
+    }
+    Ok(())
+}
+
+/// Runs calibration: returns the ranges and the number of tokens processed.
+pub fn calibrate(
+    ckpt: &Path,
+    config: Option<&Path>,
+    tok: &Tokenizer,
+    docs: &[String],
+    len: usize,
+    n: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<(Calibration, usize)> {
+    let (_, mut m) = load_module(
+        ckpt,
+        config,
+        BuildOptions {
+            ar_len: len,
+            context_len: len + 1,
+            num_shards: 1,
+        },
+    )?;
+    // Only the full-length graph.
+    m.functions
+        .retain(|f| f.name.ends_with(&format!(".s{len}")));
+    decompose_all(&mut m)?;
+    let mut exec = CpuExecutor::new(&m, NumericMode::Float)?;
+    let f = &m.functions[0];
+    let samples = samples(tok, docs, len, n)?;
+    bar.set_length(samples.len() as u64);
+    let c = len + 1;
+    // Mask: row i attends the chunk columns 1..=i+1 (column 0 is the empty past slot).
+    let mut mask = vec![0f32; len * c];
+    for i in 0..len {
+        for j in 0..=i {
+            mask[i * c + 1 + j] = 1.0;
+        }
+    }
+    let pos: Vec<i32> = (0..len as i32).collect();
+    let mut calib = Calibration::default();
+    let mut buffers: Vec<Vec<f32>> = Vec::new();
+    for (i, a) in f.args().iter().enumerate() {
+        let name = f.arg_names[i].clone().unwrap_or_default();
+        if name.starts_with("past_") {
+            buffers.push(vec![0f32; f.ty(*a).numel()]);
+        }
+    }
+    let mut tokens = 0;
+    for s in &samples {
+        let mut inputs: Vec<TensorRef<'_>> = Vec::new();
+        let mut past = buffers.iter();
+        for name in f.arg_names.iter() {
+            let name = name.as_deref().unwrap_or_default();
+            match name {
+                "sequence" => inputs.push(TensorRef::I32(s)),
+                "position_ids" => inputs.push(TensorRef::I32(&pos)),
+                "causal_mask" => inputs.push(TensorRef::F32(&mask)),
+                _ => match past.next() {
+                    Some(b) => inputs.push(TensorRef::F32(b)),
+                    None => bail!("calibration graph has an unexpected input %{name}"),
+                },
+            }
+        }
+        exec.run_f32_observed(0, &inputs, &mut |o| {
+            if let Some(name) = o.name {
+                let (lo, hi) = o
+                    .data
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
+                        (a.min(*v), b.max(*v))
+                    });
+                calib.observe(name, lo, hi);
+            }
+        })?;
+        tokens += s.len();
+        bar.inc(1);
+    }
+    Ok((calib, tokens))
+}
+
+/// Runs `mllm quantize`.
+pub fn run(args: &QuantizeArgs) -> anyhow::Result<QuantizeSummary> {
+    let recipe = match &args.aot_config {
+        Some(p) => {
+            let t = std::fs::read_to_string(p)
+                .with_context(|| format!("{}: cannot read", p.display()))?;
+            Recipe::from_aot_json(&t, &p.display().to_string(), args.block_size)?
+        }
+        None => Recipe::default_lpbq(args.block_size),
+    };
+    let tok_path = args
+        .tokenizer
+        .clone()
+        .unwrap_or_else(|| sibling(&args.checkpoint, "tokenizer.json"));
+    let tok = Tokenizer::from_file(&tok_path)
+        .with_context(|| format!("tokenizer {} (give one with -t)", tok_path.display()))?;
+    let docs = read_calibration(args.calib.as_deref())?;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(0);
+        b.set_style(
+            ProgressStyle::with_template(
+                "calibrating {bar:40} {pos}/{len} samples [{elapsed_precise}, eta {eta}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    };
+    let t0 = Instant::now();
+    let (calib, tokens) = calibrate(
+        &args.checkpoint,
+        args.config.as_deref(),
+        &tok,
+        &docs,
+        args.max_length,
+        args.num_samples,
+        &bar,
+    )?;
+    bar.finish_and_clear();
+    let calib_secs = t0.elapsed().as_secs_f64();
+    let opts = BuildOptions {
+        ar_len: args.ar_len,
+        context_len: args.context_len,
+        num_shards: 1,
+    };
+    let (cfg, mut m) = load_module(&args.checkpoint, args.config.as_deref(), opts)?;
+    if let Some(l) = recipe.config.as_ref().and_then(|c| c.quant_recipe.layers) {
+        if l != cfg.num_hidden_layers {
+            bail!(
+                "the AOT config is for {l} layers but the model has {}",
+                cfg.num_hidden_layers
+            );
+        }
+    }
+    decompose_all(&mut m)?;
+    let summary = quantize_module(&mut m, &calib, &recipe)?;
+    mllm_ir::verify::verify_module(&m).context("quantized module does not verify")?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("{}: cannot create", args.output.display()))?;
+    let weights_path = args.output.join("model.mllm");
+    write_weights(&m, &weights_path)?;
+    m.attrs
+        .insert("weights".into(), Attr::Str("model.mllm".into()));
+    let ir_path = args.output.join("model.mlir");
+    crate::translate::write_output(&ir_path, mllm_ir::print::print_module(&m).as_bytes())?;
+    let sq: Vec<f64> = summary.weights.iter().map(|w| w.2).collect();
+    let mean = sq.iter().sum::<f64>() / sq.len().max(1) as f64;
+    let min = summary.weights.iter().map(|w| (w.2, w.0.clone())).fold(
+        (f64::INFINITY, String::new()),
+        |a, b| if b.0 < a.0 { b } else { a },
+    );
+    let report = serde_json::json!({
+        "calibration": {"samples": tokens / args.max_length.max(1), "tokens": tokens, "seconds": calib_secs},
+        "weights": summary.weights.iter().map(|(n, s, q)| serde_json::json!({"name": n, "scheme": s, "sqnr_db": q})).collect::<Vec<_>>(),
+        "activations": summary.activations,
+    });
+    crate::translate::write_output(
+        &args.output.join("quantize.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
+    Ok(QuantizeSummary {
+        ir: ir_path,
+        weights: weights_path,
+        calib_tokens: tokens,
+        calib_secs,
+        mean_weight_sqnr: mean,
+        min_weight_sqnr: min,
+    })
+}
+
+fn dtype_of(w: WDType) -> DType {
+    match w {
+        WDType::F32 => DType::F32,
+        WDType::F16 => DType::F16,
+        WDType::BF16 => DType::BF16,
+        WDType::I8 => DType::I8,
+        WDType::U8 => DType::U8,
+        WDType::I16 => DType::I16,
+        WDType::U16 => DType::U16,
+        WDType::I32 => DType::I32,
+        WDType::I64 => DType::I64,
+    }
+}
+
+/// Writes every weight the module references to a `.mllm` v2 file (streaming layout).
+pub fn write_weights(m: &Module, path: &Path) -> anyhow::Result<()> {
+    use mllm_ir::AttrsExt;
+    let mut names: Vec<String> = Vec::new();
+    for f in &m.functions {
+        for op in f.op_ids() {
+            let o = f.op(op);
+            if o.kind == mllm_ir::OpKind::Weight {
+                names.push(o.attrs.str("name").unwrap_or_default().to_owned());
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    let mut specs = Vec::new();
+    for n in &names {
+        let w = m
+            .weights
+            .get(n)
+            .with_context(|| format!("weight {n} is not in the store"))?;
+        specs.push(TensorSpec::new(
+            n.clone(),
+            dtype_of(w.dtype),
+            w.shape.clone(),
+        ));
+    }
+    let mut wr = MllmWriter::create(path, "qwen3", &specs, MllmLayout::Streaming)?;
+    for n in &names {
+        let w = m
+            .weights
+            .get(n)
+            .with_context(|| format!("weight {n} is not in the store"))?;
+        wr.write_tensor(n, &w.bytes())?;
+    }
+    wr.finish()?;
+    Ok(())
+}
+
+/// `mllm quantize` entry point.
+pub fn main_with(args: &QuantizeArgs) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let s = run(args)?;
+    eprintln!(
+        "quantized in {:.1} s (calibration {} tokens in {:.1} s, {:.0} tok/s); weight SQNR mean {:.2} dB, min {:.2} dB ({})",
+        t.elapsed().as_secs_f64(),
+        s.calib_tokens,
+        s.calib_secs,
+        s.calib_tokens as f64 / s.calib_secs.max(1e-9),
+        s.mean_weight_sqnr,
+        s.min_weight_sqnr.0,
+        s.min_weight_sqnr.1
+    );
+    eprintln!("wrote {} and {}", s.ir.display(), s.weights.display());
+    Ok(())
+}

@@ -5,4 +5,5 @@ pub mod cse;
 pub mod dce;
 pub mod decompose;
 pub mod linear_to_conv2d;
+pub mod quant_fix;
 pub mod sha_split;

@@ -9,7 +9,7 @@
 //! * [`sampler`] — greedy / temperature / top-k / top-p / repetition penalty, seeded.
 //! * [`tokenizer`] — `tokenizer.json` wrapper, Qwen3 chat template, streaming detokenizer.
 //! * [`npy`] — `.npy` writer for recorded logits.
-//! * [`bench`] — host-overhead benchmark of the scheduler.
+//! * [`bench`](mod@bench) — host-overhead benchmark of the scheduler.
 //!
 //! Nothing here allocates per generated token once a generation has started.
 #![deny(unsafe_code)]

@@ -240,9 +240,6 @@ impl Sampler {
         }
         let cand = &mut self.idx[..n];
         let top_p = self.cfg.top_p;
-        if top_p < 1.0 {
-            cand.sort_unstable_by(cmp);
-        }
         let max = cand
             .iter()
             .map(|&i| vals[i as usize])
@@ -253,6 +250,23 @@ impl Sampler {
         let mut total = 0.0f64;
         for &i in cand.iter() {
             total += ((vals[i as usize] - max) as f64).exp();
+        }
+        if top_p < 1.0 {
+            // Sorting a whole vocabulary per token is slow: when the HEAD most likely
+            // candidates already reach top_p, only they are sorted (same order, same result).
+            const HEAD: usize = 256;
+            let mut sorted = cand.len();
+            if cand.len() > HEAD {
+                cand.select_nth_unstable_by(HEAD - 1, cmp);
+                let head: f64 = cand[..HEAD]
+                    .iter()
+                    .map(|&i| ((vals[i as usize] - max) as f64).exp())
+                    .sum();
+                if head >= top_p as f64 * total {
+                    sorted = HEAD;
+                }
+            }
+            cand[..sorted].sort_unstable_by(cmp);
         }
         let mut keep = cand.len();
         let mut mass = total;
@@ -393,6 +407,56 @@ mod tests {
         }
         assert_eq!(seen[0] + seen[3], 0);
         assert!(seen[1] > 0 && seen[2] > 0 && seen[4] > 0);
+    }
+
+    #[test]
+    fn top_p_head_shortcut_keeps_the_nucleus() {
+        // A peaked distribution over a large vocabulary (nucleus inside the first 256) and a
+        // flat one (nucleus larger than 256): sampled ids always lie in the true nucleus.
+        let v = 5000;
+        for peaked in [true, false] {
+            let logits: Vec<f32> = (0..v)
+                .map(|i| {
+                    let x = ((i * 7919) % v) as f32 / v as f32;
+                    if peaked {
+                        20.0 * x
+                    } else {
+                        0.01 * x
+                    }
+                })
+                .collect();
+            let row = f32_bytes(&logits);
+            let top_p = 0.5;
+            // Reference nucleus by full sort.
+            let mut order: Vec<usize> = (0..v).collect();
+            order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+            let m = logits[order[0]];
+            let total: f64 = logits.iter().map(|&x| ((x - m) as f64).exp()).sum();
+            let mut acc = 0.0;
+            let mut nucleus = std::collections::HashSet::new();
+            for &i in &order {
+                acc += ((logits[i] - m) as f64).exp();
+                nucleus.insert(i as u32);
+                if acc >= top_p * total {
+                    break;
+                }
+            }
+            assert_eq!(nucleus.len() > 256, !peaked);
+            let cfg = SamplerConfig {
+                temperature: 1.0,
+                top_p: top_p as f32,
+                seed: 11,
+                ..SamplerConfig::greedy()
+            };
+            let mut s = Sampler::new(cfg, v).unwrap();
+            for _ in 0..300 {
+                let t = s.sample(&row, &f32_desc(v), &[]).unwrap();
+                assert!(
+                    nucleus.contains(&t),
+                    "peaked {peaked}: {t} outside the nucleus"
+                );
+            }
+        }
     }
 
     #[test]

@@ -126,6 +126,11 @@ impl LogitsRecord {
     pub fn rows(&self) -> usize {
         self.data.len().checked_div(self.vocab).unwrap_or(0)
     }
+
+    /// Writes the rows as an f32 `[rows, vocab]` `.npy` file (atomically), for `--logits-out`.
+    pub fn write_npy(&self, path: &std::path::Path) -> Result<()> {
+        crate::npy::write_f32_2d(path, &self.data, self.rows(), self.vocab)
+    }
 }
 
 /// Outcome and timings of one [`Scheduler::generate`] call.

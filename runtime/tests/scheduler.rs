@@ -212,6 +212,20 @@ fn recorded_logits_are_dequantized_rows() {
         let st = s.generate(&p, &mut greedy(), |_| true).unwrap();
         let rec = st.logits.unwrap();
         assert_eq!(rec.vocab, V);
+        let path = std::env::temp_dir().join(format!(
+            "mllm-rt-logits-{}-{flavor:?}.npy",
+            std::process::id()
+        ));
+        rec.write_npy(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
+        assert!(
+            header.contains(&format!("({}, {V})", rec.rows())),
+            "{header}"
+        );
+        assert_eq!(bytes.len(), 10 + hlen + rec.data.len() * 4);
         assert_eq!(rec.rows(), p.len() + st.generated.len() - 1);
         let mut seq = p.clone();
         seq.extend(&st.generated);

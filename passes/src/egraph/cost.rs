@@ -13,9 +13,10 @@ use crate::egraph::EGraph;
 pub struct QnnCost<'a> {
     /// The e-graph (for operand types).
     pub eg: &'a EGraph,
-    /// Cost multiplier of a matmul with batch dimensions > 1 (multi-head attention).
-    /// 1 normally; `sha-split` raises it so single-head forms win extraction (the HTP
-    /// runs per-head matmuls faster and compiles them faster).
+    /// Extra cost per additional batch entry of a matmul (multi-head attention): the
+    /// cost is multiplied by `1 + penalty * (batch - 1)`. 0 normally; `sha-split` raises
+    /// it so single-head forms win extraction (the HTP runs per-head matmuls faster and
+    /// compiles them faster).
     pub batched_matmul_penalty: f64,
 }
 
@@ -88,7 +89,8 @@ impl CostFunction<Node> for QnnCost<'_> {
                 let c = op_cost(kind, &tables.attrs[attrs as usize], t, &inputs);
                 let batch: usize = t.shape().iter().rev().skip(2).product();
                 if kind == OpKind::MatMul && batch > 1 {
-                    c * self.batched_matmul_penalty
+                    // Grows with the batch, so fewer heads per matmul is always cheaper.
+                    c * (1.0 + self.batched_matmul_penalty * (batch - 1) as f64)
                 } else {
                     c
                 }

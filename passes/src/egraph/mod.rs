@@ -325,7 +325,7 @@ pub fn rewrite_function(
     pass: &str,
 ) -> Result<bool, crate::PassError> {
     let conv = convert::to_egraph(f);
-    rewrite_converted(f, conv, rules, limits, 1.0, stats, pass)
+    rewrite_converted(f, conv, rules, limits, 0.0, stats, pass)
 }
 
 /// [`rewrite_function`] on an already converted (and possibly seeded) e-graph.

@@ -1,0 +1,79 @@
+//! Kernel benchmarks of the CPU executor (used by `mllm bench runtime`): a prefill-style
+//! GEMM and a decode-style GEMV through the same packed-weight path `nn.linear` uses.
+//! They print nothing and assert nothing; callers print the figures.
+
+use std::time::Instant;
+
+use super::gemm::{self, GemmDims, MatRef, APACK};
+
+/// Figures of one benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchResult {
+    /// `M` of `[M x K] x [K x N]`.
+    pub m: usize,
+    /// `K`.
+    pub k: usize,
+    /// `N`.
+    pub n: usize,
+    /// Best wall time of one product, seconds.
+    pub seconds: f64,
+    /// `2 M K N / seconds / 1e9`.
+    pub gflops: f64,
+    /// Weight bytes (`K N` f32) streamed per second / 1e9.
+    pub weight_gbps: f64,
+}
+
+/// Times `x[M, K] · W^T` for a weight `W[N, K]` packed like an `nn.linear` weight,
+/// taking the best of `iters` runs after one warm-up (the scatter into the row-major
+/// result is included).
+pub fn bench_linear(m: usize, k: usize, n: usize, iters: usize) -> BenchResult {
+    let d = GemmDims { m, k, n };
+    let x: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
+    let w: Vec<f32> = (0..n * k).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let mut bp = vec![0f32; d.packed_b_len()];
+    let wv = MatRef {
+        data: &w,
+        off: 0,
+        rs: 1,
+        cs: k,
+    };
+    gemm::pack_b(k, n, wv, &mut bp, true);
+    drop(w);
+    let mut panels = vec![0f32; d.out_len()];
+    let mut apack = vec![0f32; APACK * gemm::max_tasks()];
+    let mut c = vec![0f32; m * n];
+    let xv = MatRef {
+        data: &x,
+        off: 0,
+        rs: k,
+        cs: 1,
+    };
+    let mut best = f64::INFINITY;
+    for it in 0..iters.max(1) + 1 {
+        let t = Instant::now();
+        gemm::gemm_panels(d, xv, &bp, &mut panels, &mut apack, true);
+        gemm::scatter(d, &panels, &mut c, None, true);
+        let s = t.elapsed().as_secs_f64();
+        if it > 0 {
+            best = best.min(s);
+        }
+    }
+    std::hint::black_box(&c);
+    BenchResult {
+        m,
+        k,
+        n,
+        seconds: best,
+        gflops: 2.0 * (m * k * n) as f64 / best / 1e9,
+        weight_gbps: (k * n * 4) as f64 / best / 1e9,
+    }
+}
+
+/// The two standard figures: prefill GEMM `[128 x 2048] x [2048 x 2048]` and decode
+/// GEMV `[1 x 2048] x [2048 x 6144]`.
+pub fn standard(iters: usize) -> [BenchResult; 2] {
+    [
+        bench_linear(128, 2048, 2048, iters),
+        bench_linear(1, 2048, 6144, iters),
+    ]
+}

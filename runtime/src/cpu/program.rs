@@ -1,0 +1,1744 @@
+//! [`CpuProgram`]: one IR function compiled for the CPU — decoded weights, one
+//! precomputed step per op, and a liveness-planned arena — plus the interpreter loop.
+//!
+//! Compilation resolves everything that does not depend on input data: shapes,
+//! strides, broadcast walks, matmul batch offsets, packed weights, constants, arena
+//! offsets and scratch sizes. Running walks the steps; in steady state it allocates
+//! nothing (the observer path allocates its f32 staging buffer once).
+
+use std::sync::Arc;
+
+use mllm_ir::attr::AttrsExt;
+use mllm_ir::infer::norm_axis;
+use mllm_ir::types::{ElemType, QuantType, Type};
+use mllm_ir::{Function, OpId, OpKind, ValueId, WeightStore};
+use rayon::prelude::*;
+
+use super::error::CpuError;
+use super::gemm::{self, GemmDims, MatRef, APACK};
+use super::kernels::{self as k, AxisView, Bcast, Strided};
+use super::quant::{self, par};
+use super::weights::{PackLayout, Packed, Static, WeightCache};
+use super::{NumericMode, Repr, Rounding};
+
+/// One op's output, as seen by an observer: dequantized / converted to f32.
+#[derive(Debug)]
+pub struct OpOutput<'a> {
+    /// The op.
+    pub op: OpId,
+    /// Its result value.
+    pub value: ValueId,
+    /// Op kind.
+    pub kind: OpKind,
+    /// Symbolic op name (`loc(...)`), if any.
+    pub name: Option<&'a str>,
+    /// Result shape.
+    pub shape: &'a [usize],
+    /// Result values in real units.
+    pub data: &'a [f32],
+}
+
+/// An input handed to [`CpuProgram::run_f32`].
+#[derive(Debug, Clone, Copy)]
+pub enum TensorRef<'a> {
+    /// Real values (quantized inputs are quantized in fixed-point mode; integer inputs
+    /// are converted).
+    F32(&'a [f32]),
+    /// Integer values (token ids, positions).
+    I32(&'a [i32]),
+    /// Raw bytes in the input's declared dtype (codes for quantized types).
+    Bytes(&'a [u8]),
+}
+
+/// How a graph input/output's bytes relate to the in-arena representation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Io {
+    /// Identical bytes.
+    Same,
+    /// f16 outside, f32 inside.
+    F16,
+    /// bf16 outside, f32 inside.
+    BF16,
+    /// Codes outside (per-tensor), f32 inside (float mode).
+    Codes(Repr),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Loc {
+    Pending,
+    /// Not materialized (a weight only read through its packed form).
+    None,
+    Arena(usize),
+    Arg(usize),
+    Static(usize),
+}
+
+#[derive(Debug)]
+struct Val {
+    id: ValueId,
+    ty: Type,
+    shape: Vec<usize>,
+    numel: usize,
+    repr: Repr,
+    /// Quantization of the codes (fixed-point mode only).
+    q: Option<QuantType>,
+    loc: Loc,
+}
+
+impl Val {
+    fn bytes(&self) -> usize {
+        self.numel * self.repr.size()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum UnOp {
+    Silu,
+    Sigmoid,
+    Neg,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BinOp {
+    Add,
+    Sub,
+    Mul,
+}
+
+#[derive(Debug)]
+enum WSrc {
+    Packed(Arc<Packed>),
+    Runtime { rs: usize, cs: usize },
+}
+
+#[derive(Debug)]
+enum K {
+    Alias,
+    Strided(Strided),
+    Concat {
+        outer: usize,
+        /// Elements per outer index of each input.
+        chunks: Vec<usize>,
+        /// Whether each input must be requantized (fixed mode, differing encoding).
+        requant: Vec<bool>,
+    },
+    Gather {
+        outer: usize,
+        axis_len: usize,
+        inner: usize,
+        nidx: usize,
+    },
+    Gemm {
+        d: GemmDims,
+        w: WSrc,
+        bias: bool,
+    },
+    MatMul {
+        m: usize,
+        k: usize,
+        n: usize,
+        a_rs: usize,
+        a_cs: usize,
+        b_rs: usize,
+        b_cs: usize,
+        offs: Vec<(usize, usize)>,
+        groups: usize,
+    },
+    Conv {
+        x: [usize; 4],
+        w: [usize; 4],
+        out: [usize; 4],
+        stride: [usize; 2],
+        pad: [usize; 2],
+        dil: [usize; 2],
+        bias: bool,
+    },
+    RmsNorm(AxisView, f32),
+    Softmax(AxisView),
+    Rope(Bcast<2>, usize),
+    Unary(UnOp),
+    Binary(BinOp, Bcast<2>),
+    Equal(Bcast<2>),
+    Where(Bcast<3>),
+    ReduceMinRows(usize),
+    ReduceMinGeneral(Vec<usize>),
+    Cast {
+        from: Repr,
+        to: Repr,
+        round: Option<ElemType>,
+    },
+    Quantize,
+    Dequantize,
+    Requantize,
+}
+
+#[derive(Debug)]
+struct Step {
+    op: OpId,
+    kind: OpKind,
+    name: Option<String>,
+    label: String,
+    ins: Vec<usize>,
+    out: usize,
+    k: K,
+}
+
+#[derive(Debug, Default)]
+struct Scratch {
+    deq: [usize; 3],
+    res: usize,
+    apack: usize,
+    bpack: usize,
+    gout: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    arena: Vec<u64>,
+    deq: [Vec<f32>; 3],
+    res: Vec<f32>,
+    apack: Vec<f32>,
+    bpack: Vec<f32>,
+    gout: Vec<f32>,
+    obs: Vec<f32>,
+    direct: Vec<bool>,
+}
+
+/// A function compiled for the CPU reference executor, with its buffers.
+#[derive(Debug)]
+pub struct CpuProgram {
+    func: String,
+    mode: NumericMode,
+    vals: Vec<Val>,
+    steps: Vec<Step>,
+    args: Vec<usize>,
+    arg_io: Vec<Io>,
+    arg_names: Vec<String>,
+    results: Vec<usize>,
+    result_io: Vec<Io>,
+    result_names: Vec<String>,
+    statics: Vec<Arc<Static>>,
+    arg_slots: Vec<usize>,
+    arena_bytes: usize,
+    max_numel: usize,
+    state: State,
+}
+
+fn f32s(b: &[u8]) -> &[f32] {
+    bytemuck::cast_slice(b)
+}
+
+fn f32s_mut(b: &mut [u8]) -> &mut [f32] {
+    bytemuck::cast_slice_mut(b)
+}
+
+/// Read access to every value except the op's output slot `[o0, o1)` of the arena.
+struct Env<'a> {
+    left: &'a [u8],
+    right: &'a [u8],
+    o1: usize,
+    inputs: &'a [&'a [u8]],
+    direct: &'a [bool],
+    statics: &'a [Arc<Static>],
+    arg_slots: &'a [usize],
+}
+
+impl<'a> Env<'a> {
+    fn arena(&self, off: usize, len: usize) -> &'a [u8] {
+        if off >= self.o1 {
+            &self.right[off - self.o1..off - self.o1 + len]
+        } else {
+            &self.left[off..off + len]
+        }
+    }
+    fn bytes(&self, v: &Val) -> &'a [u8] {
+        let len = v.bytes();
+        match v.loc {
+            Loc::Arena(off) => self.arena(off, len),
+            Loc::Arg(i) => {
+                if self.direct[i] {
+                    &self.inputs[i][..len]
+                } else {
+                    self.arena(self.arg_slots[i], len)
+                }
+            }
+            Loc::Static(i) => &self.statics[i].bytes()[..len],
+            Loc::Pending | Loc::None => &[],
+        }
+    }
+}
+
+/// First-fit arena allocator over 64-byte aligned blocks.
+#[derive(Default)]
+struct Alloc {
+    free: Vec<(usize, usize)>,
+    top: usize,
+}
+
+impl Alloc {
+    fn alloc(&mut self, len: usize) -> usize {
+        let len = len.max(1).div_ceil(64) * 64;
+        if let Some(i) = self.free.iter().position(|(_, l)| *l >= len) {
+            let (off, l) = self.free[i];
+            if l == len {
+                self.free.remove(i);
+            } else {
+                self.free[i] = (off + len, l - len);
+            }
+            return off;
+        }
+        if let Some(&(off, l)) = self.free.last() {
+            if off + l == self.top {
+                self.free.pop();
+                self.top = off + len;
+                return off;
+            }
+        }
+        let off = self.top;
+        self.top += len;
+        off
+    }
+    fn release(&mut self, off: usize, len: usize) {
+        let len = len.max(1).div_ceil(64) * 64;
+        let i = self.free.partition_point(|(o, _)| *o < off);
+        self.free.insert(i, (off, len));
+        if i + 1 < self.free.len() && self.free[i].0 + self.free[i].1 == self.free[i + 1].0 {
+            self.free[i].1 += self.free[i + 1].1;
+            self.free.remove(i + 1);
+        }
+        if i > 0 && self.free[i - 1].0 + self.free[i - 1].1 == self.free[i].0 {
+            self.free[i - 1].1 += self.free[i].1;
+            self.free.remove(i);
+        }
+    }
+}
+
+fn io_of(ty: &Type, mode: NumericMode) -> Io {
+    match ty.elem() {
+        ElemType::F16 => Io::F16,
+        ElemType::BF16 => Io::BF16,
+        ElemType::Quant(_) if !mode.is_fixed() => Io::Codes(Repr::of(ty.elem(), true)),
+        _ => Io::Same,
+    }
+}
+
+impl CpuProgram {
+    /// Compiles `func`; weights are looked up in `store` and decoded through `cache`
+    /// (share one cache between the functions of a module).
+    pub fn compile(
+        func: &Function,
+        store: &WeightStore,
+        mode: NumericMode,
+        cache: &mut WeightCache,
+    ) -> Result<CpuProgram, CpuError> {
+        Compiler {
+            f: func,
+            store,
+            mode,
+            cache,
+            vals: Vec::new(),
+            index: vec![usize::MAX; func.values.len()],
+            statics: Vec::new(),
+            steps: Vec::new(),
+            scratch: Scratch::default(),
+        }
+        .run()
+    }
+
+    /// Function name.
+    pub fn name(&self) -> &str {
+        &self.func
+    }
+
+    /// Numeric mode.
+    pub fn mode(&self) -> NumericMode {
+        self.mode
+    }
+
+    /// Argument types, in order.
+    pub fn arg_types(&self) -> impl Iterator<Item = &Type> {
+        self.args.iter().map(|v| &self.vals[*v].ty)
+    }
+
+    /// Result types, in order.
+    pub fn result_types(&self) -> impl Iterator<Item = &Type> {
+        self.results.iter().map(|v| &self.vals[*v].ty)
+    }
+
+    /// Argument names (`arg{i}` when unnamed).
+    pub fn arg_names(&self) -> &[String] {
+        &self.arg_names
+    }
+
+    /// Result names (`result{i}` when unnamed).
+    pub fn result_names(&self) -> &[String] {
+        &self.result_names
+    }
+
+    /// Size of the value arena in bytes.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes
+    }
+
+    /// Number of executed steps (ops other than weights, constants and the return).
+    pub fn num_steps(&self) -> usize {
+        self.steps.len()
+    }
+
+    fn input_err(&self, i: usize, msg: String) -> CpuError {
+        CpuError::Input {
+            func: self.func.clone(),
+            tensor: self.arg_names.get(i).cloned().unwrap_or_default(),
+            msg,
+        }
+    }
+
+    /// Runs the program on byte buffers: `inputs[i]` / `outputs[j]` hold exactly the
+    /// bytes of argument `i` / result `j` in their IR type (f16 / bf16 bytes for those
+    /// types, integer codes for quantized types, one byte per `i1`). Inputs whose
+    /// representation matches and that are aligned are read in place.
+    pub fn run_bytes(
+        &mut self,
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+        obs: Option<&mut dyn FnMut(&OpOutput<'_>)>,
+    ) -> Result<(), CpuError> {
+        if inputs.len() != self.args.len() || outputs.len() != self.results.len() {
+            return Err(CpuError::Input {
+                func: self.func.clone(),
+                tensor: "*".into(),
+                msg: format!(
+                    "got {} inputs and {} outputs, the function has {} arguments and {} results",
+                    inputs.len(),
+                    outputs.len(),
+                    self.args.len(),
+                    self.results.len()
+                ),
+            });
+        }
+        for (i, b) in inputs.iter().enumerate() {
+            let want = self.vals[self.args[i]].ty.byte_size();
+            if b.len() != want {
+                return Err(self.input_err(i, format!("expected {want} bytes, got {}", b.len())));
+            }
+            self.stage_bytes(i, b);
+        }
+        for (j, b) in outputs.iter().enumerate() {
+            let want = self.vals[self.results[j]].ty.byte_size();
+            if b.len() != want {
+                return Err(CpuError::Input {
+                    func: self.func.clone(),
+                    tensor: self.result_names[j].clone(),
+                    msg: format!("output buffer: expected {want} bytes, got {}", b.len()),
+                });
+            }
+        }
+        self.run_steps(inputs, obs)?;
+        for (j, out) in outputs.iter_mut().enumerate() {
+            self.write_output(inputs, j, out);
+        }
+        Ok(())
+    }
+
+    /// Runs the program on typed inputs and returns every result in real units
+    /// (dequantized). Allocates the returned vectors.
+    pub fn run_f32(
+        &mut self,
+        inputs: &[TensorRef<'_>],
+        obs: Option<&mut dyn FnMut(&OpOutput<'_>)>,
+    ) -> Result<Vec<Vec<f32>>, CpuError> {
+        if inputs.len() != self.args.len() {
+            return Err(CpuError::Input {
+                func: self.func.clone(),
+                tensor: "*".into(),
+                msg: format!(
+                    "got {} inputs, the function has {} arguments",
+                    inputs.len(),
+                    self.args.len()
+                ),
+            });
+        }
+        let empty: Vec<&[u8]> = vec![&[]; inputs.len()];
+        for (i, t) in inputs.iter().enumerate() {
+            let v = &self.vals[self.args[i]];
+            let n = match t {
+                TensorRef::F32(x) => x.len(),
+                TensorRef::I32(x) => x.len(),
+                TensorRef::Bytes(b) => b.len() / v.ty.elem().byte_size().max(1),
+            };
+            let nb = match t {
+                TensorRef::Bytes(b) => b.len(),
+                _ => n * v.ty.elem().byte_size(),
+            };
+            if n != v.numel || nb != v.ty.byte_size() {
+                return Err(self.input_err(
+                    i,
+                    format!("expected {} elements of {}, got {n}", v.numel, v.ty),
+                ));
+            }
+            match t {
+                TensorRef::Bytes(b) => {
+                    self.stage_bytes(i, b);
+                    self.state.direct[i] = false;
+                    if self.arg_io[i] == Io::Same {
+                        let off = self.arg_slots[i];
+                        self.arena_mut()[off..off + b.len()].copy_from_slice(b);
+                    }
+                }
+                TensorRef::F32(x) => self.stage_real(i, |j| x[j] as f64),
+                TensorRef::I32(x) => self.stage_real(i, |j| x[j] as f64),
+            }
+        }
+        self.run_steps(&empty, obs)?;
+        let mut outs = Vec::with_capacity(self.results.len());
+        for j in 0..self.results.len() {
+            let v = &self.vals[self.results[j]];
+            let mut o = vec![0f32; v.numel];
+            let env = self.env_all(&empty);
+            to_real(v, env.bytes(v), &mut o);
+            outs.push(o);
+        }
+        Ok(outs)
+    }
+
+    fn arena_mut(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(&mut self.state.arena)
+    }
+
+    fn env_all<'a>(&'a self, inputs: &'a [&'a [u8]]) -> Env<'a> {
+        Env {
+            left: &[],
+            right: bytemuck::cast_slice(&self.state.arena),
+            o1: 0,
+            inputs,
+            direct: &self.state.direct,
+            statics: &self.statics,
+            arg_slots: &self.arg_slots,
+        }
+    }
+
+    /// Stages argument `i` from its I/O bytes (in place when possible).
+    fn stage_bytes(&mut self, i: usize, b: &[u8]) {
+        let v = &self.vals[self.args[i]];
+        let (n, repr, io) = (v.numel, v.repr, self.arg_io[i]);
+        let off = self.arg_slots[i];
+        if io == Io::Same {
+            let aligned = (b.as_ptr() as usize).is_multiple_of(repr.size());
+            self.state.direct[i] = aligned;
+            if !aligned {
+                self.arena_mut()[off..off + b.len()].copy_from_slice(b);
+            }
+            return;
+        }
+        self.state.direct[i] = false;
+        let shape = v.ty.shape().to_vec();
+        let enc = v.ty.quant().map(|q| (q.storage, q.encoding.clone()));
+        let dst = f32s_mut(&mut self.arena_mut()[off..off + n * 4]);
+        match io {
+            Io::F16 => {
+                for (d, c) in dst.iter_mut().zip(b.chunks_exact(2)) {
+                    *d = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            Io::BF16 => {
+                for (d, c) in dst.iter_mut().zip(b.chunks_exact(2)) {
+                    *d = half::bf16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
+            Io::Codes(_) => {
+                if let Some((s, e)) = enc {
+                    quant::dequantize_bytes(b, dst, s, &e, &shape);
+                }
+            }
+            Io::Same => {}
+        }
+    }
+
+    /// Stages argument `i` from real values `get(j)`.
+    fn stage_real(&mut self, i: usize, get: impl Fn(usize) -> f64) {
+        self.state.direct[i] = false;
+        let off = self.arg_slots[i];
+        let rounding = self.mode.rounding();
+        let v = &self.vals[self.args[i]];
+        let (n, repr, q, shape) = (v.numel, v.repr, v.q.clone(), v.shape.clone());
+        let nb = n * repr.size();
+        match q {
+            Some(q) => {
+                let tmp: Vec<f32> = (0..n).map(|j| get(j) as f32).collect();
+                let dst = &mut self.arena_mut()[off..off + nb];
+                quant::quantize_bytes(&tmp, dst, q.storage, &q.encoding, &shape, rounding);
+            }
+            None => {
+                let dst = &mut self.arena_mut()[off..off + nb];
+                for j in 0..n {
+                    repr.store(dst, j, get(j));
+                }
+            }
+        }
+    }
+
+    fn write_output(&self, inputs: &[&[u8]], j: usize, out: &mut [u8]) {
+        let v = &self.vals[self.results[j]];
+        let env = self.env_all(inputs);
+        let src = env.bytes(v);
+        match self.result_io[j] {
+            Io::Same => out.copy_from_slice(&src[..out.len()]),
+            Io::F16 => {
+                for (o, x) in out.chunks_exact_mut(2).zip(f32s(src)) {
+                    o.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes());
+                }
+            }
+            Io::BF16 => {
+                for (o, x) in out.chunks_exact_mut(2).zip(f32s(src)) {
+                    o.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes());
+                }
+            }
+            Io::Codes(_) => {
+                if let Some(q) = v.ty.quant() {
+                    par::quantize_bytes(
+                        f32s(src),
+                        out,
+                        q.storage,
+                        &q.encoding,
+                        &v.shape,
+                        self.mode.rounding(),
+                    );
+                }
+            }
+        }
+    }
+
+    fn run_steps(
+        &mut self,
+        inputs: &[&[u8]],
+        mut obs: Option<&mut dyn FnMut(&OpOutput<'_>)>,
+    ) -> Result<(), CpuError> {
+        let rounding = self.mode.rounding();
+        if obs.is_some() && self.state.obs.len() < self.max_numel {
+            self.state.obs = vec![0f32; self.max_numel];
+        }
+        for step in &self.steps {
+            let out_v = &self.vals[step.out];
+            let State {
+                arena,
+                deq,
+                res,
+                apack,
+                bpack,
+                gout,
+                obs: obs_buf,
+                direct,
+            } = &mut self.state;
+            let arena: &mut [u8] = bytemuck::cast_slice_mut(arena);
+            let (o0, o1) = match out_v.loc {
+                Loc::Arena(o) => (o, o + out_v.bytes()),
+                _ => (0, 0),
+            };
+            let (left, rest) = arena.split_at_mut(o0);
+            let (out, right) = rest.split_at_mut(o1 - o0);
+            let env = Env {
+                left,
+                right,
+                o1,
+                inputs,
+                direct,
+                statics: &self.statics,
+                arg_slots: &self.arg_slots,
+            };
+            let sc = Sc {
+                deq,
+                res,
+                apack,
+                bpack,
+                gout,
+            };
+            exec_step(&self.func, &self.vals, step, &env, out, sc, rounding)?;
+            if let Some(cb) = obs.as_deref_mut() {
+                let data: &[f32] = if out_v.loc == Loc::Arena(o0) {
+                    let o: &[u8] = out;
+                    to_real_view(out_v, o, obs_buf)
+                } else {
+                    to_real_view(out_v, env.bytes(out_v), obs_buf)
+                };
+                cb(&OpOutput {
+                    op: step.op,
+                    value: out_v.id,
+                    kind: step.kind,
+                    name: step.name.as_deref(),
+                    shape: &out_v.shape,
+                    data,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Converts a value's bytes to reals into `dst`.
+fn to_real(v: &Val, b: &[u8], dst: &mut [f32]) {
+    match (&v.q, v.repr) {
+        (Some(q), _) => quant::dequantize_bytes(b, dst, q.storage, &q.encoding, &v.shape),
+        (None, Repr::F32) => dst.copy_from_slice(&f32s(b)[..v.numel]),
+        (None, r) => {
+            for (i, d) in dst.iter_mut().enumerate().take(v.numel) {
+                *d = r.load(b, i) as f32;
+            }
+        }
+    }
+}
+
+fn to_real_view<'a>(v: &Val, b: &'a [u8], buf: &'a mut [f32]) -> &'a [f32] {
+    if v.q.is_none() && v.repr == Repr::F32 {
+        return &f32s(b)[..v.numel];
+    }
+    let d = &mut buf[..v.numel];
+    to_real(v, b, d);
+    d
+}
+
+/// One batch group of a batched matmul: index, output, B pack, panel output, A pack.
+type GroupBufs<'a> = (
+    usize,
+    (
+        ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
+        &'a mut [f32],
+    ),
+);
+
+struct Sc<'a> {
+    deq: &'a mut [Vec<f32>; 3],
+    res: &'a mut Vec<f32>,
+    apack: &'a mut Vec<f32>,
+    bpack: &'a mut Vec<f32>,
+    gout: &'a mut Vec<f32>,
+}
+
+/// An operand in real f32 units (dequantized into `scratch` if it holds codes).
+fn fin<'a>(v: &Val, env: &Env<'a>, scratch: &'a mut [f32]) -> &'a [f32] {
+    let b = env.bytes(v);
+    match &v.q {
+        None => &f32s(b)[..v.numel],
+        Some(q) => {
+            let d = &mut scratch[..v.numel];
+            par::dequantize_bytes(b, d, q.storage, &q.encoding, &v.shape);
+            d
+        }
+    }
+}
+
+/// Runs `f` on the output in f32, quantizing into the codes afterwards if needed.
+fn fout(v: &Val, out: &mut [u8], res: &mut [f32], r: Rounding, f: impl FnOnce(&mut [f32])) {
+    match &v.q {
+        None => f(f32s_mut(out)),
+        Some(q) => {
+            let t = &mut res[..v.numel];
+            f(t);
+            par::quantize_bytes(t, out, q.storage, &q.encoding, &v.shape, r);
+        }
+    }
+}
+
+fn index_err(func: &str, step: &Step, msg: String) -> CpuError {
+    CpuError::Index {
+        func: func.to_owned(),
+        op: step.label.clone(),
+        msg,
+    }
+}
+
+fn exec_step(
+    func: &str,
+    vals: &[Val],
+    step: &Step,
+    env: &Env<'_>,
+    out: &mut [u8],
+    sc: Sc<'_>,
+    r: Rounding,
+) -> Result<(), CpuError> {
+    let ov = &vals[step.out];
+    let iv = |i: usize| &vals[step.ins[i]];
+    let Sc {
+        deq,
+        res,
+        apack,
+        bpack,
+        gout,
+    } = sc;
+    let [d0, d1, d2] = deq;
+    match &step.k {
+        K::Alias => {}
+        K::Strided(s) => s.copy_bytes(ov.repr.size(), env.bytes(iv(0)), out),
+        K::Concat {
+            outer,
+            chunks,
+            requant,
+        } => {
+            let es = ov.repr.size();
+            let total: usize = chunks.iter().sum();
+            let mut acc = 0;
+            for (i, (&c, &rq)) in chunks.iter().zip(requant).enumerate() {
+                let v = iv(i);
+                if rq {
+                    let x = fin(v, env, d0);
+                    let (Some(q), Some(_)) = (&ov.q, &v.q) else {
+                        continue;
+                    };
+                    for o in 0..*outer {
+                        let dst = &mut out[(o * total + acc) * es..(o * total + acc + c) * es];
+                        quant::quantize_bytes(
+                            &x[o * c..(o + 1) * c],
+                            dst,
+                            q.storage,
+                            &q.encoding,
+                            &[c],
+                            r,
+                        );
+                    }
+                } else {
+                    let src = env.bytes(v);
+                    for o in 0..*outer {
+                        out[(o * total + acc) * es..(o * total + acc + c) * es]
+                            .copy_from_slice(&src[o * c * es..(o + 1) * c * es]);
+                    }
+                }
+                acc += c;
+            }
+        }
+        K::Gather {
+            outer,
+            axis_len,
+            inner,
+            nidx,
+        } => {
+            let es = ov.repr.size();
+            let (data, idx) = (env.bytes(iv(0)), env.bytes(iv(1)));
+            let ir = iv(1).repr;
+            let row = inner * es;
+            for j in 0..*nidx {
+                let ix = ir.load(idx, j);
+                if !(ix >= 0.0 && (ix as usize) < *axis_len) {
+                    return Err(index_err(
+                        func,
+                        step,
+                        format!("index {ix} at position {j} is out of range 0..{axis_len}"),
+                    ));
+                }
+            }
+            for o in 0..*outer {
+                for j in 0..*nidx {
+                    let ix = ir.load(idx, j) as usize;
+                    let s = (o * axis_len + ix) * row;
+                    let d = (o * nidx + j) * row;
+                    out[d..d + row].copy_from_slice(&data[s..s + row]);
+                }
+            }
+        }
+        K::Gemm { d, w, bias } => {
+            let x = fin(iv(0), env, d0);
+            let bp: &[f32] = match w {
+                WSrc::Packed(p) => &p.data,
+                WSrc::Runtime { rs, cs } => {
+                    let wv = fin(iv(1), env, d1);
+                    let b = MatRef {
+                        data: wv,
+                        off: 0,
+                        rs: *rs,
+                        cs: *cs,
+                    };
+                    gemm::pack_b(d.k, d.n, b, bpack, true);
+                    &bpack[..d.packed_b_len()]
+                }
+            };
+            let b = if *bias {
+                Some(fin(iv(2), env, d2))
+            } else {
+                None
+            };
+            let a = MatRef {
+                data: x,
+                off: 0,
+                rs: d.k,
+                cs: 1,
+            };
+            fout(ov, out, res, r, |o| {
+                gemm::gemm_panels(*d, a, bp, gout, apack, true);
+                gemm::scatter(*d, gout, o, b, true);
+            });
+        }
+        K::MatMul {
+            m,
+            k,
+            n,
+            a_rs,
+            a_cs,
+            b_rs,
+            b_cs,
+            offs,
+            groups,
+        } => {
+            let (m, k, n) = (*m, *k, *n);
+            let a = fin(iv(0), env, d0);
+            let b = fin(iv(1), env, d1);
+            let d = GemmDims { m, k, n };
+            let (pbl, ol) = (d.packed_b_len(), d.out_len());
+            fout(ov, out, res, r, |o| {
+                if offs.len() == 1 {
+                    let (ao, bo) = offs[0];
+                    let bv = MatRef {
+                        data: b,
+                        off: bo,
+                        rs: *b_rs,
+                        cs: *b_cs,
+                    };
+                    gemm::pack_b(k, n, bv, bpack, true);
+                    let av = MatRef {
+                        data: a,
+                        off: ao,
+                        rs: *a_rs,
+                        cs: *a_cs,
+                    };
+                    gemm::gemm_panels(d, av, &bpack[..pbl], gout, apack, true);
+                    gemm::scatter(d, gout, o, None, true);
+                    return;
+                }
+                let ipg = offs.len().div_ceil(*groups);
+                let one = |(g, (((c, bp), go), ap)): GroupBufs<'_>| {
+                    for (ii, cc) in c.chunks_mut((m * n).max(1)).enumerate() {
+                        let (ao, bo) = offs[g * ipg + ii];
+                        let bv = MatRef {
+                            data: b,
+                            off: bo,
+                            rs: *b_rs,
+                            cs: *b_cs,
+                        };
+                        gemm::pack_b(k, n, bv, bp, false);
+                        let av = MatRef {
+                            data: a,
+                            off: ao,
+                            rs: *a_rs,
+                            cs: *a_cs,
+                        };
+                        gemm::gemm_panels(d, av, bp, go, ap, false);
+                        gemm::scatter(d, go, cc, None, false);
+                    }
+                };
+                if m * n == 0 {
+                    return;
+                }
+                o.par_chunks_mut(ipg * m * n)
+                    .zip(bpack.par_chunks_mut(pbl.max(1)))
+                    .zip(gout.par_chunks_mut(ol.max(1)))
+                    .zip(apack.par_chunks_mut(APACK))
+                    .enumerate()
+                    .for_each(one);
+            });
+        }
+        K::Conv {
+            x: xs,
+            w: ws,
+            out: os,
+            stride,
+            pad,
+            dil,
+            bias,
+        } => {
+            let x = fin(iv(0), env, d0);
+            let w = fin(iv(1), env, d1);
+            let b = if *bias {
+                Some(fin(iv(2), env, d2))
+            } else {
+                None
+            };
+            fout(ov, out, res, r, |o| {
+                conv2d(x, *xs, w, *ws, b, o, *os, *stride, *pad, *dil);
+            });
+        }
+        K::RmsNorm(v, eps) => {
+            let x = fin(iv(0), env, d0);
+            let w = fin(iv(1), env, d1);
+            fout(ov, out, res, r, |o| k::rms_norm(*v, x, w, *eps, o));
+        }
+        K::Softmax(v) => {
+            let x = fin(iv(0), env, d0);
+            fout(ov, out, res, r, |o| k::softmax(*v, x, o));
+        }
+        K::Rope(p, dd) => {
+            let x = fin(iv(0), env, d0);
+            let c = fin(iv(1), env, d1);
+            let s = fin(iv(2), env, d2);
+            fout(ov, out, res, r, |o| k::rope(p, *dd, x, c, s, o));
+        }
+        K::Unary(u) => {
+            let x = fin(iv(0), env, d0);
+            fout(ov, out, res, r, |o| match u {
+                UnOp::Silu => k::unary(x, o, |v| v * k::sigmoid(v)),
+                UnOp::Sigmoid => k::unary(x, o, k::sigmoid),
+                UnOp::Neg => k::unary(x, o, |v| -v),
+            });
+        }
+        K::Binary(op, p) => {
+            let a = fin(iv(0), env, d0);
+            let b = fin(iv(1), env, d1);
+            fout(ov, out, res, r, |o| match op {
+                BinOp::Add => k::binary(p, a, b, o, |x, y| x + y),
+                BinOp::Sub => k::binary(p, a, b, o, |x, y| x - y),
+                BinOp::Mul => k::binary(p, a, b, o, |x, y| x * y),
+            });
+        }
+        K::Equal(p) => {
+            let a = fin(iv(0), env, d0);
+            let b = fin(iv(1), env, d1);
+            k::binary(p, a, b, out, |x, y| (x == y) as u8);
+        }
+        K::Where(p) => {
+            let c = env.bytes(iv(0));
+            let a = fin(iv(1), env, d1);
+            let b = fin(iv(2), env, d2);
+            fout(ov, out, res, r, |o| k::select(p, c, a, b, o));
+        }
+        K::ReduceMinRows(inner) => {
+            let x = fin(iv(0), env, d0);
+            fout(ov, out, res, r, |o| k::reduce_min_rows(x, *inner, o));
+        }
+        K::ReduceMinGeneral(map) => {
+            let x = fin(iv(0), env, d0);
+            let shape = &iv(0).shape;
+            fout(ov, out, res, r, |o| k::reduce_min_general(x, shape, map, o));
+        }
+        K::Cast { from, to, round } => {
+            let src = env.bytes(iv(0));
+            for i in 0..ov.numel {
+                let mut x = from.load(src, i);
+                match round {
+                    Some(ElemType::F16) => x = half::f16::from_f64(x).to_f64(),
+                    Some(ElemType::BF16) => x = half::bf16::from_f64(x).to_f64(),
+                    _ => {}
+                }
+                to.store(out, i, x);
+            }
+        }
+        K::Quantize => {
+            let x = fin(iv(0), env, d0);
+            if let Some(q) = &ov.q {
+                par::quantize_bytes(x, out, q.storage, &q.encoding, &ov.shape, r);
+            }
+        }
+        K::Dequantize => {
+            let v = iv(0);
+            if let Some(q) = &v.q {
+                par::dequantize_bytes(
+                    env.bytes(v),
+                    f32s_mut(out),
+                    q.storage,
+                    &q.encoding,
+                    &v.shape,
+                );
+            }
+        }
+        K::Requantize => {
+            let x = fin(iv(0), env, d0);
+            if let Some(q) = &ov.q {
+                par::quantize_bytes(x, out, q.storage, &q.encoding, &ov.shape, r);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Direct NHWC x HWIO convolution (general path; 1x1 convolutions use the GEMM).
+#[allow(clippy::too_many_arguments)]
+fn conv2d(
+    x: &[f32],
+    xs: [usize; 4],
+    w: &[f32],
+    ws: [usize; 4],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    os: [usize; 4],
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dil: [usize; 2],
+) {
+    let [_, h, wd, ci] = xs;
+    let [kh, kw, _, co] = ws;
+    let ow = os[2];
+    k::rows_mut(out, ow * co, |row, o| {
+        let (n, oy) = (row / os[1], row % os[1]);
+        for ox in 0..ow {
+            let acc = &mut o[ox * co..(ox + 1) * co];
+            match bias {
+                Some(b) => acc.copy_from_slice(&b[..co]),
+                None => acc.fill(0.0),
+            }
+            for ky in 0..kh {
+                let iy = (oy * stride[0] + ky * dil[0]) as isize - pad[0] as isize;
+                if iy < 0 || iy as usize >= h {
+                    continue;
+                }
+                for kx in 0..kw {
+                    let ix = (ox * stride[1] + kx * dil[1]) as isize - pad[1] as isize;
+                    if ix < 0 || ix as usize >= wd {
+                        continue;
+                    }
+                    let xo = ((n * h + iy as usize) * wd + ix as usize) * ci;
+                    for c in 0..ci {
+                        let xv = x[xo + c];
+                        let wo = ((ky * kw + kx) * ci + c) * co;
+                        for (a, wv) in acc.iter_mut().zip(&w[wo..wo + co]) {
+                            *a += xv * *wv;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+struct Compiler<'a> {
+    f: &'a Function,
+    store: &'a WeightStore,
+    mode: NumericMode,
+    cache: &'a mut WeightCache,
+    vals: Vec<Val>,
+    index: Vec<usize>,
+    statics: Vec<Arc<Static>>,
+    steps: Vec<Step>,
+    scratch: Scratch,
+}
+
+fn label(f: &Function, op: OpId) -> String {
+    let o = f.op(op);
+    match &o.name {
+        Some(n) => format!("{} (\"{n}\")", o.kind.name()),
+        None => o.kind.name().to_owned(),
+    }
+}
+
+impl Compiler<'_> {
+    fn unsupported(&self, op: OpId, msg: impl Into<String>) -> CpuError {
+        CpuError::Unsupported {
+            func: self.f.name.clone(),
+            op: label(self.f, op),
+            msg: msg.into(),
+        }
+    }
+
+    fn val(&mut self, v: ValueId) -> usize {
+        if self.index[v.index()] != usize::MAX {
+            return self.index[v.index()];
+        }
+        let ty = self.f.ty(v).clone();
+        let fixed = self.mode.is_fixed();
+        let repr = Repr::of(ty.elem(), fixed);
+        let q = if fixed { ty.quant().cloned() } else { None };
+        let i = self.vals.len();
+        self.vals.push(Val {
+            id: v,
+            shape: ty.shape().to_vec(),
+            numel: ty.numel(),
+            ty,
+            repr,
+            q,
+            loc: Loc::Pending,
+        });
+        self.index[v.index()] = i;
+        i
+    }
+
+    fn add_static(&mut self, s: Arc<Static>) -> Loc {
+        self.statics.push(s);
+        Loc::Static(self.statics.len() - 1)
+    }
+
+    /// Whether every use of `v` is as the weight operand of a packable GEMM.
+    fn only_packed_uses(&self, v: ValueId) -> bool {
+        let mut any = false;
+        for op in self.f.op_ids() {
+            let o = self.f.op(op);
+            for (i, x) in o.operands.iter().enumerate() {
+                if *x != v {
+                    continue;
+                }
+                if i != 1 || self.pack_layout(op).is_none() {
+                    return false;
+                }
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// The packed-weight layout of a GEMM op whose weight operand is a `builtin.weight`.
+    fn pack_layout(&self, op: OpId) -> Option<PackLayout> {
+        let o = self.f.op(op);
+        let w = *o.operands.get(1)?;
+        let wop = self.f.def_op(w)?;
+        if self.f.op(wop).kind != OpKind::Weight {
+            return None;
+        }
+        match o.kind {
+            OpKind::Linear => Some(PackLayout::NK),
+            OpKind::Conv2d if self.conv_is_1x1(op) => Some(PackLayout::KN),
+            _ => None,
+        }
+    }
+
+    fn conv_is_1x1(&self, op: OpId) -> bool {
+        let o = self.f.op(op);
+        let ws = self.f.ty(o.operands[1]).shape();
+        let stride = o.attrs.ints("stride").unwrap_or(&[1, 1]);
+        let pad = o.attrs.ints("pad").unwrap_or(&[0, 0, 0, 0]);
+        ws.len() == 4
+            && ws[0] == 1
+            && ws[1] == 1
+            && stride.iter().all(|s| *s == 1)
+            && pad.iter().all(|p| *p == 0)
+    }
+
+    fn need_deq(&mut self, slot: usize, v: usize) {
+        if self.vals[v].q.is_some() {
+            self.scratch.deq[slot] = self.scratch.deq[slot].max(self.vals[v].numel);
+        }
+    }
+
+    fn run(mut self) -> Result<CpuProgram, CpuError> {
+        let f = self.f;
+        let args: Vec<usize> = f.args().iter().map(|a| self.val(*a)).collect();
+        for (i, a) in args.iter().enumerate() {
+            self.vals[*a].loc = Loc::Arg(i);
+            if let Some(q) = self.vals[*a].ty.quant() {
+                if q.encoding.per_tensor().is_none() {
+                    return Err(CpuError::Input {
+                        func: f.name.clone(),
+                        tensor: f.arg_names[i].clone().unwrap_or_default(),
+                        msg: "graph inputs must be float, integer or per-tensor quantized".into(),
+                    });
+                }
+            }
+        }
+        let mut results = Vec::new();
+        for op in f.op_ids() {
+            self.compile_op(op, &mut results)?;
+        }
+        // Liveness: root of every value (aliases share their operand's storage).
+        let n = self.vals.len();
+        let mut root: Vec<usize> = (0..n).collect();
+        for s in &self.steps {
+            if matches!(s.k, K::Alias) {
+                root[s.out] = root[s.ins[0]];
+            }
+        }
+        let mut last = vec![None::<usize>; n];
+        for (i, s) in self.steps.iter().enumerate() {
+            for x in &s.ins {
+                last[root[*x]] = Some(i);
+            }
+        }
+        for r in &results {
+            last[root[*r]] = Some(usize::MAX);
+        }
+        let mut al = Alloc::default();
+        let mut arg_slots = Vec::new();
+        let mut frees: Vec<Vec<usize>> = vec![Vec::new(); self.steps.len()];
+        for a in &args {
+            let len = self.vals[*a].repr.size().max(4) * self.vals[*a].numel;
+            arg_slots.push((al.alloc(len), len));
+        }
+        for (j, a) in args.iter().enumerate() {
+            match last[*a] {
+                Some(usize::MAX) => {}
+                Some(i) => frees[i].push(*a),
+                None => al.release(arg_slots[j].0, arg_slots[j].1),
+            }
+        }
+        let mut arg_free_len = vec![0; n];
+        for (j, a) in args.iter().enumerate() {
+            arg_free_len[*a] = arg_slots[j].1;
+        }
+        for i in 0..self.steps.len() {
+            let (out, alias_of) = {
+                let s = &self.steps[i];
+                (s.out, matches!(s.k, K::Alias).then(|| s.ins[0]))
+            };
+            match alias_of {
+                Some(src) => self.vals[out].loc = self.vals[src].loc,
+                None => {
+                    let off = al.alloc(self.vals[out].bytes());
+                    self.vals[out].loc = Loc::Arena(off);
+                    match last[out] {
+                        Some(usize::MAX) => {}
+                        Some(j) => frees[j].push(out),
+                        None => frees[i].push(out),
+                    }
+                }
+            }
+            for v in std::mem::take(&mut frees[i]) {
+                match self.vals[v].loc {
+                    Loc::Arena(off) => al.release(off, self.vals[v].bytes()),
+                    Loc::Arg(j) => al.release(arg_slots[j].0, arg_free_len[v]),
+                    _ => {}
+                }
+            }
+        }
+        let arena_bytes = al.top;
+        let max_numel = self.vals.iter().map(|v| v.numel).max().unwrap_or(0);
+        let sc = &self.scratch;
+        let state = State {
+            arena: vec![0u64; arena_bytes.div_ceil(8)],
+            deq: [
+                vec![0.0; sc.deq[0]],
+                vec![0.0; sc.deq[1]],
+                vec![0.0; sc.deq[2]],
+            ],
+            res: vec![0.0; sc.res],
+            apack: vec![0.0; sc.apack],
+            bpack: vec![0.0; sc.bpack],
+            gout: vec![0.0; sc.gout],
+            obs: Vec::new(),
+            direct: vec![false; args.len()],
+        };
+        let name_or =
+            |n: &Option<String>, p: &str, i: usize| n.clone().unwrap_or(format!("{p}{i}"));
+        let arg_io = args
+            .iter()
+            .map(|a| io_of(&self.vals[*a].ty, self.mode))
+            .collect();
+        let result_io = results
+            .iter()
+            .map(|a| io_of(&self.vals[*a].ty, self.mode))
+            .collect();
+        Ok(CpuProgram {
+            func: f.name.clone(),
+            mode: self.mode,
+            arg_names: f
+                .arg_names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| name_or(n, "arg", i))
+                .collect(),
+            result_names: (0..results.len())
+                .map(|i| name_or(f.result_names.get(i).unwrap_or(&None), "result", i))
+                .collect(),
+            vals: self.vals,
+            steps: self.steps,
+            args,
+            arg_io,
+            results,
+            result_io,
+            statics: self.statics,
+            arg_slots: arg_slots.iter().map(|s| s.0).collect(),
+            arena_bytes,
+            max_numel,
+            state,
+        })
+    }
+
+    fn push(&mut self, op: OpId, ins: Vec<usize>, out: usize, k: K) {
+        let o = self.f.op(op);
+        if !matches!(k, K::Alias) && self.vals[out].q.is_some() {
+            self.scratch.res = self.scratch.res.max(self.vals[out].numel);
+        }
+        self.steps.push(Step {
+            op,
+            kind: o.kind,
+            name: o.name.clone(),
+            label: label(self.f, op),
+            ins,
+            out,
+            k,
+        });
+    }
+
+    fn compile_op(&mut self, op: OpId, results: &mut Vec<usize>) -> Result<(), CpuError> {
+        let f = self.f;
+        let o = f.op(op);
+        let ins: Vec<usize> = o.operands.iter().map(|v| self.val(*v)).collect();
+        if o.kind == OpKind::Return {
+            results.extend(ins.iter().copied());
+            return Ok(());
+        }
+        let Some(&res) = o.results.first() else {
+            return Err(self.unsupported(op, "op without a result"));
+        };
+        let out = self.val(res);
+        let fixed = self.mode.is_fixed();
+        let shape = self.vals[out].shape.clone();
+        let sh = |i: usize| self.vals[ins[i]].shape.clone();
+        let axis = |a: i64, r: usize| norm_axis(a, r).map_err(|m| self.unsupported(op, m));
+        let kk = match o.kind {
+            OpKind::Return => return Ok(()),
+            OpKind::Weight => {
+                let name = o.attrs.str("name").unwrap_or_default().to_owned();
+                let ty = self.vals[out].ty.clone();
+                self.vals[out].loc = if self.only_packed_uses(res) {
+                    Loc::None
+                } else {
+                    let s = self.cache.get_static(self.store, &name, &ty, fixed)?;
+                    self.add_static(s)
+                };
+                return Ok(());
+            }
+            OpKind::Constant => {
+                let vals = o.attrs.floats("value").unwrap_or(&[]);
+                let v = &self.vals[out];
+                let n = v.numel;
+                if vals.len() != 1 && vals.len() != n {
+                    return Err(self.unsupported(op, "constant has neither 1 nor numel values"));
+                }
+                let get = |i: usize| if vals.len() == 1 { vals[0] } else { vals[i] };
+                let mut b = vec![0u8; n * v.repr.size()];
+                match &v.q {
+                    Some(q) => {
+                        let x: Vec<f32> = (0..n).map(|i| get(i) as f32).collect();
+                        quant::quantize_bytes(
+                            &x,
+                            &mut b,
+                            q.storage,
+                            &q.encoding,
+                            &v.shape,
+                            self.mode.rounding(),
+                        );
+                    }
+                    None => {
+                        for i in 0..n {
+                            v.repr.store(&mut b, i, get(i));
+                        }
+                    }
+                }
+                let loc = self.add_static(Arc::new(Static::from_bytes(&b)));
+                self.vals[out].loc = loc;
+                return Ok(());
+            }
+            OpKind::Reshape => K::Alias,
+            OpKind::Quantize | OpKind::Dequantize | OpKind::Requantize if !fixed => K::Alias,
+            OpKind::Transpose => {
+                let perm = o.attrs.ints("perm").unwrap_or(&[]);
+                let st = k::strides(&sh(0));
+                let ps: Vec<usize> = perm.iter().map(|p| st[*p as usize]).collect();
+                K::Strided(Strided::new(0, &shape, &ps))
+            }
+            OpKind::Slice => {
+                let s0 = sh(0);
+                let st = k::strides(&s0);
+                let starts = o.attrs.ints("starts").unwrap_or(&[]);
+                let steps: Vec<i64> = o
+                    .attrs
+                    .ints("steps")
+                    .map(|v| v.to_vec())
+                    .unwrap_or(vec![1; s0.len()]);
+                let base: usize = starts.iter().zip(&st).map(|(b, s)| *b as usize * s).sum();
+                let ss: Vec<usize> = st
+                    .iter()
+                    .zip(&steps)
+                    .map(|(s, p)| s * *p as usize)
+                    .collect();
+                K::Strided(Strided::new(base, &shape, &ss))
+            }
+            OpKind::Repeat => {
+                let s0 = sh(0);
+                let a = axis(o.attrs.int("axis").unwrap_or(0), s0.len())?;
+                let times = o.attrs.int("times").unwrap_or(1) as usize;
+                let st = k::strides(&s0);
+                let mut oshape = s0[..=a].to_vec();
+                oshape.push(times);
+                oshape.extend_from_slice(&s0[a + 1..]);
+                let mut ost = st[..=a].to_vec();
+                ost.push(0);
+                ost.extend_from_slice(&st[a + 1..]);
+                K::Strided(Strided::new(0, &oshape, &ost))
+            }
+            OpKind::Concat => {
+                let a = axis(o.attrs.int("axis").unwrap_or(0), shape.len())?;
+                let outer: usize = shape[..a].iter().product();
+                let inner: usize = shape[a + 1..].iter().product();
+                let mut chunks = Vec::new();
+                let mut requant = Vec::new();
+                for &i in &ins {
+                    chunks.push(self.vals[i].shape[a] * inner);
+                    let rq = fixed && self.vals[i].q != self.vals[out].q;
+                    if rq {
+                        let per_tensor = |v: &Val| {
+                            v.q.as_ref()
+                                .is_some_and(|q| q.encoding.per_tensor().is_some())
+                        };
+                        if !per_tensor(&self.vals[i]) || !per_tensor(&self.vals[out]) {
+                            return Err(self.unsupported(
+                                op,
+                                "concat of differently encoded inputs needs per-tensor encodings",
+                            ));
+                        }
+                        self.scratch.deq[0] = self.scratch.deq[0].max(self.vals[i].numel);
+                    }
+                    requant.push(rq);
+                }
+                K::Concat {
+                    outer,
+                    chunks,
+                    requant,
+                }
+            }
+            OpKind::Gather | OpKind::Embedding => {
+                let s0 = sh(1 - (o.kind == OpKind::Gather) as usize);
+                let (data_i, idx_i) = if o.kind == OpKind::Gather {
+                    (0, 1)
+                } else {
+                    (1, 0)
+                };
+                if !matches!(self.vals[ins[idx_i]].repr, Repr::I32 | Repr::I64) {
+                    return Err(self.unsupported(op, "indices must be i32 or i64"));
+                }
+                let a = if o.kind == OpKind::Gather {
+                    axis(o.attrs.int("axis").unwrap_or(0), s0.len())?
+                } else {
+                    0
+                };
+                let kk = K::Gather {
+                    outer: s0[..a].iter().product(),
+                    axis_len: s0[a],
+                    inner: s0[a + 1..].iter().product(),
+                    nidx: self.vals[ins[idx_i]].numel,
+                };
+                let ins2: Vec<usize> = [ins[data_i], ins[idx_i]].into_iter().collect();
+                if self.vals[ins[data_i]].repr != self.vals[out].repr {
+                    return Err(self.unsupported(op, "result must keep the data's element type"));
+                }
+                self.push(op, ins2, out, kk);
+                return Ok(());
+            }
+            OpKind::Linear | OpKind::Conv2d => {
+                let xs = sh(0);
+                let ws = sh(1);
+                let is_conv = o.kind == OpKind::Conv2d;
+                if is_conv && !self.conv_is_1x1(op) {
+                    return self.compile_conv(op, ins, out);
+                }
+                if is_conv && o.attrs.int("group").unwrap_or(1) != 1 {
+                    return Err(self.unsupported(op, "only group = 1 is supported"));
+                }
+                let kdim = *xs.last().unwrap_or(&0);
+                let n = *shape.last().unwrap_or(&0);
+                let m = self.vals[ins[0]].numel.checked_div(kdim).unwrap_or(0);
+                let d = GemmDims { m, k: kdim, n };
+                let w = match self.pack_layout(op) {
+                    Some(layout) => {
+                        let wop = f
+                            .def_op(o.operands[1])
+                            .ok_or_else(|| self.unsupported(op, "weight"))?;
+                        let name = f.op(wop).attrs.str("name").unwrap_or_default().to_owned();
+                        let ty = self.vals[ins[1]].ty.clone();
+                        WSrc::Packed(self.cache.get_packed(self.store, &name, &ty, layout)?)
+                    }
+                    None => {
+                        self.need_deq(1, ins[1]);
+                        self.scratch.bpack = self.scratch.bpack.max(d.packed_b_len());
+                        if is_conv {
+                            WSrc::Runtime { rs: ws[3], cs: 1 }
+                        } else {
+                            WSrc::Runtime { rs: 1, cs: kdim }
+                        }
+                    }
+                };
+                self.need_deq(0, ins[0]);
+                if ins.len() > 2 {
+                    self.need_deq(2, ins[2]);
+                }
+                self.scratch.apack = self.scratch.apack.max(APACK * gemm::max_tasks());
+                self.scratch.gout = self.scratch.gout.max(d.out_len());
+                K::Gemm {
+                    d,
+                    w,
+                    bias: ins.len() > 2,
+                }
+            }
+            OpKind::MatMul => {
+                let (a, b) = (sh(0), sh(1));
+                let ta = o.attrs.bool("transpose_a").unwrap_or(false);
+                let tb = o.attrs.bool("transpose_b").unwrap_or(false);
+                let (ra, rb, ro) = (a.len(), b.len(), shape.len());
+                let (m, kd) = if ta {
+                    (a[ra - 1], a[ra - 2])
+                } else {
+                    (a[ra - 2], a[ra - 1])
+                };
+                let n = if tb { b[rb - 2] } else { b[rb - 1] };
+                let (a_rs, a_cs) = if ta { (1, m) } else { (kd, 1) };
+                let (b_rs, b_cs) = if tb { (1, kd) } else { (n, 1) };
+                let ob = &shape[..ro - 2];
+                let sa = k::bcast_strides(&a[..ra - 2], ob);
+                let sb = k::bcast_strides(&b[..rb - 2], ob);
+                let nb: usize = ob.iter().product();
+                let mut offs = Vec::with_capacity(nb);
+                let mut idx = vec![0usize; ob.len()];
+                for _ in 0..nb {
+                    let ao: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
+                    let bo: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+                    offs.push((ao * m * kd, bo * kd * n));
+                    for dd in (0..ob.len()).rev() {
+                        idx[dd] += 1;
+                        if idx[dd] < ob[dd] {
+                            break;
+                        }
+                        idx[dd] = 0;
+                    }
+                }
+                let d = GemmDims { m, k: kd, n };
+                let groups = if nb <= 1 {
+                    1
+                } else {
+                    nb.min(gemm::max_tasks())
+                };
+                self.need_deq(0, ins[0]);
+                self.need_deq(1, ins[1]);
+                self.scratch.apack = self
+                    .scratch
+                    .apack
+                    .max(APACK * gemm::max_tasks().max(groups));
+                self.scratch.bpack = self.scratch.bpack.max(d.packed_b_len() * groups);
+                self.scratch.gout = self.scratch.gout.max(d.out_len() * groups);
+                K::MatMul {
+                    m,
+                    k: kd,
+                    n,
+                    a_rs,
+                    a_cs,
+                    b_rs,
+                    b_cs,
+                    offs,
+                    groups,
+                }
+            }
+            OpKind::RmsNorm => {
+                let a = axis(o.attrs.int("axis").unwrap_or(-1), shape.len())?;
+                let eps = o.attrs.float("epsilon").unwrap_or(1e-6) as f32;
+                self.need_deq(0, ins[0]);
+                self.need_deq(1, ins[1]);
+                K::RmsNorm(AxisView::new(&shape, a), eps)
+            }
+            OpKind::Softmax => {
+                let a = axis(o.attrs.int("axis").unwrap_or(-1), shape.len())?;
+                self.need_deq(0, ins[0]);
+                K::Softmax(AxisView::new(&shape, a))
+            }
+            OpKind::Rope => {
+                let d = *shape.last().unwrap_or(&0);
+                let (c, s) = (sh(1), sh(2));
+                for (i, v) in ins.iter().enumerate().take(3) {
+                    self.need_deq(i, *v);
+                }
+                K::Rope(Bcast::new(&shape, [&c, &s], true), d)
+            }
+            OpKind::Silu | OpKind::Sigmoid | OpKind::Neg => {
+                self.need_deq(0, ins[0]);
+                K::Unary(match o.kind {
+                    OpKind::Silu => UnOp::Silu,
+                    OpKind::Sigmoid => UnOp::Sigmoid,
+                    _ => UnOp::Neg,
+                })
+            }
+            OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::Equal => {
+                let (a, b) = (sh(0), sh(1));
+                self.need_deq(0, ins[0]);
+                self.need_deq(1, ins[1]);
+                let p = Bcast::new(&shape, [&a, &b], false);
+                match o.kind {
+                    OpKind::Add => K::Binary(BinOp::Add, p),
+                    OpKind::Sub => K::Binary(BinOp::Sub, p),
+                    OpKind::Mul => K::Binary(BinOp::Mul, p),
+                    _ => K::Equal(p),
+                }
+            }
+            OpKind::Where => {
+                let (c, a, b) = (sh(0), sh(1), sh(2));
+                if self.vals[ins[0]].repr != Repr::Bool {
+                    return Err(self.unsupported(op, "condition must be i1"));
+                }
+                self.need_deq(1, ins[1]);
+                self.need_deq(2, ins[2]);
+                K::Where(Bcast::new(&shape, [&c, &a, &b], false))
+            }
+            OpKind::ReduceMin => {
+                let s0 = sh(0);
+                let r = s0.len();
+                let mut red = vec![false; r];
+                for a in o.attrs.ints("axes").unwrap_or(&[]) {
+                    red[axis(*a, r)?] = true;
+                }
+                self.need_deq(0, ins[0]);
+                let first = red.iter().position(|x| *x).unwrap_or(r);
+                if red[first..].iter().all(|x| *x) {
+                    K::ReduceMinRows(s0[first..].iter().product())
+                } else {
+                    let mut ost = Vec::new();
+                    let mut acc = 1;
+                    for d in (0..r).rev() {
+                        ost.push(if red[d] { 0 } else { acc });
+                        if !red[d] {
+                            acc *= s0[d];
+                        }
+                    }
+                    ost.reverse();
+                    K::ReduceMinGeneral(ost)
+                }
+            }
+            OpKind::Cast => {
+                let from = self.vals[ins[0]].repr;
+                let to = self.vals[out].repr;
+                let round = match self.vals[out].ty.elem() {
+                    e @ (ElemType::F16 | ElemType::BF16) => Some(e.clone()),
+                    _ => None,
+                };
+                K::Cast { from, to, round }
+            }
+            OpKind::Quantize => {
+                self.need_deq(0, ins[0]);
+                K::Quantize
+            }
+            OpKind::Dequantize => K::Dequantize,
+            OpKind::Requantize => {
+                self.need_deq(0, ins[0]);
+                K::Requantize
+            }
+        };
+        self.push(op, ins, out, kk);
+        Ok(())
+    }
+
+    fn compile_conv(&mut self, op: OpId, ins: Vec<usize>, out: usize) -> Result<(), CpuError> {
+        let o = self.f.op(op);
+        if o.attrs.int("group").unwrap_or(1) != 1 {
+            return Err(self.unsupported(op, "only group = 1 is supported"));
+        }
+        let four = |s: &[usize]| -> Result<[usize; 4], CpuError> {
+            s.try_into()
+                .map_err(|_| self.unsupported(op, "conv2d needs rank-4 tensors"))
+        };
+        let x = four(&self.vals[ins[0]].shape)?;
+        let w = four(&self.vals[ins[1]].shape)?;
+        let os = four(&self.vals[out].shape)?;
+        let get2 = |k: &str, d: [i64; 2]| {
+            let v = o.attrs.ints(k).unwrap_or(&d);
+            [
+                v.first().copied().unwrap_or(d[0]) as usize,
+                v.get(1).copied().unwrap_or(d[1]) as usize,
+            ]
+        };
+        let pad = o.attrs.ints("pad").unwrap_or(&[0, 0, 0, 0]);
+        let kk = K::Conv {
+            x,
+            w,
+            out: os,
+            stride: get2("stride", [1, 1]),
+            pad: [
+                pad.first().copied().unwrap_or(0) as usize,
+                pad.get(2).copied().unwrap_or(0) as usize,
+            ],
+            dil: get2("dilation", [1, 1]),
+            bias: ins.len() > 2,
+        };
+        for (i, v) in ins.iter().enumerate() {
+            self.need_deq(i, *v);
+        }
+        self.push(op, ins, out, kk);
+        Ok(())
+    }
+}

@@ -1,0 +1,319 @@
+//! Quantization arithmetic of the fixed-point mode: rounding modes, quantize /
+//! dequantize for every [`Encoding`], and integer storage access.
+//!
+//! Conventions (QNN's): `real = (q + offset) * scale` for per-tensor and per-axis
+//! encodings; `real = (q * block_scale) * channel_scale` for LPBQ (blockwise).
+//! Quantizing computes `q = clamp(round(real / scale) - offset, storage.min, storage.max)`
+//! with the configured [`Rounding`]; a NaN maps to `-offset` (the code of real 0).
+
+use mllm_ir::types::{Encoding, Storage};
+
+/// How a real value divided by its scale is rounded to an integer code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rounding {
+    /// Round half away from zero (`f32::round`): 2.5 -> 3, -2.5 -> -3. The default.
+    #[default]
+    HalfAwayFromZero,
+    /// Round half to even (banker's rounding, IEEE default): 2.5 -> 2, 3.5 -> 4.
+    HalfToEven,
+    /// Round half up (`floor(x + 0.5)`): 2.5 -> 3, -2.5 -> -2.
+    HalfUp,
+}
+
+impl Rounding {
+    /// Rounds `x` to an integral value.
+    #[inline(always)]
+    pub fn round(self, x: f32) -> f32 {
+        match self {
+            Rounding::HalfAwayFromZero => x.round(),
+            Rounding::HalfToEven => x.round_ties_even(),
+            Rounding::HalfUp => (x + 0.5).floor(),
+        }
+    }
+}
+
+/// Quantizes one real value with a per-tensor `(scale, offset)` into `[lo, hi]`.
+#[inline(always)]
+pub fn quantize_one(x: f32, scale: f32, offset: i32, lo: f32, hi: f32, r: Rounding) -> f32 {
+    let q = r.round(x / scale) - offset as f32;
+    if q.is_nan() {
+        return (-offset as f32).clamp(lo, hi);
+    }
+    q.clamp(lo, hi)
+}
+
+/// Integer storage element types, for generic code over codes.
+pub trait Code: bytemuck::Pod + Send + Sync {
+    /// The code as f32.
+    fn to_f32(self) -> f32;
+    /// A clamped, integral f32 as a code.
+    fn from_f32(v: f32) -> Self;
+}
+
+macro_rules! code {
+    ($t:ty) => {
+        impl Code for $t {
+            #[inline(always)]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            #[inline(always)]
+            fn from_f32(v: f32) -> Self {
+                v as $t
+            }
+        }
+    };
+}
+code!(u8);
+code!(i8);
+code!(u16);
+code!(i16);
+code!(i32);
+
+/// Channel index of flat element `i` for a channel axis with `dim` channels and
+/// `inner` elements after it.
+#[inline(always)]
+fn channel(i: usize, dim: usize, inner: usize) -> usize {
+    (i / inner) % dim
+}
+
+/// Shape facts needed to locate the channel and block of a flat index.
+#[derive(Debug, Clone, Copy)]
+pub struct AxisGeom {
+    /// Channels along the axis.
+    pub dim: usize,
+    /// Elements after the axis (product of the trailing dims).
+    pub inner: usize,
+}
+
+impl AxisGeom {
+    /// Geometry of `axis` in `shape` (an out-of-range axis gives one channel).
+    pub fn new(shape: &[usize], axis: usize) -> AxisGeom {
+        if axis >= shape.len() {
+            return AxisGeom {
+                dim: 1,
+                inner: shape.iter().product::<usize>().max(1),
+            };
+        }
+        AxisGeom {
+            dim: shape[axis].max(1),
+            inner: shape[axis + 1..].iter().product::<usize>().max(1),
+        }
+    }
+}
+
+/// Dequantizes codes `src` (a tensor of `shape`) into `dst`, for any encoding.
+pub fn dequantize<T: Code>(src: &[T], dst: &mut [f32], enc: &Encoding, shape: &[usize]) {
+    match enc {
+        Encoding::PerTensor { scale, offset } => {
+            let (s, o) = (*scale, *offset as f32);
+            for (d, q) in dst.iter_mut().zip(src) {
+                *d = (q.to_f32() + o) * s;
+            }
+        }
+        Encoding::PerAxis {
+            axis,
+            scales,
+            offsets,
+        } => {
+            let g = AxisGeom::new(shape, *axis as usize);
+            for (i, (d, q)) in dst.iter_mut().zip(src).enumerate() {
+                let c = channel(i, g.dim, g.inner);
+                let s = scales.get(c).copied().unwrap_or(1.0);
+                let o = offsets.get(c).copied().unwrap_or(0) as f32;
+                *d = (q.to_f32() + o) * s;
+            }
+        }
+        Encoding::Blockwise {
+            axis,
+            block_size,
+            block_scales,
+            channel_scales,
+            ..
+        } => {
+            let g = AxisGeom::new(shape, *axis as usize);
+            let per = src.len() / g.dim;
+            let bs = (*block_size as usize).max(1);
+            let nb = per.div_ceil(bs);
+            for (i, (d, q)) in dst.iter_mut().zip(src).enumerate() {
+                let c = channel(i, g.dim, g.inner);
+                let pos = (i / (g.dim * g.inner)) * g.inner + i % g.inner;
+                let b = block_scales.get(c * nb + pos / bs).copied().unwrap_or(1) as f32;
+                let cs = channel_scales.get(c).copied().unwrap_or(1.0);
+                *d = (q.to_f32() * b) * cs;
+            }
+        }
+    }
+}
+
+/// Quantizes reals `src` (a tensor of `shape`) into codes `dst` of `storage`.
+pub fn quantize<T: Code>(
+    src: &[f32],
+    dst: &mut [T],
+    enc: &Encoding,
+    storage: Storage,
+    shape: &[usize],
+    r: Rounding,
+) {
+    let (lo, hi) = (storage.min() as f32, storage.max() as f32);
+    match enc {
+        Encoding::PerTensor { scale, offset } => {
+            for (d, x) in dst.iter_mut().zip(src) {
+                *d = T::from_f32(quantize_one(*x, *scale, *offset, lo, hi, r));
+            }
+        }
+        Encoding::PerAxis {
+            axis,
+            scales,
+            offsets,
+        } => {
+            let g = AxisGeom::new(shape, *axis as usize);
+            for (i, (d, x)) in dst.iter_mut().zip(src).enumerate() {
+                let c = channel(i, g.dim, g.inner);
+                let s = scales.get(c).copied().unwrap_or(1.0);
+                let o = offsets.get(c).copied().unwrap_or(0);
+                *d = T::from_f32(quantize_one(*x, s, o, lo, hi, r));
+            }
+        }
+        Encoding::Blockwise {
+            axis,
+            block_size,
+            block_scales,
+            channel_scales,
+            ..
+        } => {
+            let g = AxisGeom::new(shape, *axis as usize);
+            let per = src.len() / g.dim;
+            let bs = (*block_size as usize).max(1);
+            let nb = per.div_ceil(bs);
+            for (i, (d, x)) in dst.iter_mut().zip(src).enumerate() {
+                let c = channel(i, g.dim, g.inner);
+                let pos = (i / (g.dim * g.inner)) * g.inner + i % g.inner;
+                let b = block_scales.get(c * nb + pos / bs).copied().unwrap_or(1) as f32;
+                let cs = channel_scales.get(c).copied().unwrap_or(1.0);
+                *d = T::from_f32(quantize_one(*x, b * cs, 0, lo, hi, r));
+            }
+        }
+    }
+}
+
+/// Dequantizes a byte buffer of codes of `storage` into `dst`.
+pub fn dequantize_bytes(
+    src: &[u8],
+    dst: &mut [f32],
+    storage: Storage,
+    enc: &Encoding,
+    shape: &[usize],
+) {
+    match storage {
+        Storage::U8 => dequantize::<u8>(src, dst, enc, shape),
+        Storage::I8 | Storage::I4 => dequantize::<i8>(bytemuck::cast_slice(src), dst, enc, shape),
+        Storage::U16 => dequantize::<u16>(bytemuck::cast_slice(src), dst, enc, shape),
+        Storage::I16 => dequantize::<i16>(bytemuck::cast_slice(src), dst, enc, shape),
+        Storage::I32 => dequantize::<i32>(bytemuck::cast_slice(src), dst, enc, shape),
+    }
+}
+
+/// Quantizes `src` into a byte buffer of codes of `storage`.
+pub fn quantize_bytes(
+    src: &[f32],
+    dst: &mut [u8],
+    storage: Storage,
+    enc: &Encoding,
+    shape: &[usize],
+    r: Rounding,
+) {
+    match storage {
+        Storage::U8 => quantize::<u8>(src, dst, enc, storage, shape, r),
+        Storage::I8 | Storage::I4 => {
+            quantize::<i8>(src, bytemuck::cast_slice_mut(dst), enc, storage, shape, r)
+        }
+        Storage::U16 => quantize::<u16>(src, bytemuck::cast_slice_mut(dst), enc, storage, shape, r),
+        Storage::I16 => quantize::<i16>(src, bytemuck::cast_slice_mut(dst), enc, storage, shape, r),
+        Storage::I32 => quantize::<i32>(src, bytemuck::cast_slice_mut(dst), enc, storage, shape, r),
+    }
+}
+
+/// Parallel per-tensor dequantize / quantize for large buffers (chunks of 64 Ki
+/// elements); other encodings fall back to the serial loops above.
+pub mod par {
+    use super::*;
+    use rayon::prelude::*;
+
+    const CHUNK: usize = 1 << 16;
+
+    /// Parallel [`dequantize_bytes`].
+    pub fn dequantize_bytes(
+        src: &[u8],
+        dst: &mut [f32],
+        storage: Storage,
+        enc: &Encoding,
+        shape: &[usize],
+    ) {
+        let es = storage.byte_size();
+        match enc {
+            Encoding::PerTensor { .. } if dst.len() > CHUNK => dst
+                .par_chunks_mut(CHUNK)
+                .zip(src.par_chunks(CHUNK * es))
+                .for_each(|(d, s)| super::dequantize_bytes(s, d, storage, enc, &[d.len()])),
+            _ => super::dequantize_bytes(src, dst, storage, enc, shape),
+        }
+    }
+
+    /// Parallel [`quantize_bytes`].
+    pub fn quantize_bytes(
+        src: &[f32],
+        dst: &mut [u8],
+        storage: Storage,
+        enc: &Encoding,
+        shape: &[usize],
+        r: Rounding,
+    ) {
+        let es = storage.byte_size();
+        match enc {
+            Encoding::PerTensor { .. } if src.len() > CHUNK => dst
+                .par_chunks_mut(CHUNK * es)
+                .zip(src.par_chunks(CHUNK))
+                .for_each(|(d, s)| super::quantize_bytes(s, d, storage, enc, &[s.len()], r)),
+            _ => super::quantize_bytes(src, dst, storage, enc, shape, r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_modes_differ_on_ties() {
+        assert_eq!(Rounding::HalfAwayFromZero.round(2.5), 3.0);
+        assert_eq!(Rounding::HalfAwayFromZero.round(-2.5), -3.0);
+        assert_eq!(Rounding::HalfToEven.round(2.5), 2.0);
+        assert_eq!(Rounding::HalfToEven.round(3.5), 4.0);
+        assert_eq!(Rounding::HalfUp.round(-2.5), -2.0);
+    }
+
+    #[test]
+    fn per_tensor_round_trip_and_clamp() {
+        let enc = Encoding::PerTensor {
+            scale: 0.5,
+            offset: -10,
+        };
+        let x = [0.0f32, 1.25, -5.0, -6.0, 200.0, f32::NAN];
+        let mut q = [0u8; 6];
+        quantize(
+            &x,
+            &mut q,
+            &enc,
+            Storage::U8,
+            &[6],
+            Rounding::HalfAwayFromZero,
+        );
+        // q = round(x / 0.5) + 10, clamped to [0, 255]; NaN -> zero point 10.
+        assert_eq!(q, [10, 13, 0, 0, 255, 10]);
+        let mut back = [0f32; 6];
+        dequantize(&q, &mut back, &enc, &[6]);
+        assert_eq!(back[1], 1.5);
+        assert_eq!(back[0], 0.0);
+    }
+}

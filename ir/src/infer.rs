@@ -342,8 +342,8 @@ pub fn infer_shape(
                 red[norm_axis(*a, r)?] = true;
             }
             let mut out = Vec::new();
-            for d in 0..r {
-                if red[d] {
+            for (d, reduced) in red.iter().enumerate() {
+                if *reduced {
                     if keep {
                         out.push(1)
                     }

@@ -210,7 +210,7 @@ pub fn check_type(t: &Type) -> Result<(), String> {
             }
             let ch = shape[a];
             let per = t.numel() / ch.max(1);
-            if *block_size == 0 || per % *block_size as usize != 0 {
+            if *block_size == 0 || !per.is_multiple_of(*block_size as usize) {
                 return Err(format!(
                     "block size {block_size} does not divide the {per} elements of a channel"
                 ));
@@ -376,7 +376,7 @@ fn verify_op(f: &Function, op: OpId) -> Result<(), IrError> {
         Return => {}
         Reshape | Transpose | Slice | Gather | Repeat => {
             let want = crate::infer::moved_elem(o.kind, &o.attrs, tys[0], rtys[0].shape())
-                .map_err(|m| fail(m))?;
+                .map_err(&fail)?;
             if rtys[0].elem() != &want {
                 return Err(fail(format!(
                     "must keep its input's element type (with its encoding moved along): {} vs {}",

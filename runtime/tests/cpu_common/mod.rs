@@ -141,3 +141,136 @@ pub fn assert_close(got: &[f32], want: &[f64], rel: f64, what: &str) {
         );
     }
 }
+
+/// Dimensions of the test attention block.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnDims {
+    pub s: usize,
+    pub c: usize,
+    pub h: usize,
+    pub hkv: usize,
+    pub d: usize,
+    pub hidden: usize,
+}
+
+/// A Qwen3-style attention block over the hybrid-mode KV contract, float types:
+/// args `x [1,S,E]`, `cos`/`sin [S,D]`, `causal_mask [1,1,S,C]` (1 attend / 0 masked),
+/// `past_key [1,Hkv,D,C-S]`, `past_value [1,Hkv,C-S,D]`; results `out [1,S,E]`,
+/// `present_key [1,Hkv,D,S]`, `present_value [1,Hkv,S,D]`. Weights `wq, wk, wv, wo`.
+pub fn attention_function(name: &str, a: AttnDims) -> Function {
+    use mllm_ir::{attrs, Attr};
+    let AttnDims {
+        s,
+        c,
+        h,
+        hkv,
+        d,
+        hidden,
+    } = a;
+    let f32t = |sh: Vec<usize>| Type::tensor(sh, ElemType::F32);
+    let mut f = Function::new(name);
+    let x = f.add_arg(f32t(vec![1, s, hidden]), Some("x"));
+    let cos = f.add_arg(f32t(vec![s, d]), Some("cos"));
+    let sin = f.add_arg(f32t(vec![s, d]), Some("sin"));
+    let mask = f.add_arg(f32t(vec![1, 1, s, c]), Some("causal_mask"));
+    let pk = f.add_arg(f32t(vec![1, hkv, d, c - s]), Some("past_key_0"));
+    let pv = f.add_arg(f32t(vec![1, hkv, c - s, d]), Some("past_value_0"));
+    let mut b = f.builder();
+    let wq = b.weight("wq", f32t(vec![h * d, hidden]));
+    let wk = b.weight("wk", f32t(vec![hkv * d, hidden]));
+    let wv = b.weight("wv", f32t(vec![hkv * d, hidden]));
+    let wo = b.weight("wo", f32t(vec![hidden, h * d]));
+    let lin =
+        |b: &mut mllm_ir::Builder<'_>, x, w| b.op(OpKind::Linear, &[x, w], Attrs::new()).unwrap();
+    let q = lin(&mut b, x, wq);
+    let q = b.reshape(q, &[1, s, h, d]).unwrap();
+    let q = b.transpose(q, &[0, 2, 1, 3]).unwrap();
+    let q = b.op(OpKind::Rope, &[q, cos, sin], Attrs::new()).unwrap();
+    let k = lin(&mut b, x, wk);
+    let k = b.reshape(k, &[1, s, hkv, d]).unwrap();
+    let k = b.transpose(k, &[0, 2, 1, 3]).unwrap();
+    let k = b.op(OpKind::Rope, &[k, cos, sin], Attrs::new()).unwrap();
+    let kt = b.transpose(k, &[0, 1, 3, 2]).unwrap();
+    let v = lin(&mut b, x, wv);
+    let v = b.reshape(v, &[1, s, hkv, d]).unwrap();
+    let v = b.transpose(v, &[0, 2, 1, 3]).unwrap();
+    let kall = b.concat(&[pk, kt], 3).unwrap();
+    let vall = b.concat(&[pv, v], 2).unwrap();
+    let rep = |b: &mut mllm_ir::Builder<'_>, t| {
+        b.op(
+            OpKind::Repeat,
+            &[t],
+            attrs([
+                ("axis", Attr::Int(1)),
+                ("times", Attr::Int((h / hkv) as i64)),
+            ]),
+        )
+        .unwrap()
+    };
+    let kr = rep(&mut b, kall);
+    let vr = rep(&mut b, vall);
+    let sc = b.op(OpKind::MatMul, &[q, kr], Attrs::new()).unwrap();
+    let scale = b.scalar(1.0 / (d as f64).sqrt(), ElemType::F32);
+    let sc = b.binary(OpKind::Mul, sc, scale).unwrap();
+    let one = b.scalar(1.0, ElemType::F32);
+    let attend = b.binary(OpKind::Equal, mask, one).unwrap();
+    let mn = b
+        .op(
+            OpKind::ReduceMin,
+            &[sc],
+            attrs([
+                ("axes", Attr::Ints(vec![-1])),
+                ("keepdims", Attr::Bool(true)),
+            ]),
+        )
+        .unwrap();
+    let m20 = b.scalar(-20.0, ElemType::F32);
+    let floor = b.binary(OpKind::Add, mn, m20).unwrap();
+    let masked = b
+        .op(OpKind::Where, &[attend, sc, floor], Attrs::new())
+        .unwrap();
+    let p = b.op(OpKind::Softmax, &[masked], Attrs::new()).unwrap();
+    let o = b.op(OpKind::MatMul, &[p, vr], Attrs::new()).unwrap();
+    let o = b.transpose(o, &[0, 2, 1, 3]).unwrap();
+    let o = b.reshape(o, &[1, s, h * d]).unwrap();
+    let out = lin(&mut b, o, wo);
+    b.ret(&[out, kt, v]);
+    f.result_names = vec![
+        Some("out".into()),
+        Some("present_key_0".into()),
+        Some("present_value_0".into()),
+    ];
+    f
+}
+
+/// Random f32 weights for [`attention_function`], by name, as `(shape, values)`.
+pub fn attention_weights(a: AttnDims, seed: u64) -> Vec<(&'static str, Vec<usize>, Vec<f32>)> {
+    let mut r = rng(seed);
+    let mut w = |n: usize, k: usize| -> Vec<f32> {
+        let sc = 1.0 / (k as f32).sqrt();
+        (0..n * k).map(|_| r.gen_range(-sc..sc)).collect()
+    };
+    vec![
+        ("wq", vec![a.h * a.d, a.hidden], w(a.h * a.d, a.hidden)),
+        ("wk", vec![a.hkv * a.d, a.hidden], w(a.hkv * a.d, a.hidden)),
+        ("wv", vec![a.hkv * a.d, a.hidden], w(a.hkv * a.d, a.hidden)),
+        ("wo", vec![a.hidden, a.h * a.d], w(a.hidden, a.h * a.d)),
+    ]
+}
+
+/// A module holding one attention function per `(name, dims)` plus shared weights.
+pub fn attention_module(fns: &[(&str, AttnDims)], seed: u64) -> Module {
+    let mut m = Module::new();
+    for (n, a) in fns {
+        m.functions.push(attention_function(n, *a));
+    }
+    for (n, shape, v) in attention_weights(fns[0].1, seed) {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        m.weights.insert(
+            n,
+            mllm_ir::Weight::owned(mllm_ir::WDType::F32, shape, bytes).unwrap(),
+        );
+    }
+    verify_module(&m).expect("verify attention module");
+    m
+}

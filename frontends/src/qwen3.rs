@@ -102,6 +102,9 @@ pub enum BuildError {
     /// A module whose weights cannot be loaded (missing or bad `weights` / `rope_theta` attribute).
     #[error("cannot load the module's weights: {0}")]
     Load(String),
+    /// A config the builder cannot use (zero sizes, heads not divisible, odd head_dim, ...).
+    #[error("invalid config: {0}")]
+    Config(String),
     /// Invalid [`BuildOptions`].
     #[error("invalid build options: {0}")]
     Options(String),
@@ -212,6 +215,44 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// Checks the config fields the builder relies on (a parsed config already satisfies them; a
+/// config built by hand might not).
+pub fn check_config(cfg: &Qwen3Config) -> Result<()> {
+    let bad = |m: String| Err(BuildError::Config(m));
+    for (name, v) in [
+        ("vocab_size", cfg.vocab_size),
+        ("hidden_size", cfg.hidden_size),
+        ("intermediate_size", cfg.intermediate_size),
+        ("num_hidden_layers", cfg.num_hidden_layers),
+        ("num_attention_heads", cfg.num_attention_heads),
+        ("num_key_value_heads", cfg.num_key_value_heads),
+        ("head_dim", cfg.head_dim),
+    ] {
+        if v == 0 {
+            return bad(format!("{name} must be positive"));
+        }
+    }
+    if !cfg.num_attention_heads.is_multiple_of(cfg.num_key_value_heads) {
+        return bad(format!(
+            "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+            cfg.num_attention_heads, cfg.num_key_value_heads
+        ));
+    }
+    if !cfg.head_dim.is_multiple_of(2) {
+        return bad(format!("head_dim {} must be even for RoPE", cfg.head_dim));
+    }
+    if !(cfg.rope_theta.is_finite() && cfg.rope_theta > 0.0) {
+        return bad(format!("rope_theta {} must be positive", cfg.rope_theta));
+    }
+    if !(cfg.rms_norm_eps.is_finite() && cfg.rms_norm_eps > 0.0) {
+        return bad(format!(
+            "rms_norm_eps {} must be positive",
+            cfg.rms_norm_eps
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `weights` holds every tensor `cfg` needs, with the right shape and a float dtype,
 /// and decides where `lm_head` comes from (its own tensor when present, else the embedding when
 /// the config ties them).
@@ -311,7 +352,7 @@ pub fn load_weights(module: &mut Module, base_dir: Option<&std::path::Path>) -> 
                     "weight {name} must be [context_len, head_dim], the IR declares {shape:?}"
                 )));
             };
-            if d % 2 != 0 || !(theta.is_finite() && theta > 0.0) {
+            if !d.is_multiple_of(2) || !(theta.is_finite() && theta > 0.0) {
                 return Err(BuildError::Load(format!(
                     "cannot build {name}: head_dim {d} must be even and rope_theta {theta} positive"
                 )));
@@ -353,6 +394,7 @@ pub fn build_qwen3(
             cfg.num_hidden_layers, opts.num_shards
         )));
     }
+    check_config(cfg)?;
     let lm_head = check_weights(cfg, &weights)?;
 
     let (cos, sin) = rope_tables(cfg.rope_theta, cfg.head_dim, c);

@@ -297,6 +297,31 @@ fn bad_weights_and_options_give_clear_errors() {
 }
 
 #[test]
+fn hand_made_bad_configs_are_rejected_not_panicking() {
+    let store = || zero_store(&small_config(1, true), WDType::F32, false);
+    let cases: [(fn(&mut Qwen3Config), &str); 4] = [
+        (
+            |c| c.num_key_value_heads = 0,
+            "num_key_value_heads must be positive",
+        ),
+        (|c| c.num_key_value_heads = 3, "not a multiple"),
+        (|c| c.head_dim = 7, "head_dim 7 must be even"),
+        (|c| c.rope_theta = -1.0, "rope_theta"),
+    ];
+    for (edit, needle) in cases {
+        let mut cfg = small_config(1, true);
+        edit(&mut cfg);
+        let err = build_qwen3(&cfg, store(), opts(4, 16))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid config") && err.contains(needle),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn unsupported_model_type_is_rejected_by_name() {
     let mut json = small_config(1, true).to_json();
     json["model_type"] = "llama".into();

@@ -18,6 +18,8 @@ enum Cmd {
     Synth(mllm_tools::synth::SynthArgs),
     /// Quantize a float checkpoint (W4A16 LPBQ, u16 activations, u8 KV) into IR + weights.
     Quantize(mllm_tools::quantize::QuantizeArgs),
+    /// Generate text with a model (same as mllm-run).
+    Run(mllm_tools::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Synth(a) => mllm_tools::synth::run(a),
         Cmd::Quantize(a) => mllm_tools::quantize::main_with(&a),
+        Cmd::Run(a) => mllm_tools::run::main_with(&a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

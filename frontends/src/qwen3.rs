@@ -352,7 +352,7 @@ pub fn load_weights(module: &mut Module, base_dir: Option<&std::path::Path>) -> 
                     "weight {name} must be [context_len, head_dim], the IR declares {shape:?}"
                 )));
             };
-            if !d.is_multiple_of(2) || !(theta.is_finite() && theta > 0.0) {
+            if !(d.is_multiple_of(2) && theta.is_finite() && theta > 0.0) {
                 return Err(BuildError::Load(format!(
                     "cannot build {name}: head_dim {d} must be even and rope_theta {theta} positive"
                 )));

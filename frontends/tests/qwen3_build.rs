@@ -299,7 +299,8 @@ fn bad_weights_and_options_give_clear_errors() {
 #[test]
 fn hand_made_bad_configs_are_rejected_not_panicking() {
     let store = || zero_store(&small_config(1, true), WDType::F32, false);
-    let cases: [(fn(&mut Qwen3Config), &str); 4] = [
+    type Edit = fn(&mut Qwen3Config);
+    let cases: [(Edit, &str); 4] = [
         (
             |c| c.num_key_value_heads = 0,
             "num_key_value_heads must be positive",

@@ -1,4 +1,5 @@
 //! Shared helpers of the command-line tools.
+pub mod demo;
 pub mod quantize;
 pub mod run;
 pub mod synth;

@@ -430,3 +430,204 @@ mod tests {
         assert!(err.contains("cannot write"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod cpu_tests {
+    //! The translated graphs on the runtime's CPU executor: prefill of n tokens then one
+    //! decode step against the cache must give the logits of a prefill of n + 1 tokens.
+
+    use super::*;
+    use mllm_runtime::cpu::{CpuExecutor, NumericMode, TensorRef};
+
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Runs graph `g` with `n` real tokens at positions `n_past..`, padded to S, against caches
+    /// of `n_past` entries; returns (logits [S, V], present keys, present values).
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        ex: &mut CpuExecutor,
+        g: &str,
+        s: usize,
+        c: usize,
+        tokens: &[i32],
+        n_past: usize,
+        kcache: &[Vec<f32>],
+        vcache: &[Vec<f32>],
+        dims: (usize, usize, usize),
+    ) -> Vec<Vec<f32>> {
+        let (layers, hkv, d) = dims;
+        let gi = ex.graph_index(g).unwrap();
+        let cs = c - s;
+        let mut seq = vec![0i32; s];
+        seq[..tokens.len()].copy_from_slice(tokens);
+        let pos: Vec<i32> = (0..s).map(|i| (n_past + i) as i32).collect();
+        let mut mask = vec![0.0f32; s * c];
+        for i in 0..s {
+            for j in 0..n_past {
+                mask[i * c + j] = 1.0;
+            }
+            for j in 0..=i {
+                mask[i * c + cs + j] = 1.0;
+            }
+        }
+        // Re-stride the caches (row length C-1 on the host side) to this graph's C-S.
+        let mut ks = Vec::new();
+        let mut vs = Vec::new();
+        for l in 0..layers {
+            let mut k = vec![0.0f32; hkv * d * cs];
+            for row in 0..hkv * d {
+                k[row * cs..row * cs + n_past]
+                    .copy_from_slice(&kcache[l][row * (c - 1)..row * (c - 1) + n_past]);
+            }
+            let mut v = vec![0.0f32; hkv * cs * d];
+            for h in 0..hkv {
+                v[h * cs * d..h * cs * d + n_past * d]
+                    .copy_from_slice(&vcache[l][h * (c - 1) * d..h * (c - 1) * d + n_past * d]);
+            }
+            ks.push(k);
+            vs.push(v);
+        }
+        let mut inputs = vec![
+            TensorRef::I32(&seq),
+            TensorRef::I32(&pos),
+            TensorRef::F32(&mask),
+        ];
+        inputs.extend(ks.iter().map(|k| TensorRef::F32(k)));
+        inputs.extend(vs.iter().map(|v| TensorRef::F32(v)));
+        ex.run_f32(gi, &inputs).unwrap()
+    }
+
+    #[test]
+    fn prefill_then_decode_equals_a_longer_prefill() {
+        let dir = std::env::temp_dir().join(format!("mllm-translate-cpu-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = Scratch(dir.clone());
+        let mut cfg = mllm_frontends::synth::Preset::Tiny.config();
+        cfg.vocab_size = 96;
+        mllm_frontends::synth::generate_from_config(
+            &cfg,
+            11,
+            mllm_frontends::DType::BF16,
+            &dir,
+            &mut |_| {},
+        )
+        .unwrap();
+        let out = dir.join("m.mlir");
+        let (s, c) = (8usize, 24usize);
+        let a = TranslateArgs {
+            from_safetensors: Some(dir.clone()),
+            from_mllm: None,
+            config: None,
+            ar_len: s,
+            context_len: c,
+            shards: 1,
+            output: out.clone(),
+            to_qnn: false,
+            quiet: true,
+        };
+        run(&a).unwrap();
+        let mut m =
+            mllm_ir::parse::parse_verified(&std::fs::read_to_string(&out).unwrap(), "m.mlir")
+                .unwrap();
+        qwen3::load_weights(&mut m, None).unwrap();
+        let mut ex = CpuExecutor::new(&m, NumericMode::Float).unwrap();
+        let (layers, hkv, d, v) = (
+            cfg.num_hidden_layers,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+            cfg.vocab_size,
+        );
+        let dims = (layers, hkv, d);
+        let empty = vec![vec![0.0f32; hkv * d * (c - 1)]; layers];
+        let tokens: Vec<i32> = (0..7).map(|i| (i * 37 + 5) % v as i32).collect();
+        let n = 6;
+
+        // Prefill n tokens; copy their K/V into host caches of row length C-1.
+        let out_n = step(
+            &mut ex,
+            &format!("model.0.s{s}"),
+            s,
+            c,
+            &tokens[..n],
+            0,
+            &empty,
+            &empty,
+            dims,
+        );
+        let mut kc = empty.clone();
+        let mut vc = empty.clone();
+        for l in 0..layers {
+            let (pk, pv) = (&out_n[1 + l], &out_n[1 + layers + l]);
+            for row in 0..hkv * d {
+                kc[l][row * (c - 1)..row * (c - 1) + n].copy_from_slice(&pk[row * s..row * s + n]);
+            }
+            for h in 0..hkv {
+                vc[l][h * (c - 1) * d..h * (c - 1) * d + n * d]
+                    .copy_from_slice(&pv[h * s * d..h * s * d + n * d]);
+            }
+        }
+        // Decode token n.
+        let dec = step(
+            &mut ex,
+            "model.0.s1",
+            1,
+            c,
+            &tokens[n..n + 1],
+            n,
+            &kc,
+            &vc,
+            dims,
+        );
+        // Prefill n + 1 tokens at once.
+        let out_n1 = step(
+            &mut ex,
+            &format!("model.0.s{s}"),
+            s,
+            c,
+            &tokens[..n + 1],
+            0,
+            &empty,
+            &empty,
+            dims,
+        );
+
+        let diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let scale = out_n1[0][n * v..(n + 1) * v]
+            .iter()
+            .map(|x| x.abs())
+            .fold(0.0f32, f32::max);
+        assert!(scale > 0.0);
+        let dd = diff(&dec[0], &out_n1[0][n * v..(n + 1) * v]);
+        assert!(
+            dd <= 1e-4 * scale.max(1.0),
+            "decode vs prefill: {dd} (logit scale {scale})"
+        );
+        // Earlier rows do not see later tokens (causality, padding).
+        let dp = diff(&out_n[0][..n * v], &out_n1[0][..n * v]);
+        assert!(
+            dp <= 1e-4 * scale.max(1.0),
+            "prefill rows changed by a later token: {dp}"
+        );
+        // The new K/V of the decode step equal column/row n of the longer prefill's.
+        for l in 0..layers {
+            let (pk1, dk) = (&out_n1[1 + l], &dec[1 + l]);
+            for row in 0..hkv * d {
+                assert!(
+                    (pk1[row * s + n] - dk[row]).abs() <= 1e-4,
+                    "present_key_{l} row {row}"
+                );
+            }
+        }
+        drop(scratch);
+    }
+}

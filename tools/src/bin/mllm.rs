@@ -20,6 +20,8 @@ enum Cmd {
     Quantize(mllm_tools::quantize::QuantizeArgs),
     /// Generate text with a model (same as mllm-run).
     Run(mllm_tools::run::RunArgs),
+    /// The whole flow on a built-in tiny model: synthesize, quantize, optimize, run.
+    Demo(mllm_tools::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
         Cmd::Synth(a) => mllm_tools::synth::run(a),
         Cmd::Quantize(a) => mllm_tools::quantize::main_with(&a),
         Cmd::Run(a) => mllm_tools::run::main_with(&a),
+        Cmd::Demo(a) => mllm_tools::demo::main_with(&a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -338,11 +338,14 @@ pub const POSITIONS_NAMES: &[&str] = &["position_ids"];
 pub const MASK_NAMES: &[&str] = &["causal_mask", "attention_mask"];
 /// Accepted names of the logits output.
 pub const LOGITS_NAMES: &[&str] = &["logits"];
+/// Name of the hidden-state tensor passed between the shards of a split model (output of shard
+/// `i`, input of shard `i + 1`).
+pub const HIDDEN_NAME: &str = "hidden_states";
 
 /// Model dimensions shared by every graph of a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelDims {
-    /// Number of decoder layers (L).
+    /// Number of decoder layers (L), over all shards.
     pub layers: usize,
     /// Number of KV heads (Hkv).
     pub kv_heads: usize,
@@ -355,42 +358,64 @@ pub struct ModelDims {
 }
 
 impl ModelDims {
-    /// Infers the dimensions from one graph (`past_key_0`, `causal_mask`, `logits` and the number
-    /// of `past_key_*` inputs). [`GraphBindings::resolve`] then validates every tensor.
+    /// Infers the dimensions from one unsplit graph. See [`ModelDims::infer_chain`].
     pub fn infer(desc: &GraphDesc) -> Result<ModelDims> {
-        let err = |msg: String| RuntimeError::Contract {
-            graph: desc.name.clone(),
+        Self::infer_chain(&[desc])
+    }
+
+    /// Infers the dimensions from the shards of one model split into graphs (one graph when
+    /// the model is not split): L is one more than the largest `past_key_{l}` index, Hkv, D and
+    /// C come from a `past_key_*` input, V from the `logits` output.
+    /// [`GraphBindings::resolve`] then validates every tensor.
+    pub fn infer_chain(descs: &[&GraphDesc]) -> Result<ModelDims> {
+        let Some(first) = descs.first() else {
+            return Err(RuntimeError::Config(
+                "no graph to infer model dims from".into(),
+            ));
+        };
+        let err = |g: &GraphDesc, msg: String| RuntimeError::Contract {
+            graph: g.name.clone(),
             msg,
         };
-        let s = desc.ar_len;
-        if s == 0 {
-            return Err(err("ar_len is 0".into()));
+        let mut layers = 0;
+        let mut kv = None;
+        let mut vocab = None;
+        for g in descs {
+            if g.ar_len == 0 {
+                return Err(err(g, "ar_len is 0".into()));
+            }
+            for t in &g.inputs {
+                if let Some(l) = layer_index(&t.name, "past_key_") {
+                    layers = layers.max(l + 1);
+                    if kv.is_none() {
+                        let [h, d, cache] = squeeze(&t.shape)[..] else {
+                            return Err(err(
+                                g,
+                                format!(
+                                    "`{}` has shape {:?}, expected [1, Hkv, D, C-S]",
+                                    t.name, t.shape
+                                ),
+                            ));
+                        };
+                        kv = Some((h, d, cache + g.ar_len));
+                    }
+                }
+            }
+            if let Some(lg) = find(&g.outputs, LOGITS_NAMES) {
+                vocab = g.outputs[lg].shape.last().copied();
+            }
         }
-        let layers = desc
-            .inputs
-            .iter()
-            .filter(|t| layer_index(&t.name, "past_key_").is_some())
-            .count();
-        if layers == 0 {
-            return Err(err("no `past_key_{i}` input".into()));
-        }
-        let pk = find(&desc.inputs, &["past_key_0"])
-            .ok_or_else(|| err("no `past_key_0` input".into()))?;
-        let pk_shape = squeeze(&desc.inputs[pk].shape);
-        let [hkv, d, cache] = pk_shape[..] else {
-            return Err(err(format!(
-                "`past_key_0` has shape {:?}, expected [1, Hkv, D, C-S]",
-                desc.inputs[pk].shape
-            )));
+        let Some((kv_heads, head_dim, context)) = kv else {
+            return Err(err(first, "no `past_key_{i}` input".into()));
         };
-        let lg =
-            find(&desc.outputs, LOGITS_NAMES).ok_or_else(|| err("no `logits` output".into()))?;
-        let vocab = desc.outputs[lg].shape.last().copied().unwrap_or(0);
+        let Some(vocab) = vocab else {
+            return Err(err(first, "no `logits` output".into()));
+        };
         Ok(ModelDims {
             layers,
-            kv_heads: hkv,
-            head_dim: d,
-            context: cache + s,
+            kv_heads,
+            head_dim,
+            context,
             vocab,
         })
     }
@@ -399,19 +424,25 @@ impl ModelDims {
 /// What a graph input is, in the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputRole {
-    /// Token ids, i32 `[1, S]`.
+    /// Token ids, i32 `[1, S]` (first shard).
     Tokens,
+    /// Hidden states from the previous shard, `[1, S, H]`.
+    HiddenStates,
     /// Positions, i32 `[S]`.
     Positions,
     /// Attention mask `[1, 1, S, C]`.
     Mask,
-    /// Past keys of layer `l`.
+    /// Past keys of layer `l` (global layer index).
     PastKey(usize),
-    /// Past values of layer `l`.
+    /// Past values of layer `l` (global layer index).
     PastValue(usize),
 }
 
 /// A graph's tensors resolved by name against the contract, with shapes validated.
+///
+/// A model may be split into shards (`model.{i}.s{N}`): shard 0 takes `sequence`, later shards
+/// take `hidden_states` from the previous one; the last shard outputs `logits`, the others
+/// `hidden_states`. Each shard holds a contiguous range of layers.
 #[derive(Clone, Debug)]
 pub struct GraphBindings {
     /// Graph index in [`Executor::graphs`].
@@ -420,21 +451,27 @@ pub struct GraphBindings {
     pub name: String,
     /// ar_len S.
     pub ar_len: usize,
-    /// Input index of the token ids.
-    pub tokens: usize,
+    /// The layers whose KV this graph reads and produces (all layers when not split).
+    pub layers: std::ops::Range<usize>,
+    /// Input index of the token ids (first shard).
+    pub tokens: Option<usize>,
+    /// Input index of the hidden states (later shards).
+    pub hidden_in: Option<usize>,
     /// Input index of the positions.
     pub positions: usize,
     /// Input index of the mask.
     pub mask: usize,
-    /// Input index of `past_key_{l}` for each layer l.
+    /// Input index of `past_key_{l}` for each layer `l` in `layers` (`past_key[l - layers.start]`).
     pub past_key: Vec<usize>,
-    /// Input index of `past_value_{l}` for each layer l.
+    /// Input index of `past_value_{l}` for each layer in `layers`.
     pub past_value: Vec<usize>,
-    /// Output index of the logits.
-    pub logits: usize,
-    /// Output index of `present_key_{l}` for each layer l.
+    /// Output index of the logits (last shard).
+    pub logits: Option<usize>,
+    /// Output index of the hidden states (shards other than the last).
+    pub hidden_out: Option<usize>,
+    /// Output index of `present_key_{l}` for each layer in `layers`.
     pub present_key: Vec<usize>,
-    /// Output index of `present_value_{l}` for each layer l.
+    /// Output index of `present_value_{l}` for each layer in `layers`.
     pub present_value: Vec<usize>,
     /// Role of every input, in input order.
     pub input_roles: Vec<InputRole>,
@@ -442,8 +479,8 @@ pub struct GraphBindings {
     pub kv_dtype: DType,
     /// Element type of the mask.
     pub mask_dtype: DType,
-    /// Logits description (dtype and quantization).
-    pub logits_desc: TensorDesc,
+    /// Logits description (dtype and quantization), last shard only.
+    pub logits_desc: Option<TensorDesc>,
 }
 
 fn squeeze(shape: &[usize]) -> &[usize] {
@@ -463,6 +500,42 @@ fn layer_index(name: &str, prefix: &str) -> Option<usize> {
     rest.parse().ok()
 }
 
+/// Parses a graph name `model.{i}.s{N}` into (shard i, ar_len N).
+pub fn parse_graph_name(name: &str) -> Option<(usize, usize)> {
+    let rest = name.strip_prefix("model.")?;
+    let (i, s) = rest.split_once(".s")?;
+    let all_digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(i) || !all_digits(s) {
+        return None;
+    }
+    Some((i.parse().ok()?, s.parse().ok()?))
+}
+
+/// Collects `past_key_{l}`-style entries into a vector indexed from the smallest layer,
+/// checking the indices form a contiguous range.
+fn layer_table(
+    entries: &[(usize, usize)],
+    what: &str,
+    err: &dyn Fn(String) -> RuntimeError,
+) -> Result<(std::ops::Range<usize>, Vec<usize>)> {
+    let Some(lo) = entries.iter().map(|e| e.0).min() else {
+        return Err(err(format!("no `{what}{{l}}` tensor")));
+    };
+    let hi = entries.iter().map(|e| e.0).max().unwrap_or(lo) + 1;
+    let mut table = vec![None; hi - lo];
+    for &(l, idx) in entries {
+        if table[l - lo].replace(idx).is_some() {
+            return Err(err(format!("`{what}{l}` appears twice")));
+        }
+    }
+    let table = table
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| x.ok_or_else(|| err(format!("missing `{what}{}`", lo + i))))
+        .collect::<Result<Vec<usize>>>()?;
+    Ok((lo..hi, table))
+}
+
 impl GraphBindings {
     /// Resolves graph `graph` of `graphs` by tensor name and validates every shape and dtype
     /// against `dims` (S is the graph's `ar_len`). Errors name the graph and the tensor.
@@ -479,7 +552,7 @@ impl GraphBindings {
         };
         let s = desc.ar_len;
         let ModelDims {
-            layers: l,
+            layers: nl,
             kv_heads: h,
             head_dim: d,
             context: c,
@@ -493,8 +566,8 @@ impl GraphBindings {
         let check = |t: &TensorDesc, expected: &[usize], what: &str| -> Result<()> {
             if squeeze(&t.shape) != squeeze(expected) {
                 return Err(err(format!(
-                    "{} `{}` has shape {:?}, expected {:?} ({what})",
-                    "tensor", t.name, t.shape, expected
+                    "tensor `{}` has shape {:?}, expected {:?} ({what})",
+                    t.name, t.shape, expected
                 )));
             }
             Ok(())
@@ -511,55 +584,70 @@ impl GraphBindings {
             }
             Ok(())
         };
+        let set_once = |slot: &mut Option<usize>, i: usize, n: &str| -> Result<()> {
+            if slot.replace(i).is_some() {
+                return Err(err(format!("`{n}` appears twice (or under two aliases)")));
+            }
+            Ok(())
+        };
 
         let mut tokens = None;
+        let mut hidden_in = None;
         let mut positions = None;
         let mut mask = None;
-        let mut past_key = vec![None; l];
-        let mut past_value = vec![None; l];
+        let mut pk = Vec::new();
+        let mut pv = Vec::new();
         let mut roles = Vec::with_capacity(desc.inputs.len());
         for (i, t) in desc.inputs.iter().enumerate() {
             let n = t.name.as_str();
-            let (slot, role) = if TOKENS_NAMES.contains(&n) {
-                (&mut tokens, InputRole::Tokens)
+            let role = if TOKENS_NAMES.contains(&n) {
+                set_once(&mut tokens, i, n)?;
+                InputRole::Tokens
+            } else if n == HIDDEN_NAME {
+                set_once(&mut hidden_in, i, n)?;
+                InputRole::HiddenStates
             } else if POSITIONS_NAMES.contains(&n) {
-                (&mut positions, InputRole::Positions)
+                set_once(&mut positions, i, n)?;
+                InputRole::Positions
             } else if MASK_NAMES.contains(&n) {
-                (&mut mask, InputRole::Mask)
-            } else if let Some(li) = layer_index(n, "past_key_") {
-                let slot = past_key.get_mut(li).ok_or_else(|| {
-                    err(format!(
-                        "input `{n}`: layer index out of range (model has {l} layers)"
-                    ))
-                })?;
-                (slot, InputRole::PastKey(li))
-            } else if let Some(li) = layer_index(n, "past_value_") {
-                let slot = past_value.get_mut(li).ok_or_else(|| {
-                    err(format!(
-                        "input `{n}`: layer index out of range (model has {l} layers)"
-                    ))
-                })?;
-                (slot, InputRole::PastValue(li))
+                set_once(&mut mask, i, n)?;
+                InputRole::Mask
+            } else if let Some(l) = layer_index(n, "past_key_") {
+                pk.push((l, i));
+                InputRole::PastKey(l)
+            } else if let Some(l) = layer_index(n, "past_value_") {
+                pv.push((l, i));
+                InputRole::PastValue(l)
             } else {
                 return Err(err(format!(
                     "unexpected input `{n}` (the contract has sequence, position_ids, causal_mask, \
-                     past_key_{{i}}, past_value_{{i}})"
+                     past_key_{{l}}, past_value_{{l}}, and hidden_states between shards)"
                 )));
             };
-            if slot.is_some() {
-                return Err(err(format!(
-                    "input `{n}` appears twice (or under two aliases)"
-                )));
-            }
-            *slot = Some(i);
             roles.push(role);
         }
-        let tokens = tokens.ok_or_else(|| err("missing input `sequence` (token ids)".into()))?;
+        if tokens.is_some() == hidden_in.is_some() {
+            return Err(err(
+                "needs exactly one of the inputs `sequence` (token ids) and `hidden_states`".into(),
+            ));
+        }
         let positions = positions.ok_or_else(|| err("missing input `position_ids`".into()))?;
         let mask = mask.ok_or_else(|| err("missing input `causal_mask`".into()))?;
-        let t = &desc.inputs[tokens];
-        dtype_in(t, &[DType::I32])?;
-        check(t, &[1, s], "[1, S]")?;
+        if let Some(ti) = tokens {
+            let t = &desc.inputs[ti];
+            dtype_in(t, &[DType::I32])?;
+            check(t, &[1, s], "[1, S]")?;
+        }
+        if let Some(hi) = hidden_in {
+            let t = &desc.inputs[hi];
+            let sq = squeeze(&t.shape);
+            if sq.len() > 2 || sq.iter().product::<usize>() % s != 0 || sq.is_empty() {
+                return Err(err(format!(
+                    "input `{HIDDEN_NAME}` has shape {:?}, expected [1, S, H]",
+                    t.shape
+                )));
+            }
+        }
         let t = &desc.inputs[positions];
         dtype_in(t, &[DType::I32])?;
         check(t, &[s], "[S]")?;
@@ -568,56 +656,60 @@ impl GraphBindings {
         check(t, &[1, 1, s, c], "[1, 1, S, C]")?;
         let mask_dtype = t.dtype;
 
-        let mut present_key = vec![None; l];
-        let mut present_value = vec![None; l];
+        let mut nk = Vec::new();
+        let mut nv = Vec::new();
         let mut logits = None;
+        let mut hidden_out = None;
         for (i, t) in desc.outputs.iter().enumerate() {
             let n = t.name.as_str();
-            let slot = if LOGITS_NAMES.contains(&n) {
-                &mut logits
-            } else if let Some(li) = layer_index(n, "present_key_") {
-                present_key.get_mut(li).ok_or_else(|| {
-                    err(format!(
-                        "output `{n}`: layer index out of range (model has {l} layers)"
-                    ))
-                })?
-            } else if let Some(li) = layer_index(n, "present_value_") {
-                present_value.get_mut(li).ok_or_else(|| {
-                    err(format!(
-                        "output `{n}`: layer index out of range (model has {l} layers)"
-                    ))
-                })?
-            } else {
-                // Extra outputs (e.g. debug taps) are allowed and ignored.
-                continue;
-            };
-            if slot.is_some() {
-                return Err(err(format!("output `{n}` appears twice")));
+            if LOGITS_NAMES.contains(&n) {
+                set_once(&mut logits, i, n)?;
+            } else if n == HIDDEN_NAME {
+                set_once(&mut hidden_out, i, n)?;
+            } else if let Some(l) = layer_index(n, "present_key_") {
+                nk.push((l, i));
+            } else if let Some(l) = layer_index(n, "present_value_") {
+                nv.push((l, i));
             }
-            *slot = Some(i);
+            // Extra outputs (e.g. debug taps) are allowed and ignored.
         }
-        let logits = logits.ok_or_else(|| err("missing output `logits`".into()))?;
-        let lt = &desc.outputs[logits];
-        dtype_in(lt, &[DType::U16, DType::U8, DType::F32, DType::F16])?;
-        check(lt, &[1, s, v], "[1, S, V]")?;
-
-        let collect = |v: Vec<Option<usize>>, what: &str| -> Result<Vec<usize>> {
-            v.into_iter()
-                .enumerate()
-                .map(|(i, x)| x.ok_or_else(|| err(format!("missing `{what}{i}`"))))
-                .collect()
+        if logits.is_some() == hidden_out.is_some() {
+            return Err(err(
+                "needs exactly one of the outputs `logits` and `hidden_states`".into(),
+            ));
+        }
+        let logits_desc = match logits {
+            Some(li) => {
+                let lt = &desc.outputs[li];
+                dtype_in(lt, &[DType::U16, DType::U8, DType::F32, DType::F16])?;
+                check(lt, &[1, s, v], "[1, S, V]")?;
+                Some(lt.clone())
+            }
+            None => None,
         };
-        let past_key = collect(past_key, "past_key_")?;
-        let past_value = collect(past_value, "past_value_")?;
-        let present_key = collect(present_key, "present_key_")?;
-        let present_value = collect(present_value, "present_value_")?;
+
+        let (layers, past_key) = layer_table(&pk, "past_key_", &err)?;
+        let (r, past_value) = layer_table(&pv, "past_value_", &err)?;
+        let (r2, present_key) = layer_table(&nk, "present_key_", &err)?;
+        let (r3, present_value) = layer_table(&nv, "present_value_", &err)?;
+        if r != layers || r2 != layers || r3 != layers {
+            return Err(err(format!(
+                "layer ranges differ: past_key {layers:?}, past_value {r:?}, present_key {r2:?}, \
+                 present_value {r3:?}"
+            )));
+        }
+        if layers.end > nl {
+            return Err(err(format!(
+                "has layers {layers:?} but the model has {nl} layers"
+            )));
+        }
 
         let kv_dtype = desc.inputs[past_key[0]].dtype;
-        for li in 0..l {
-            let pk = &desc.inputs[past_key[li]];
-            let pv = &desc.inputs[past_value[li]];
-            let nk = &desc.outputs[present_key[li]];
-            let nv = &desc.outputs[present_value[li]];
+        for i in 0..layers.len() {
+            let pk = &desc.inputs[past_key[i]];
+            let pv = &desc.inputs[past_value[i]];
+            let nk = &desc.outputs[present_key[i]];
+            let nv = &desc.outputs[present_value[i]];
             check(pk, &[1, h, d, c - s], "[1, Hkv, D, C-S]")?;
             check(pv, &[1, h, c - s, d], "[1, Hkv, C-S, D]")?;
             check(nk, &[1, h, d, s], "[1, Hkv, D, S]")?;
@@ -626,7 +718,7 @@ impl GraphBindings {
                 if t.dtype != kv_dtype {
                     return Err(err(format!(
                         "`{}` has dtype {}, but `{}` has {} (all KV tensors must share one dtype)",
-                        t.name, t.dtype, pk.name, kv_dtype
+                        t.name, t.dtype, desc.inputs[past_key[0]].name, kv_dtype
                     )));
                 }
             }
@@ -644,18 +736,21 @@ impl GraphBindings {
             graph,
             name: desc.name.clone(),
             ar_len: s,
+            layers,
             tokens,
+            hidden_in,
             positions,
             mask,
             past_key,
             past_value,
             logits,
+            hidden_out,
             present_key,
             present_value,
             input_roles: roles,
             kv_dtype,
             mask_dtype,
-            logits_desc: lt.clone(),
+            logits_desc,
         })
     }
 }
@@ -691,9 +786,11 @@ mod tests {
         let dims = ModelDims::infer(&g).unwrap();
         assert_eq!(dims, DIMS);
         let b = GraphBindings::resolve(std::slice::from_ref(&g), 0, &dims).unwrap();
-        assert_eq!(g.inputs[b.tokens].name, "sequence");
+        assert_eq!(g.inputs[b.tokens.unwrap()].name, "sequence");
+        assert_eq!(b.layers, 0..3);
+        assert_eq!(b.hidden_in, None);
         assert_eq!(g.inputs[b.mask].name, "causal_mask");
-        assert_eq!(g.outputs[b.logits].name, "logits");
+        assert_eq!(g.outputs[b.logits.unwrap()].name, "logits");
         for l in 0..3 {
             assert_eq!(g.inputs[b.past_key[l]].name, format!("past_key_{l}"));
             assert_eq!(g.inputs[b.past_value[l]].name, format!("past_value_{l}"));
@@ -703,6 +800,7 @@ mod tests {
                 format!("present_value_{l}")
             );
             assert_eq!(b.input_roles[b.past_key[l]], InputRole::PastKey(l));
+            assert_eq!(b.input_roles[b.past_value[l]], InputRole::PastValue(l));
         }
     }
 
@@ -713,7 +811,7 @@ mod tests {
         g.inputs[1].shape = vec![1, 1];
         g.inputs[2].name = "attention_mask".into();
         let b = GraphBindings::resolve(std::slice::from_ref(&g), 0, &DIMS).unwrap();
-        assert_eq!(b.tokens, 0);
+        assert_eq!(b.tokens, Some(0));
         assert_eq!(b.kv_dtype, DType::F32);
     }
 
@@ -732,7 +830,7 @@ mod tests {
         let mut g = base.clone();
         g.inputs.retain(|t| t.name != "past_value_2");
         let e = resolve(&g);
-        assert!(e.contains("missing `past_value_2`"), "{e}");
+        assert!(e.contains("past_value 0..2"), "{e}");
         let mut g = base.clone();
         g.inputs[0].name = "foo".into();
         assert!(resolve(&g).contains("unexpected input `foo`"));
@@ -749,6 +847,64 @@ mod tests {
         let mut g = base;
         g.inputs[1].dtype = DType::I64;
         assert!(resolve(&g).contains("position_ids"));
+    }
+
+    /// Splits a contract graph into shard `i` of layers `range`.
+    fn shard(g: &GraphDesc, i: usize, range: std::ops::Range<usize>, last: bool) -> GraphDesc {
+        let keep = |n: &str| {
+            let layer = ["past_key_", "past_value_", "present_key_", "present_value_"]
+                .iter()
+                .find_map(|p| layer_index(n, p));
+            match layer {
+                Some(l) => range.contains(&l),
+                None => true,
+            }
+        };
+        let mut out = g.clone();
+        out.name = format!("model.{i}.s{}", g.ar_len);
+        out.inputs.retain(|t| keep(&t.name));
+        out.outputs.retain(|t| keep(&t.name));
+        let hidden = TensorDesc::new(HIDDEN_NAME, DType::F32, vec![1, g.ar_len, 6]);
+        if i > 0 {
+            out.inputs[0] = hidden.clone();
+        }
+        if !last {
+            out.outputs[0] = hidden;
+        }
+        out
+    }
+
+    #[test]
+    fn shards_resolve_with_layer_ranges() {
+        let g = contract_graph("g", 4, &DIMS, DType::U8, DType::U16, DType::U16);
+        let s0 = shard(&g, 0, 0..2, false);
+        let s1 = shard(&g, 1, 2..3, true);
+        assert_eq!(parse_graph_name(&s1.name), Some((1, 4)));
+        assert_eq!(parse_graph_name("model.x.s4"), None);
+        assert_eq!(parse_graph_name("model.0.s"), None);
+        let dims = ModelDims::infer_chain(&[&s0, &s1]).unwrap();
+        assert_eq!(dims, DIMS);
+        assert!(
+            ModelDims::infer(&s0).is_err(),
+            "first shard alone has no logits"
+        );
+        let graphs = vec![s0.clone(), s1.clone()];
+        let b0 = GraphBindings::resolve(&graphs, 0, &dims).unwrap();
+        let b1 = GraphBindings::resolve(&graphs, 1, &dims).unwrap();
+        assert_eq!((b0.layers.clone(), b1.layers.clone()), (0..2, 2..3));
+        assert!(b0.tokens.is_some() && b0.hidden_out.is_some() && b0.logits.is_none());
+        assert!(b1.hidden_in.is_some() && b1.logits.is_some() && b1.tokens.is_none());
+        assert_eq!(s1.inputs[b1.past_key[0]].name, "past_key_2");
+        assert_eq!(b1.input_roles[b1.past_value[0]], InputRole::PastValue(2));
+        // A gap in the layer indices is an error naming the missing tensor.
+        let mut bad = s0;
+        bad.inputs.retain(|t| t.name != "past_key_1");
+        bad.inputs
+            .push(TensorDesc::new("past_key_2", DType::U8, vec![1, 2, 4, 12]));
+        let e = GraphBindings::resolve(&[bad], 0, &dims)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing `past_key_1`"), "{e}");
     }
 
     #[test]

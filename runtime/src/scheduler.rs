@@ -12,6 +12,10 @@
 //! with one real token). When the context length is not a multiple of S, the prompt tail that no
 //! longer fits a chunk is fed through the decode graph.
 //!
+//! A model split into shards (`model.{i}.s{N}`, i = 0..k, each holding a contiguous range of
+//! layers) runs its shards in order at every step, the `hidden_states` output of shard i feeding
+//! shard i + 1 in place.
+//!
 //! # Cache capacity
 //!
 //! A step with a graph of ar_len S needs `n_past <= C - S` (the cache columns of its mask). New
@@ -30,7 +34,8 @@ use std::time::{Duration, Instant};
 use crate::buffer::AlignedBytes;
 use crate::error::{Result, RuntimeError};
 use crate::executor::{
-    describe_graphs, Executor, GraphBindings, GraphDesc, InputRole, ModelDims, TensorDesc,
+    describe_graphs, parse_graph_name, Executor, GraphBindings, GraphDesc, InputRole, ModelDims,
+    TensorDesc,
 };
 use crate::kv::KvCache;
 use crate::sampler::Sampler;
@@ -191,120 +196,32 @@ fn rate(n: usize, t: Duration) -> f64 {
     }
 }
 
-/// One graph with its buffers.
-struct Slot {
+/// One graph (one shard of a split model) with its output buffers.
+struct Shard {
     b: GraphBindings,
-    tokens: AlignedBytes,
-    positions: AlignedBytes,
     outs: Vec<AlignedBytes>,
 }
 
-/// The hybrid scheduler; owns the executor, the KV cache and every I/O buffer.
-pub struct Scheduler<E: Executor> {
-    exec: E,
-    cfg: SchedulerConfig,
-    dims: ModelDims,
-    slots: Vec<Slot>,
-    prefill: Option<usize>,
-    decode: Option<usize>,
-    kv: KvCache,
-    /// Tokens processed so far (committed to the cache or pending).
-    history: Vec<u32>,
-    /// Slot and count of entries produced by the last step and not yet committed.
-    pending: Option<(usize, usize)>,
+/// The graphs run for one step of a given ar_len: one graph, or the shards of a split model in
+/// order, with the buffers they share.
+struct Chain {
+    ar_len: usize,
+    shards: Vec<Shard>,
+    tokens: AlignedBytes,
+    positions: AlignedBytes,
+    /// For each layer: (shard, present_key output, present_value output).
+    present: Vec<(usize, usize, usize)>,
+    /// Output index of the logits in the last shard.
+    logits: usize,
+    logits_desc: TensorDesc,
 }
 
-impl<E: Executor> std::fmt::Debug for Scheduler<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scheduler")
-            .field("executor", &self.exec.name())
-            .field("dims", &self.dims)
-            .field("prefill", &self.prefill_bindings().map(|b| &b.name))
-            .field("decode", &self.decode_bindings().map(|b| &b.name))
-            .field("kv", &self.kv)
-            .finish()
-    }
-}
-
-fn select(graphs: &[GraphDesc], sel: &GraphSelect, decode: bool) -> Result<Option<usize>> {
-    let not_found = |msg: String| RuntimeError::GraphNotFound {
-        msg,
-        available: describe_graphs(graphs),
-    };
-    let role = if decode { "decode" } else { "prefill" };
-    match sel {
-        GraphSelect::Disabled => Ok(None),
-        GraphSelect::Name(n) => graphs
-            .iter()
-            .position(|g| &g.name == n)
-            .map(Some)
-            .ok_or_else(|| not_found(format!("no {role} graph named `{n}`"))),
-        GraphSelect::ArLen(s) => {
-            let m: Vec<usize> = (0..graphs.len())
-                .filter(|&i| graphs[i].ar_len == *s)
-                .collect();
-            match m[..] {
-                [i] => Ok(Some(i)),
-                [] => Err(not_found(format!("no {role} graph with ar_len {s}"))),
-                _ => Err(not_found(format!(
-                    "several graphs have ar_len {s}; choose the {role} graph by name"
-                ))),
-            }
-        }
-        GraphSelect::Auto => {
-            if decode {
-                let m: Vec<usize> = (0..graphs.len())
-                    .filter(|&i| graphs[i].ar_len == 1)
-                    .collect();
-                match m[..] {
-                    [] => Ok(None),
-                    [i] => Ok(Some(i)),
-                    _ => Err(not_found(
-                        "several graphs have ar_len 1; choose the decode graph by name".into(),
-                    )),
-                }
-            } else {
-                let best = graphs.iter().map(|g| g.ar_len).filter(|&s| s > 1).max();
-                let Some(best) = best else { return Ok(None) };
-                let m: Vec<usize> = (0..graphs.len())
-                    .filter(|&i| graphs[i].ar_len == best)
-                    .collect();
-                match m[..] {
-                    [i] => Ok(Some(i)),
-                    _ => Err(not_found(format!(
-                        "several graphs have ar_len {best}; choose the prefill graph by name"
-                    ))),
-                }
-            }
-        }
-    }
-}
-
-impl<E: Executor> Scheduler<E> {
-    /// Selects the prefill and decode graphs, validates them against the I/O contract (and
-    /// against each other: same dims, KV dtype and encodings, mask dtype) and allocates the cache
-    /// and every buffer.
-    pub fn new(exec: E, cfg: SchedulerConfig) -> Result<Scheduler<E>> {
-        let graphs = exec.graphs();
-        let prefill = select(graphs, &cfg.prefill, false)?;
-        let decode = select(graphs, &cfg.decode, true)?;
-        if prefill.is_some() && prefill == decode {
-            return Err(RuntimeError::Config(format!(
-                "graph `{}` selected for both prefill and decode; select one role or the other",
-                graphs[prefill.unwrap_or(0)].name
-            )));
-        }
-        let chosen: Vec<usize> = prefill.into_iter().chain(decode).collect();
-        let Some(&first) = chosen.first() else {
-            return Err(RuntimeError::GraphNotFound {
-                msg: "no prefill or decode graph selected".into(),
-                available: describe_graphs(graphs),
-            });
-        };
-        let dims = ModelDims::infer(&graphs[first])?;
-        let mut slots = Vec::with_capacity(chosen.len());
-        for &g in &chosen {
-            let b = GraphBindings::resolve(graphs, g, &dims)?;
+impl Chain {
+    /// Resolves and validates the graphs `chain` (in shard order) and allocates their buffers.
+    fn new(graphs: &[GraphDesc], chain: &[usize], dims: &ModelDims) -> Result<Chain> {
+        let mut shards = Vec::with_capacity(chain.len());
+        for &g in chain {
+            let b = GraphBindings::resolve(graphs, g, dims)?;
             let desc = &graphs[g];
             if desc.inputs.len() > MAX_GRAPH_IO || desc.outputs.len() > MAX_GRAPH_IO {
                 return Err(RuntimeError::Contract {
@@ -312,58 +229,296 @@ impl<E: Executor> Scheduler<E> {
                     msg: format!("more than {MAX_GRAPH_IO} inputs or outputs"),
                 });
             }
-            slots.push(Slot {
-                tokens: AlignedBytes::zeroed(desc.inputs[b.tokens].byte_size()),
-                positions: AlignedBytes::zeroed(desc.inputs[b.positions].byte_size()),
-                outs: desc
-                    .outputs
+            let outs = desc
+                .outputs
+                .iter()
+                .map(|t| AlignedBytes::zeroed(t.byte_size()))
+                .collect();
+            shards.push(Shard { b, outs });
+        }
+        let err = |g: usize, msg: String| RuntimeError::Contract {
+            graph: graphs[g].name.clone(),
+            msg,
+        };
+        let first = &shards[0].b;
+        let s = first.ar_len;
+        let n = shards.len();
+        let mut next_layer = 0;
+        for (k, sh) in shards.iter().enumerate() {
+            let b = &sh.b;
+            if b.ar_len != s {
+                return Err(err(
+                    b.graph,
+                    format!("ar_len {} differs from shard 0's {s}", b.ar_len),
+                ));
+            }
+            if (k == 0) != b.tokens.is_some() {
+                return Err(err(
+                    b.graph,
+                    "only the first shard takes `sequence`, the others `hidden_states`".into(),
+                ));
+            }
+            if (k + 1 == n) != b.logits.is_some() {
+                return Err(err(
+                    b.graph,
+                    "only the last shard outputs `logits`, the others `hidden_states`".into(),
+                ));
+            }
+            if b.layers.start != next_layer {
+                return Err(err(
+                    b.graph,
+                    format!(
+                        "holds layers {:?}, expected the next shard to start at layer {next_layer}",
+                        b.layers
+                    ),
+                ));
+            }
+            next_layer = b.layers.end;
+            if b.kv_dtype != first.kv_dtype || b.mask_dtype != first.mask_dtype {
+                return Err(err(
+                    b.graph,
+                    "KV or mask dtype differs between shards".into(),
+                ));
+            }
+            if k > 0 {
+                let prev = &shards[k - 1].b;
+                let out = &graphs[prev.graph].outputs[prev.hidden_out.unwrap_or(0)];
+                let inp = &graphs[b.graph].inputs[b.hidden_in.unwrap_or(0)];
+                if out.dtype != inp.dtype
+                    || out.shape != inp.shape
+                    || !out.quant.bit_identical(&inp.quant)
+                {
+                    return Err(err(
+                        b.graph,
+                        format!(
+                            "input `hidden_states` ({} {:?} {:?}) does not match the output of \
+                             `{}` ({} {:?} {:?})",
+                            inp.dtype,
+                            inp.shape,
+                            inp.quant,
+                            prev.name,
+                            out.dtype,
+                            out.shape,
+                            out.quant
+                        ),
+                    ));
+                }
+            }
+        }
+        if next_layer != dims.layers {
+            return Err(err(
+                shards[n - 1].b.graph,
+                format!("the shards cover layers 0..{next_layer} of {}", dims.layers),
+            ));
+        }
+        let mut present = Vec::with_capacity(dims.layers);
+        for (k, sh) in shards.iter().enumerate() {
+            for i in 0..sh.b.layers.len() {
+                present.push((k, sh.b.present_key[i], sh.b.present_value[i]));
+            }
+        }
+        let last = &shards[n - 1].b;
+        let (Some(logits), Some(logits_desc)) = (last.logits, last.logits_desc.clone()) else {
+            return Err(err(last.graph, "no `logits` output".into()));
+        };
+        Ok(Chain {
+            ar_len: s,
+            tokens: AlignedBytes::zeroed(s * 4),
+            positions: AlignedBytes::zeroed(s * 4),
+            present,
+            logits,
+            logits_desc,
+            shards,
+        })
+    }
+}
+
+/// The hybrid scheduler; owns the executor, the KV cache and every I/O buffer.
+pub struct Scheduler<E: Executor> {
+    exec: E,
+    cfg: SchedulerConfig,
+    dims: ModelDims,
+    chains: Vec<Chain>,
+    prefill: Option<usize>,
+    decode: Option<usize>,
+    kv: KvCache,
+    /// Tokens processed so far (committed to the cache or pending).
+    history: Vec<u32>,
+    /// Chain and count of entries produced by the last step and not yet committed.
+    pending: Option<(usize, usize)>,
+}
+
+impl<E: Executor> std::fmt::Debug for Scheduler<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |c: Option<usize>| {
+            c.map(|c| {
+                self.chains[c]
+                    .shards
                     .iter()
-                    .map(|t| AlignedBytes::zeroed(t.byte_size()))
-                    .collect(),
-                b,
+                    .map(|s| s.b.name.clone())
+                    .collect::<Vec<_>>()
+            })
+        };
+        f.debug_struct("Scheduler")
+            .field("executor", &self.exec.name())
+            .field("dims", &self.dims)
+            .field("prefill", &names(self.prefill))
+            .field("decode", &names(self.decode))
+            .field("kv", &self.kv)
+            .finish()
+    }
+}
+
+/// Expands graph `g` to all shards of its model (`model.{i}.s{N}` for i = 0..k), in order; a
+/// graph whose name does not follow that pattern is a chain of one.
+fn expand_shards(graphs: &[GraphDesc], g: usize) -> Result<Vec<usize>> {
+    let Some((_, s)) = parse_graph_name(&graphs[g].name) else {
+        return Ok(vec![g]);
+    };
+    let mut found: Vec<(usize, usize)> = graphs
+        .iter()
+        .enumerate()
+        .filter_map(|(j, d)| match parse_graph_name(&d.name) {
+            Some((i, s2)) if s2 == s => Some((i, j)),
+            _ => None,
+        })
+        .collect();
+    found.sort_unstable();
+    for (want, &(i, _)) in found.iter().enumerate() {
+        if i != want {
+            return Err(RuntimeError::GraphNotFound {
+                msg: format!(
+                    "shards of `model.*.s{s}` are not numbered 0..{}",
+                    found.len()
+                ),
+                available: describe_graphs(graphs),
             });
         }
-        if let [a, b] = &slots[..] {
-            let (ga, gb) = (&graphs[a.b.graph], &graphs[b.b.graph]);
+    }
+    Ok(found.into_iter().map(|(_, j)| j).collect())
+}
+
+fn select(graphs: &[GraphDesc], sel: &GraphSelect, decode: bool) -> Result<Option<Vec<usize>>> {
+    let not_found = |msg: String| RuntimeError::GraphNotFound {
+        msg,
+        available: describe_graphs(graphs),
+    };
+    let role = if decode { "decode" } else { "prefill" };
+    // Graphs with ar_len `s`, as one chain (one graph, or the shards of one model).
+    let by_ar_len = |s: usize| -> Result<Option<Vec<usize>>> {
+        let m: Vec<usize> = (0..graphs.len())
+            .filter(|&i| graphs[i].ar_len == s)
+            .collect();
+        let Some(&g) = m.first() else { return Ok(None) };
+        let chain = expand_shards(graphs, g)?;
+        let mut sorted = chain.clone();
+        sorted.sort_unstable();
+        if sorted != m {
+            return Err(not_found(format!(
+                "several graphs have ar_len {s}; choose the {role} graph by name"
+            )));
+        }
+        Ok(Some(chain))
+    };
+    match sel {
+        GraphSelect::Disabled => Ok(None),
+        GraphSelect::Name(n) => {
+            let g = graphs
+                .iter()
+                .position(|g| &g.name == n)
+                .ok_or_else(|| not_found(format!("no {role} graph named `{n}`")))?;
+            expand_shards(graphs, g).map(Some)
+        }
+        GraphSelect::ArLen(s) => by_ar_len(*s)?
+            .map(Some)
+            .ok_or_else(|| not_found(format!("no {role} graph with ar_len {s}"))),
+        GraphSelect::Auto => {
+            if decode {
+                by_ar_len(1)
+            } else {
+                match graphs.iter().map(|g| g.ar_len).filter(|&s| s > 1).max() {
+                    Some(best) => by_ar_len(best),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+impl<E: Executor> Scheduler<E> {
+    /// Selects the prefill and decode graphs (with all their shards when the model is split
+    /// into `model.{i}.s{N}` graphs), validates them against the I/O contract and against each
+    /// other (same dims, KV dtype and encodings, mask dtype) and allocates the cache and every
+    /// buffer.
+    pub fn new(exec: E, cfg: SchedulerConfig) -> Result<Scheduler<E>> {
+        let graphs = exec.graphs();
+        let prefill = select(graphs, &cfg.prefill, false)?;
+        let decode = select(graphs, &cfg.decode, true)?;
+        if let (Some(p), Some(d)) = (&prefill, &decode) {
+            if p.iter().any(|g| d.contains(g)) {
+                return Err(RuntimeError::Config(format!(
+                    "graph `{}` selected for both prefill and decode; select one role or the other",
+                    graphs[p[0]].name
+                )));
+            }
+        }
+        let chosen: Vec<&Vec<usize>> = prefill.iter().chain(decode.iter()).collect();
+        if chosen.is_empty() {
+            return Err(RuntimeError::GraphNotFound {
+                msg: "no prefill or decode graph selected".into(),
+                available: describe_graphs(graphs),
+            });
+        }
+        let first: Vec<&GraphDesc> = chosen[0].iter().map(|&g| &graphs[g]).collect();
+        let dims = ModelDims::infer_chain(&first)?;
+        let chains = chosen
+            .iter()
+            .map(|c| Chain::new(graphs, c, &dims))
+            .collect::<Result<Vec<_>>>()?;
+        if let [a, b] = &chains[..] {
+            let (sa, sb) = (&a.shards[0].b, &b.shards[0].b);
             let err = |msg: String| RuntimeError::Contract {
-                graph: gb.name.clone(),
-                msg: format!("{msg} (graph `{}` differs)", ga.name),
+                graph: sb.name.clone(),
+                msg: format!("{msg} (graph `{}` differs)", sa.name),
             };
-            if a.b.kv_dtype != b.b.kv_dtype {
-                return Err(err(format!("KV dtype {}", b.b.kv_dtype)));
+            if sa.kv_dtype != sb.kv_dtype {
+                return Err(err(format!("KV dtype {}", sb.kv_dtype)));
             }
-            if a.b.mask_dtype != b.b.mask_dtype {
-                return Err(err(format!("mask dtype {}", b.b.mask_dtype)));
+            if sa.mask_dtype != sb.mask_dtype {
+                return Err(err(format!("mask dtype {}", sb.mask_dtype)));
             }
+            // Per layer, the past K/V encodings of both chains must be bit-identical.
+            let enc = |c: &Chain, l: usize| {
+                let (k, _, _) = c.present[l];
+                let b = &c.shards[k].b;
+                let i = l - b.layers.start;
+                let g = &graphs[b.graph];
+                (&g.inputs[b.past_key[i]], &g.inputs[b.past_value[i]])
+            };
             for l in 0..dims.layers {
-                for (ia, ib) in [
-                    (a.b.past_key[l], b.b.past_key[l]),
-                    (a.b.past_value[l], b.b.past_value[l]),
-                ] {
-                    if !ga.inputs[ia].quant.bit_identical(&gb.inputs[ib].quant) {
+                let (ka, va) = enc(a, l);
+                let (kb, vb) = enc(b, l);
+                for (x, y) in [(ka, kb), (va, vb)] {
+                    if !x.quant.bit_identical(&y.quant) {
                         return Err(err(format!(
                             "`{}` encoding {:?} (the graphs share one KV cache and need \
                              bit-identical KV encodings)",
-                            gb.inputs[ib].name, gb.inputs[ib].quant
+                            y.name, y.quant
                         )));
                     }
                 }
             }
         }
-        let ar_lens: Vec<usize> = slots.iter().map(|s| s.b.ar_len).collect();
-        let kv = KvCache::new(
-            &dims,
-            slots[0].b.kv_dtype.size(),
-            slots[0].b.mask_dtype,
-            &ar_lens,
-        )?;
+        let ar_lens: Vec<usize> = chains.iter().map(|c| c.ar_len).collect();
+        let b0 = &chains[0].shards[0].b;
+        let kv = KvCache::new(&dims, b0.kv_dtype.size(), b0.mask_dtype, &ar_lens)?;
         let prefill = prefill.map(|_| 0);
-        let decode = decode.map(|_| chosen.len() - 1);
+        let decode = decode.map(|_| chains.len() - 1);
         Ok(Scheduler {
             exec,
             cfg,
             dims,
-            slots,
+            chains,
             prefill,
             decode,
             kv,
@@ -387,19 +542,23 @@ impl<E: Executor> Scheduler<E> {
         &mut self.cfg
     }
 
-    /// Bindings of the prefill graph, if one is used.
-    pub fn prefill_bindings(&self) -> Option<&GraphBindings> {
-        self.prefill.map(|i| &self.slots[i].b)
+    /// Bindings of the prefill graph (its shards in order when the model is split), if one is
+    /// used.
+    pub fn prefill_bindings(&self) -> Option<Vec<&GraphBindings>> {
+        self.prefill
+            .map(|c| self.chains[c].shards.iter().map(|s| &s.b).collect())
     }
 
-    /// Bindings of the decode graph, if one is used.
-    pub fn decode_bindings(&self) -> Option<&GraphBindings> {
-        self.decode.map(|i| &self.slots[i].b)
+    /// Bindings of the decode graph (its shards in order when the model is split), if one is
+    /// used.
+    pub fn decode_bindings(&self) -> Option<Vec<&GraphBindings>> {
+        self.decode
+            .map(|c| self.chains[c].shards.iter().map(|s| &s.b).collect())
     }
 
     /// Description (dtype, quantization) of the logits.
     pub fn logits_desc(&self) -> &TensorDesc {
-        &self.slots[0].b.logits_desc
+        &self.chains[0].logits_desc
     }
 
     /// The KV cache.
@@ -439,14 +598,14 @@ impl<E: Executor> Scheduler<E> {
         self.kv.n_past() + self.pending.map_or(0, |p| p.1)
     }
 
-    /// Picks the graph and token count for the next step, given `n_past` cached positions and
+    /// Picks the chain and token count for the next step, given `n_past` cached positions and
     /// `remaining` tokens to feed. `None` when no graph can run (context full).
     fn plan(&self, n_past: usize, remaining: usize) -> Option<(usize, usize)> {
         let c = self.dims.context;
-        let fits = |slot: usize| n_past + self.slots[slot].b.ar_len <= c;
+        let fits = |ch: usize| n_past + self.chains[ch].ar_len <= c;
         let pre = self.prefill.filter(|&p| fits(p));
         let dec = self.decode.filter(|&d| fits(d));
-        let chunk = |p: usize| (p, remaining.min(self.slots[p].b.ar_len));
+        let chunk = |p: usize| (p, remaining.min(self.chains[p].ar_len));
         match (pre, dec) {
             (Some(p), _) if remaining >= 2 => Some(chunk(p)),
             (_, Some(d)) => Some((d, 1)),
@@ -455,22 +614,21 @@ impl<E: Executor> Scheduler<E> {
         }
     }
 
-    /// Commits the entries of the previous step into the layout of `next_slot`.
-    fn flush_pending(&mut self, next_slot: usize) -> Result<()> {
-        let s = self.slots[next_slot].b.ar_len;
-        self.kv.set_layout(s)?;
+    /// Commits the entries of the previous step into the layout of chain `next`.
+    fn flush_pending(&mut self, next: usize) -> Result<()> {
+        self.kv.set_layout(self.chains[next].ar_len)?;
         if let Some((p, n)) = self.pending.take() {
-            let slot = &self.slots[p];
-            let src_s = slot.b.ar_len;
-            let (pk, pv, outs) = (&slot.b.present_key, &slot.b.present_value, &slot.outs);
-            self.kv.commit(src_s, n, |l| {
-                (outs[pk[l]].as_bytes(), outs[pv[l]].as_bytes())
+            let ch = &self.chains[p];
+            self.kv.commit(ch.ar_len, n, |l| {
+                let (k, ko, vo) = ch.present[l];
+                let outs = &ch.shards[k].outs;
+                (outs[ko].as_bytes(), outs[vo].as_bytes())
             })?;
         }
         Ok(())
     }
 
-    /// Runs one step of graph slot `g` on `tokens` (1..=S real tokens). Returns the time spent in
+    /// Runs one step of chain `g` on `tokens` (1..=S real tokens). Returns the time spent in
     /// `execute`.
     fn step(&mut self, g: usize, tokens: &[u32]) -> Result<Duration> {
         self.flush_pending(g)?;
@@ -478,66 +636,77 @@ impl<E: Executor> Scheduler<E> {
         let Scheduler {
             exec,
             cfg,
-            slots,
+            chains,
             kv,
             ..
         } = self;
-        let slot = &mut slots[g];
-        let s = slot.b.ar_len;
-        if tokens.is_empty() || tokens.len() > s || !kv.has_room(0) {
+        let Chain {
+            ar_len,
+            shards,
+            tokens: tok_buf,
+            positions,
+            ..
+        } = &mut chains[g];
+        if tokens.is_empty() || tokens.len() > *ar_len || !kv.has_room(0) {
             return Err(RuntimeError::Cache(format!(
                 "internal: step of {} tokens on `{}` at n_past {n_past}",
                 tokens.len(),
-                slot.b.name
+                shards[0].b.name
             )));
         }
-        for (i, cell) in slot.tokens.as_bytes_mut().chunks_exact_mut(4).enumerate() {
+        for (i, cell) in tok_buf.as_bytes_mut().chunks_exact_mut(4).enumerate() {
             let t = tokens.get(i).copied().unwrap_or(cfg.pad_token);
             cell.copy_from_slice(&(t as i32).to_le_bytes());
         }
-        for (i, cell) in slot
-            .positions
-            .as_bytes_mut()
-            .chunks_exact_mut(4)
-            .enumerate()
-        {
+        for (i, cell) in positions.as_bytes_mut().chunks_exact_mut(4).enumerate() {
             cell.copy_from_slice(&((n_past + i) as i32).to_le_bytes());
         }
-        let mut ins: [&[u8]; MAX_GRAPH_IO] = [&[]; MAX_GRAPH_IO];
-        for (dst, role) in ins.iter_mut().zip(&slot.b.input_roles) {
-            *dst = match *role {
-                InputRole::Tokens => slot.tokens.as_bytes(),
-                InputRole::Positions => slot.positions.as_bytes(),
-                InputRole::Mask => kv.mask(),
-                InputRole::PastKey(l) => kv.key(l),
-                InputRole::PastValue(l) => kv.value(l),
+        let mut dt = Duration::ZERO;
+        for k in 0..shards.len() {
+            let (prev, rest) = shards.split_at_mut(k);
+            let cur = &mut rest[0];
+            let hidden: &[u8] = match prev.last() {
+                Some(p) => p.outs[p.b.hidden_out.unwrap_or(0)].as_bytes(),
+                None => &[],
             };
+            let mut ins: [&[u8]; MAX_GRAPH_IO] = [&[]; MAX_GRAPH_IO];
+            for (dst, role) in ins.iter_mut().zip(&cur.b.input_roles) {
+                *dst = match *role {
+                    InputRole::Tokens => tok_buf.as_bytes(),
+                    InputRole::HiddenStates => hidden,
+                    InputRole::Positions => positions.as_bytes(),
+                    InputRole::Mask => kv.mask(),
+                    InputRole::PastKey(l) => kv.key(l),
+                    InputRole::PastValue(l) => kv.value(l),
+                };
+            }
+            let mut outs: [&mut [u8]; MAX_GRAPH_IO] = std::array::from_fn(|_| Default::default());
+            let n_out = cur.outs.len();
+            for (dst, buf) in outs.iter_mut().zip(cur.outs.iter_mut()) {
+                *dst = buf.as_bytes_mut();
+            }
+            let n_in = cur.b.input_roles.len();
+            let t0 = Instant::now();
+            exec.execute(cur.b.graph, &ins[..n_in], &mut outs[..n_out])?;
+            dt += t0.elapsed();
         }
-        let mut outs: [&mut [u8]; MAX_GRAPH_IO] = std::array::from_fn(|_| Default::default());
-        let n_out = slot.outs.len();
-        for (dst, buf) in outs.iter_mut().zip(slot.outs.iter_mut()) {
-            *dst = buf.as_bytes_mut();
-        }
-        let n_in = slot.b.input_roles.len();
-        let t0 = Instant::now();
-        exec.execute(slot.b.graph, &ins[..n_in], &mut outs[..n_out])?;
-        let dt = t0.elapsed();
         self.pending = Some((g, tokens.len()));
         self.history.extend_from_slice(tokens);
         Ok(dt)
     }
 
-    /// Bytes of logits row `row` of slot `g`'s last output.
+    /// Bytes of logits row `row` of chain `g`'s last output.
     fn logits_row(&self, g: usize, row: usize) -> &[u8] {
-        let slot = &self.slots[g];
-        let e = slot.b.logits_desc.dtype.size();
+        let ch = &self.chains[g];
+        let e = ch.logits_desc.dtype.size();
         let v = self.dims.vocab;
-        &slot.outs[slot.b.logits].as_bytes()[row * v * e..(row + 1) * v * e]
+        let last = &ch.shards[ch.shards.len() - 1];
+        &last.outs[ch.logits].as_bytes()[row * v * e..(row + 1) * v * e]
     }
 
     fn record(&self, rec: &mut Option<LogitsRecord>, g: usize, rows: usize) {
         if let Some(rec) = rec {
-            let desc = &self.slots[g].b.logits_desc;
+            let desc = &self.chains[g].logits_desc;
             for r in 0..rows {
                 let bytes = self.logits_row(g, r);
                 rec.data
@@ -565,9 +734,9 @@ impl<E: Executor> Scheduler<E> {
                     return Err(too_long(format!(
                         " with the selected graphs ({}): positions from {np} on cannot be \
                          processed",
-                        self.slots
+                        self.chains
                             .iter()
-                            .map(|s| format!("`{}` ar_len {}", s.b.name, s.b.ar_len))
+                            .map(|c| format!("`{}` ar_len {}", c.shards[0].b.name, c.ar_len))
                             .collect::<Vec<_>>()
                             .join(", ")
                     )))
@@ -667,7 +836,7 @@ impl<E: Executor> Scheduler<E> {
         }
         let mut next = {
             let row = self.logits_row(last.0, last.1 - 1);
-            sampler.sample(row, &self.slots[last.0].b.logits_desc, &self.history)?
+            sampler.sample(row, &self.chains[last.0].logits_desc, &self.history)?
         };
         stats.time_to_first_token = start.elapsed();
 
@@ -694,7 +863,7 @@ impl<E: Executor> Scheduler<E> {
             stats.decode_execute_time += self.step(g, &[next])?;
             self.record(&mut rec, g, 1);
             let row = self.logits_row(g, 0);
-            next = sampler.sample(row, &self.slots[g].b.logits_desc, &self.history)?;
+            next = sampler.sample(row, &self.chains[g].logits_desc, &self.history)?;
             stats.decode_time += t0.elapsed();
             stats.decode_steps += 1;
         }

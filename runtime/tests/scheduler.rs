@@ -245,8 +245,8 @@ fn recorded_logits_are_dequantized_rows() {
 fn graph_selection() {
     let model = HashModel::new(dims(64), Flavor::Quantized, &[4, 32, 1]);
     let s = Scheduler::new(model, SchedulerConfig::default()).unwrap();
-    assert_eq!(s.prefill_bindings().unwrap().name, "model.0.s32");
-    assert_eq!(s.decode_bindings().unwrap().name, "model.0.s1");
+    assert_eq!(s.prefill_bindings().unwrap()[0].name, "model.0.s32");
+    assert_eq!(s.decode_bindings().unwrap()[0].name, "model.0.s1");
     let model = HashModel::new(dims(64), Flavor::Quantized, &[4, 32, 1]);
     let cfg = SchedulerConfig {
         prefill: GraphSelect::ArLen(16),
@@ -264,7 +264,7 @@ fn graph_selection() {
         ..Default::default()
     };
     let s = Scheduler::new(model, cfg).unwrap();
-    assert_eq!(s.prefill_bindings().unwrap().ar_len, 4);
+    assert_eq!(s.prefill_bindings().unwrap()[0].ar_len, 4);
     assert!(s.decode_bindings().is_none());
 }
 
@@ -279,4 +279,48 @@ fn stats_are_consistent() {
     assert!(st.time_to_first_token >= st.prefill_time);
     assert!(st.decode_execute_time <= st.decode_time);
     assert!(st.prefill_tok_per_s() > 0.0 && st.decode_tok_per_s() > 0.0);
+}
+
+#[test]
+fn sharded_models_match_reference() {
+    // 2 layers split into 2 shards; hybrid, kv-mode and prefill-only.
+    for flavor in [Flavor::Quantized, Flavor::Float] {
+        for ar_lens in [&[4usize, 1][..], &[1], &[4]] {
+            for n in [1usize, 3, 4, 9, 20] {
+                let model = HashModel::sharded(dims(64), flavor, ar_lens, &[0..1, 1..2]);
+                let cfg = SchedulerConfig {
+                    max_new_tokens: 6,
+                    eos_ids: vec![],
+                    ..Default::default()
+                };
+                let mut s = Scheduler::new(model, cfg).unwrap();
+                let shards = s
+                    .decode_bindings()
+                    .or(s.prefill_bindings())
+                    .unwrap()
+                    .iter()
+                    .map(|b| b.name.clone())
+                    .collect::<Vec<_>>();
+                assert_eq!(shards.len(), 2);
+                let p = prompt(n, 21, V);
+                let st = s.generate(&p, &mut greedy(), |_| true).unwrap();
+                let ctx = format!("{flavor:?} {ar_lens:?} prompt {n} shards {shards:?}");
+                assert_eq!(st.generated, reference(&p, 6, &[], usize::MAX, V), "{ctx}");
+                assert_eq!(s.executor().corrupt_rows, 0, "{ctx}");
+            }
+        }
+    }
+}
+
+#[test]
+fn inconsistent_shards_are_rejected() {
+    // Shards that do not cover every layer.
+    let model = HashModel::sharded(dims(64), Flavor::Quantized, &[1], &[0..1, 1..1]);
+    assert!(Scheduler::new(model, SchedulerConfig::default()).is_err());
+    // Layers out of order (shard 0 holds layer 1).
+    let model = HashModel::sharded(dims(64), Flavor::Quantized, &[1], &[1..2, 0..1]);
+    let e = Scheduler::new(model, SchedulerConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("layer"), "{e}");
 }

@@ -2,8 +2,12 @@
 //! and the KV cache, so any off-by-one in mask, cache or chunking changes its output.
 #![allow(dead_code)]
 
+use std::ops::Range;
+
 use mllm_runtime::bench::contract_graph;
-use mllm_runtime::{DType, Executor, GraphDesc, ModelDims, Quant, Result, RuntimeError};
+use mllm_runtime::{
+    DType, Executor, GraphDesc, ModelDims, Quant, Result, RuntimeError, TensorDesc,
+};
 
 /// Element type configuration of the fake model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +75,8 @@ pub struct HashModel {
     pub dims: ModelDims,
     pub flavor: Flavor,
     graphs: Vec<GraphDesc>,
+    /// Layer range of each graph.
+    layers: Vec<Range<usize>>,
     /// Number of `execute` calls.
     pub calls: usize,
     /// Largest number of positions any row attended to.
@@ -80,15 +86,31 @@ pub struct HashModel {
     scratch: Vec<(usize, u32)>,
 }
 
+/// Width of the fake hidden state: (token, position, consistent-so-far flag).
+const HIDDEN: usize = 3;
+
 impl HashModel {
     /// Graphs `model.0.s{S}` for every S in `ar_lens`.
     pub fn new(dims: ModelDims, flavor: Flavor, ar_lens: &[usize]) -> HashModel {
+        let all = 0..dims.layers;
+        Self::sharded(dims, flavor, ar_lens, std::slice::from_ref(&all))
+    }
+
+    /// Graphs `model.{i}.s{S}` for every S in `ar_lens` and every shard i holding the layers
+    /// `shards[i]`; shards pass `hidden_states` (f32 `[1, S, 3]`).
+    pub fn sharded(
+        dims: ModelDims,
+        flavor: Flavor,
+        ar_lens: &[usize],
+        shards: &[Range<usize>],
+    ) -> HashModel {
         assert!(dims.context <= 256, "positions are stored in one byte");
-        let graphs = ar_lens
-            .iter()
-            .map(|&s| {
-                let name = format!("model.0.s{s}");
-                match flavor {
+        let mut graphs = Vec::new();
+        let mut layers = Vec::new();
+        for &s in ar_lens {
+            for (i, r) in shards.iter().enumerate() {
+                let name = format!("model.{i}.s{s}");
+                let mut g = match flavor {
                     Flavor::Quantized => contract_graph(
                         &name,
                         s,
@@ -109,13 +131,34 @@ impl HashModel {
                         DType::F32,
                         Quant::None,
                     ),
+                };
+                let keep = |n: &str| {
+                    let l = ["past_key_", "past_value_", "present_key_", "present_value_"]
+                        .iter()
+                        .find_map(|p| n.strip_prefix(p).and_then(|x| x.parse::<usize>().ok()));
+                    match l {
+                        Some(l) => r.contains(&l),
+                        None => true,
+                    }
+                };
+                g.inputs.retain(|t| keep(&t.name));
+                g.outputs.retain(|t| keep(&t.name));
+                let hidden = TensorDesc::new("hidden_states", DType::F32, vec![1, s, HIDDEN]);
+                if i > 0 {
+                    g.inputs[0] = hidden.clone();
                 }
-            })
-            .collect();
+                if i + 1 < shards.len() {
+                    g.outputs[0] = hidden;
+                }
+                graphs.push(g);
+                layers.push(r.clone());
+            }
+        }
         HashModel {
             dims,
             flavor,
             graphs,
+            layers,
             calls: 0,
             max_visible: 0,
             corrupt_rows: 0,
@@ -126,10 +169,7 @@ impl HashModel {
     fn read_kv(&self, buf: &[u8], i: usize) -> u8 {
         match self.flavor {
             Flavor::Quantized => buf[i],
-            Flavor::Float => {
-                let b = &buf[i * 4..i * 4 + 4];
-                f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u8
-            }
+            Flavor::Float => f32_at(buf, i) as u8,
         }
     }
 
@@ -143,6 +183,10 @@ impl HashModel {
 
 fn i32_at(b: &[u8], i: usize) -> i32 {
     i32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+
+fn f32_at(b: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
 }
 
 impl Executor for HashModel {
@@ -166,52 +210,73 @@ impl Executor for HashModel {
         g.check_buffers(inputs, outputs)?;
         self.calls += 1;
         let ModelDims {
-            layers,
             kv_heads: nh,
             head_dim: nd,
             context: c,
             vocab: v,
+            ..
         } = self.dims;
+        let layers = self.layers[graph].clone();
         let s = g.ar_len;
         let w = c - s;
-        // Contract order (see `contract_graph`): sequence, position_ids, causal_mask,
-        // past_key_*, past_value_*; logits, present_key_*, present_value_*.
-        let seq = inputs[0];
-        let pos = inputs[1];
-        let mask = inputs[2];
+        // Look tensors up by name, like the runtime does.
+        let input = |n: &str| g.input_index(n).map(|i| inputs[i]);
+        let out_idx = |n: &str| g.output_index(n);
+        let seq = input("sequence");
+        let hid = input("hidden_states");
+        let pos = input("position_ids").unwrap_or(&[]);
+        let mask = input("causal_mask").unwrap_or(&[]);
+        let keys: Vec<&[u8]> = layers
+            .clone()
+            .map(|l| input(&format!("past_key_{l}")).unwrap_or(&[]))
+            .collect();
+        let values: Vec<&[u8]> = layers
+            .clone()
+            .map(|l| input(&format!("past_value_{l}")).unwrap_or(&[]))
+            .collect();
         let attends = |i: usize, j: usize| -> bool {
             match self.flavor {
                 Flavor::Quantized => {
                     let k = 2 * (i * c + j);
                     u16::from_le_bytes([mask[k], mask[k + 1]]) == 65535
                 }
-                Flavor::Float => {
-                    let k = 4 * (i * c + j);
-                    f32::from_le_bytes([mask[k], mask[k + 1], mask[k + 2], mask[k + 3]]) == 1.0
+                Flavor::Float => f32_at(mask, i * c + j) == 1.0,
+            }
+        };
+        // Chunk row i: (token, position, consistent so far).
+        let row_in = |i: usize| -> (u32, usize, bool) {
+            let p = i32_at(pos, i) as usize;
+            match (seq, hid) {
+                (Some(sq), _) => (i32_at(sq, i) as u32, p, true),
+                (None, Some(h)) => {
+                    let t = f32_at(h, i * HIDDEN) as u32;
+                    let hp = f32_at(h, i * HIDDEN + 1) as usize;
+                    let ok = f32_at(h, i * HIDDEN + 2) == 1.0;
+                    (t, p, ok && hp == p)
                 }
+                _ => (0, p, false),
             }
         };
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut new_rows = Vec::with_capacity(s);
         for i in 0..s {
             scratch.clear();
-            let p_i = i32_at(pos, i) as usize;
-            let mut corrupt = false;
+            let (tok_i, p_i, ok_in) = row_in(i);
+            let mut corrupt = !ok_in;
             for j in 0..c {
                 if !attends(i, j) {
                     continue;
                 }
                 if j < w {
-                    let k0 = inputs[3];
+                    let k0 = keys[0];
                     let tok = self.read_kv(k0, j) as u32;
                     let p = self.read_kv(k0, w + j) as usize; // row (h 0, d 1)
                                                               // Every layer, head and component of K and V must match this entry.
-                    for l in 0..layers {
-                        let kb = inputs[3 + l];
-                        let vb = inputs[3 + layers + l];
+                    for (li, l) in layers.clone().enumerate() {
                         for h in 0..nh {
                             for d in 0..nd {
-                                let kx = self.read_kv(kb, (h * nd + d) * w + j);
-                                let vx = self.read_kv(vb, (h * w + j) * nd + d);
+                                let kx = self.read_kv(keys[li], (h * nd + d) * w + j);
+                                let vx = self.read_kv(values[li], (h * w + j) * nd + d);
                                 if kx != kv_value(false, l, h, d, tok, p)
                                     || vx != kv_value(true, l, h, d, tok, p)
                                 {
@@ -222,8 +287,8 @@ impl Executor for HashModel {
                     }
                     scratch.push((p, tok));
                 } else {
-                    let idx = j - w;
-                    scratch.push((i32_at(pos, idx) as usize, i32_at(seq, idx) as u32));
+                    let (t, p, _) = row_in(j - w);
+                    scratch.push((p, t));
                 }
             }
             // Visible positions must be exactly 0..=p_i, in order.
@@ -232,46 +297,59 @@ impl Executor for HashModel {
             }
             self.max_visible = self.max_visible.max(scratch.len());
             let toks: Vec<u32> = scratch.iter().map(|e| e.1).collect();
-            let next = if corrupt {
-                self.corrupt_rows += 1;
-                (v - 1) as u32
-            } else {
-                next_token(&toks, v)
-            };
-            // Logits row i.
-            let row = &mut outputs[0];
-            for t in 0..v {
-                let code = if t as u32 == next {
-                    HOT_CODE
+            new_rows.push((tok_i, p_i, corrupt, toks));
+        }
+        self.scratch = scratch;
+        for (i, (tok_i, p_i, corrupt, toks)) in new_rows.into_iter().enumerate() {
+            if let Some(o) = out_idx("logits") {
+                let next = if corrupt {
+                    self.corrupt_rows += 1;
+                    (v - 1) as u32
                 } else {
-                    1000 + ((t * 7) % 100) as u16
+                    next_token(&toks, v)
                 };
-                match self.flavor {
-                    Flavor::Quantized => {
-                        let k = 2 * (i * v + t);
-                        row[k..k + 2].copy_from_slice(&code.to_le_bytes());
-                    }
-                    Flavor::Float => {
-                        let k = 4 * (i * v + t);
-                        let real = LOGITS_Q.dequantize(code as f32);
-                        row[k..k + 4].copy_from_slice(&real.to_le_bytes());
+                let row = &mut *outputs[o];
+                for t in 0..v {
+                    let code = if t as u32 == next {
+                        HOT_CODE
+                    } else {
+                        1000 + ((t * 7) % 100) as u16
+                    };
+                    match self.flavor {
+                        Flavor::Quantized => {
+                            let k = 2 * (i * v + t);
+                            row[k..k + 2].copy_from_slice(&code.to_le_bytes());
+                        }
+                        Flavor::Float => {
+                            let k = 4 * (i * v + t);
+                            let real = LOGITS_Q.dequantize(code as f32);
+                            row[k..k + 4].copy_from_slice(&real.to_le_bytes());
+                        }
                     }
                 }
             }
+            if let Some(o) = out_idx("hidden_states") {
+                let h = &mut *outputs[o];
+                let vals = [tok_i as f32, p_i as f32, if corrupt { 0.0 } else { 1.0 }];
+                for (k, x) in vals.iter().enumerate() {
+                    let at = 4 * (i * HIDDEN + k);
+                    h[at..at + 4].copy_from_slice(&x.to_le_bytes());
+                }
+            }
             // New K/V of row i.
-            let tok_i = i32_at(seq, i) as u32;
-            for l in 0..layers {
+            for l in layers.clone() {
+                let ko = out_idx(&format!("present_key_{l}")).unwrap_or(0);
+                let vo = out_idx(&format!("present_value_{l}")).unwrap_or(0);
                 for h in 0..nh {
                     for d in 0..nd {
                         let kx = kv_value(false, l, h, d, tok_i, p_i);
                         let vx = kv_value(true, l, h, d, tok_i, p_i);
-                        self.write_kv(&mut *outputs[1 + l], (h * nd + d) * s + i, kx);
-                        self.write_kv(&mut *outputs[1 + layers + l], (h * s + i) * nd + d, vx);
+                        self.write_kv(&mut *outputs[ko], (h * nd + d) * s + i, kx);
+                        self.write_kv(&mut *outputs[vo], (h * s + i) * nd + d, vx);
                     }
                 }
             }
         }
-        self.scratch = scratch;
         Ok(())
     }
 }

@@ -31,11 +31,21 @@ use crate::quant::lpbq::{
 };
 use crate::quant::recipe::{Recipe, WeightScheme};
 
-/// Calibrated value ranges, by op name (`loc`) and by function argument name.
+/// Calibrated value ranges, by op name (`loc`) and by function argument name
+/// (`arg:<name>`), plus encodings and weights fixed in advance (an imported pymllm
+/// export): an op listed in `encodings` gets exactly that u16 `(scale, offset)`, and a
+/// weight listed in `weights` is used as given instead of being quantized.
 #[derive(Debug, Clone, Default)]
 pub struct Calibration {
     /// `(min, max)` of each named op's result.
     pub ranges: HashMap<String, (f32, f32)>,
+    /// Exact per-tensor u16 encodings `(scale, offset)` by op name.
+    pub encodings: HashMap<String, (f32, i32)>,
+    /// Pre-quantized weights: the payload's store name and element type, keyed by the
+    /// original weight name, prefixed with `linear:` for the weight operand of a linear
+    /// (so a tied embedding table can be imported both as a u16 table and as an LPBQ
+    /// lm_head).
+    pub weights: HashMap<String, (String, ElemType)>,
 }
 
 impl Calibration {
@@ -378,10 +388,13 @@ fn quantize_function(
             }
             OpKind::Embedding => f.ty(f.op(*op).operands[1]).elem().clone(),
             OpKind::Sigmoid => per_tensor(Storage::U16, 1.0 / 65536.0, 0),
-            _ => {
-                let (lo, hi) = range_of(calib, f, *op)?;
-                u16_elem(lo, hi)
-            }
+            _ => match o.name.as_deref().and_then(|n| calib.encodings.get(n)) {
+                Some((sc, off)) => per_tensor(Storage::U16, *sc, *off),
+                None => {
+                    let (lo, hi) = range_of(calib, f, *op)?;
+                    u16_elem(lo, hi)
+                }
+            },
         };
         f.set_ty(res, ty.with_elem(new_elem));
         activations += 1;

@@ -20,6 +20,9 @@
 //! # let _ = (lm_head, embed); Ok(()) }
 //! ```
 
+// The only `unsafe` is the memory-mapping of checkpoint files (checkpoint.rs, two functions).
+#![deny(unsafe_code)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod dtype;

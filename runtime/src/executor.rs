@@ -291,6 +291,12 @@ pub trait Executor {
     /// `graphs()[graph].inputs[i]` / `.outputs[i]`) of exactly `byte_size()` bytes, in the order of
     /// the desc. The caller owns the buffers (they may alias the KV cache) and reuses them between
     /// calls; implementations must not allocate per call in steady state.
+    ///
+    /// Buffers are 64-byte aligned ([`crate::AlignedBytes`]). The [`crate::Scheduler`]
+    /// guarantees more: a given graph receives the same (address, length) for each input and
+    /// output on every call for the scheduler's lifetime (the KV inputs are the cache buffers
+    /// themselves, whose length depends only on the graph's ar_len), so an executor may prepare
+    /// its tensor descriptors or register the memory once per graph, keyed by address.
     fn execute(&mut self, graph: usize, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<()>;
 }
 

@@ -232,7 +232,10 @@ pub fn check_config(cfg: &Qwen3Config) -> Result<()> {
             return bad(format!("{name} must be positive"));
         }
     }
-    if !cfg.num_attention_heads.is_multiple_of(cfg.num_key_value_heads) {
+    if !cfg
+        .num_attention_heads
+        .is_multiple_of(cfg.num_key_value_heads)
+    {
         return bad(format!(
             "num_attention_heads {} is not a multiple of num_key_value_heads {}",
             cfg.num_attention_heads, cfg.num_key_value_heads
@@ -307,9 +310,11 @@ pub fn import_weights(cfg: &Qwen3Config, ckpt: &Arc<Checkpoint>) -> Result<Weigh
 
 /// Fills `module.weights` for a Qwen3 module read back from text: every `builtin.weight` is
 /// imported (zero copy) from the checkpoint named by the module attribute `weights` (a relative
-/// path is resolved against `base_dir`, typically the directory of the `.mlir` file), except the
-/// RoPE tables, which are recomputed from the module attribute `rope_theta` and their IR shape
-/// `[C, D]`. The result is checked with [`verify_weights`].
+/// path is resolved against `base_dir`, typically the directory of the `.mlir` file). The RoPE
+/// tables, which an imported Hugging Face checkpoint lacks, are recomputed from the module
+/// attribute `rope_theta` and their IR shape `[C, D]` when the checkpoint does not hold them
+/// (a file written after quantization does, as codes). The result is checked with
+/// [`verify_weights`].
 pub fn load_weights(module: &mut Module, base_dir: Option<&std::path::Path>) -> Result<()> {
     use mllm_ir::attr::AttrsExt;
     let Some(src) = module.attrs.str(ATTR_WEIGHTS) else {
@@ -324,48 +329,52 @@ pub fn load_weights(module: &mut Module, base_dir: Option<&std::path::Path>) -> 
         }
     }
     let ckpt = Arc::new(Checkpoint::open(&path)?);
-    let mut wanted: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut wanted: Vec<(String, Type)> = Vec::new();
     for f in &module.functions {
         for op in f.op_ids() {
             let o = f.op(op);
             if o.kind == OpKind::Weight {
                 let name = o.attrs.str("name").unwrap_or_default().to_string();
-                wanted.push((name, f.ty(o.results[0]).shape().to_vec()));
+                wanted.push((name, f.ty(o.results[0]).clone()));
             }
         }
     }
-    wanted.sort();
-    wanted.dedup();
     let mut store = WeightStore::new();
-    for (name, shape) in wanted {
+    for (name, ty) in wanted {
         if store.contains(&name) {
             continue;
         }
-        if name == ROPE_COS || name == ROPE_SIN {
-            let theta = module.attrs.float(ATTR_ROPE_THETA).ok_or_else(|| {
-                BuildError::Load(format!(
-                    "weight {name} needs the module attribute `{ATTR_ROPE_THETA}`"
-                ))
-            })?;
-            let [c, d] = shape[..] else {
-                return Err(BuildError::Load(format!(
-                    "weight {name} must be [context_len, head_dim], the IR declares {shape:?}"
-                )));
-            };
-            if !(d.is_multiple_of(2) && theta.is_finite() && theta > 0.0) {
-                return Err(BuildError::Load(format!(
-                    "cannot build {name}: head_dim {d} must be even and rope_theta {theta} positive"
-                )));
-            }
-            let (cos, sin) = rope_tables(theta, d, c);
-            for (n, t) in [(ROPE_COS, cos), (ROPE_SIN, sin)] {
-                let w = Weight::owned(WDType::F32, vec![c, d], f32_bytes(&t))
-                    .map_err(|e| ir_err(n, e))?;
-                store.insert(n, w);
-            }
+        if ckpt.contains(&name) || (name != ROPE_COS && name != ROPE_SIN) {
+            store.insert(name.as_str(), crate::weights::import_tensor(&ckpt, &name)?);
             continue;
         }
-        store.insert(name.as_str(), crate::weights::import_tensor(&ckpt, &name)?);
+        let theta = module.attrs.float(ATTR_ROPE_THETA).ok_or_else(|| {
+            BuildError::Load(format!(
+                "weight {name} is not in {} and the module attribute `{ATTR_ROPE_THETA}` is missing",
+                path.display()
+            ))
+        })?;
+        let [c, d] = ty.shape()[..] else {
+            return Err(BuildError::Load(format!(
+                "weight {name} must be [context_len, head_dim], the IR declares {ty}"
+            )));
+        };
+        if ty.elem() != &ElemType::F32 {
+            return Err(BuildError::Load(format!(
+                "weight {name} has type {ty}: only f32 RoPE tables can be recomputed, and {} lacks it",
+                path.display()
+            )));
+        }
+        if !(d.is_multiple_of(2) && theta.is_finite() && theta > 0.0) {
+            return Err(BuildError::Load(format!(
+                "cannot build {name}: head_dim {d} must be even and rope_theta {theta} positive"
+            )));
+        }
+        let (cos, sin) = rope_tables(theta, d, c);
+        let table = if name == ROPE_COS { cos } else { sin };
+        let w = Weight::owned(WDType::F32, vec![c, d], f32_bytes(&table))
+            .map_err(|e| ir_err(&name, e))?;
+        store.insert(name.as_str(), w);
     }
     module.weights = store;
     verify_weights(module).map_err(|e| BuildError::Load(ir_msg(&e)))

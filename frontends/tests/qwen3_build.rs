@@ -582,3 +582,56 @@ fn sharded_safetensors_checkpoint_imports_zero_copy() {
         assert_eq!(w.bytes(), m1.weights.get(name).unwrap().bytes(), "{name}");
     }
 }
+
+#[test]
+fn load_weights_prefers_tables_stored_in_the_checkpoint() {
+    use mllm_frontends::safetensors::{SafetensorsWriter, TensorSpec};
+    let cfg = small_config(1, true);
+    let mut m = build_qwen3(&cfg, zero_store(&cfg, WDType::F32, false), opts(4, 16)).unwrap();
+    let recomputed_sin = m.weights.get("model.rope.sin").unwrap().to_f32();
+    // A weight file holding every weight except the sine table, with a marked cosine table.
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<(String, Vec<usize>)> = m
+        .weights
+        .iter()
+        .filter(|(n, _)| n.as_str() != "model.rope.sin")
+        .map(|(n, w)| (n.clone(), w.shape.clone()))
+        .collect();
+    let specs: Vec<TensorSpec> = names
+        .iter()
+        .map(|(n, s)| TensorSpec::new(n.clone(), DType::F32, s.clone()))
+        .collect();
+    let path = dir.path().join("w.safetensors");
+    let mut w = SafetensorsWriter::create(&path, &specs, &Default::default()).unwrap();
+    for (n, s) in &names {
+        let fill = if n == "model.rope.cos" { 7.0f32 } else { 0.5 };
+        let bytes: Vec<u8> = (0..s.iter().product::<usize>())
+            .flat_map(|_| fill.to_le_bytes())
+            .collect();
+        w.write_tensor(n, &bytes).unwrap();
+    }
+    w.finish().unwrap();
+    m.attrs
+        .insert("weights".into(), mllm_ir::Attr::Str("w.safetensors".into()));
+    let text = mllm_ir::print::print_module(&m);
+    let mut back = mllm_ir::parse::parse_module(&text, "m.mlir").unwrap();
+    mllm_frontends::qwen3::load_weights(&mut back, Some(dir.path())).unwrap();
+    let cos = back.weights.get("model.rope.cos").unwrap().to_f32();
+    assert!(cos.iter().all(|v| *v == 7.0), "the stored table is used");
+    assert_eq!(
+        back.weights.get("model.rope.sin").unwrap().to_f32(),
+        recomputed_sin
+    );
+    let norm = back.weights.get("model.norm.weight").unwrap().to_f32();
+    assert!(norm.iter().all(|v| *v == 0.5));
+
+    // Without rope_theta, a missing table cannot be recomputed.
+    back.attrs.remove("rope_theta");
+    let err = mllm_frontends::qwen3::load_weights(&mut back, Some(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.rope.sin") && err.contains("rope_theta"),
+        "{err}"
+    );
+}

@@ -385,8 +385,11 @@ impl<W: Write> Instrumentation for IrPrinter<W> {
 /// Per-pass wall time and statistics (`--timing`).
 #[derive(Default)]
 pub struct Timing {
-    rows: Vec<(String, Duration, usize, Vec<(String, String)>)>,
+    rows: Vec<TimingRow>,
 }
+
+/// Pass name, total time, runs, statistics.
+type TimingRow = (String, Duration, usize, Vec<(String, String)>);
 
 impl Instrumentation for Timing {
     fn after_pass(

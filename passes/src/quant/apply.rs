@@ -305,8 +305,17 @@ fn quantize_function(
                 None => break,
             }
         }
-        let (lo, hi) = range_of(calib, f, cur)?;
-        kv.insert((*is_k, *l), u8_kv_elem(lo.abs().max(hi.abs())));
+        // An exact u8 encoding (imported export) is keyed by the requantize op's name.
+        let which = if *is_k { "k" } else { "v" };
+        let exact = format!("model.layers.{l}.self_attn.{which}_cache_requantize");
+        let elem = match calib.encodings.get(&exact) {
+            Some((s, o)) => per_tensor(Storage::U8, *s, *o),
+            None => {
+                let (lo, hi) = range_of(calib, f, cur)?;
+                u8_kv_elem(lo.abs().max(hi.abs()))
+            }
+        };
+        kv.insert((*is_k, *l), elem);
     }
     // Arguments.
     for (i, a) in f.args().to_vec().iter().enumerate() {
@@ -332,6 +341,10 @@ fn quantize_function(
                     .cloned()
                     .ok_or_else(|| err(format!("no present_value_{l} output for input {name}")))?,
             )
+        } else if let Some((s, o)) = calib.encodings.get(&format!("arg:{name}")) {
+            ty.elem()
+                .is_float()
+                .then(|| per_tensor(Storage::U16, *s, *o))
         } else if ty.elem().is_float() {
             let (lo, hi) = calib
                 .ranges
@@ -360,7 +373,7 @@ fn quantize_function(
             continue;
         }
         // Weights read by this op get their quantized form first.
-        quantize_weight_operands(f, *op, recipe, wq)
+        quantize_weight_operands(f, *op, calib, recipe, wq)
             .map_err(|e| QuantError::Model(format!("@{fname}: {e}")))?;
         let new_elem: ElemType = match o.kind {
             OpKind::Weight => {
@@ -451,6 +464,7 @@ fn quantize_function(
 fn quantize_weight_operands(
     f: &mut Function,
     op: mllm_ir::OpId,
+    calib: &Calibration,
     recipe: &Recipe,
     wq: &mut WeightQuantizer<'_>,
 ) -> Result<(), QuantError> {
@@ -461,7 +475,21 @@ fn quantize_weight_operands(
             continue;
         }
         let wname = f.op(d).attrs.str("name").unwrap_or_default().to_owned();
+        let key = match (o.kind, i) {
+            (OpKind::Linear, 1) => format!("linear:{wname}"),
+            _ => wname.clone(),
+        };
         let (new, elem) = match (o.kind, i) {
+            // Pre-quantized (an imported export): used as given.
+            _ if calib.weights.contains_key(&key) => {
+                let (n, e) = calib.weights[&key].clone();
+                if !wq.store.contains(&n) {
+                    return Err(QuantError::Model(format!(
+                        "pre-quantized weight '{n}' (for '{key}') is not in the weight store"
+                    )));
+                }
+                (n, e)
+            }
             (OpKind::Linear, 1) => {
                 wq.linear(&wname, recipe.scheme_for(o.name.as_deref().unwrap_or("")))?
             }

@@ -10,6 +10,7 @@
 //!   -8, 7)`, i.e. rounded with the *final* scale ([`Rounding::Final`]; mllm rounds with the
 //!   level-0 scale, [`Rounding::Level0`]); [`Rounding::Best`] also tries `q + 1` per block
 //!   and keeps, per channel, whichever of the two methods has the smaller squared error.
+//!
 //! Dequantized weight: `w = q_int * q[c,b] * s_c`.
 
 /// How the int4 weights are rounded.
@@ -64,7 +65,7 @@ pub fn quantize_lpbq(
     bits: u32,
     rounding: Rounding,
 ) -> Result<Lpbq, QuantMathError> {
-    if block == 0 || k % block != 0 || w.len() != n * k || !(1..=8).contains(&bits) {
+    if block == 0 || !k.is_multiple_of(block) || w.len() != n * k || !(1..=8).contains(&bits) {
         return Err(QuantMathError::Shape(format!(
             "LPBQ needs block ({block}) to divide K ({k}), {} weights for [{n}, {k}] and 1..=8 block-scale bits",
             w.len()
@@ -122,9 +123,9 @@ pub fn quantize_lpbq(
                     let qb = base + up;
                     let fin = qb * sc;
                     let mut e = 0f64;
-                    for i in b * block..(b + 1) * block {
-                        let v = round_clamp(row[i] / fin, -8.0, 7.0);
-                        let d = (v * fin - row[i]) as f64;
+                    for x in &row[b * block..(b + 1) * block] {
+                        let v = round_clamp(x / fin, -8.0, 7.0);
+                        let d = (v * fin - x) as f64;
                         e += d * d;
                     }
                     if e < best.0 {
@@ -326,12 +327,9 @@ mod tests {
         assert_eq!(o, 0);
         assert!((s - 2.0 / 65535.0).abs() < 1e-9);
         let (s, o) = u16_encoding(-1.0, 3.0);
-        let real_zero = (0 + o) as f32 * s; // q = -offset gives 0
-        assert!(
-            ((-o) as f32 * s - 1.0).abs() < 1e-3,
-            "zero point at -min/scale"
-        );
-        assert_eq!(real_zero * 0.0, 0.0);
+        // real(q) = (q + offset) * scale: q = 0 is the range minimum, q = 65535 its maximum.
+        assert!((o as f32 * s + 1.0).abs() < 1e-4, "q = 0 maps to min");
+        assert!(((65535 + o) as f32 * s - 3.0).abs() < 1e-3, "q = 65535 maps to max");
         assert_eq!(kv_u8_encoding(2.55), (2.55 / 127.5, -128));
     }
 }

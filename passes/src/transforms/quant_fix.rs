@@ -16,6 +16,7 @@
 //!   LPBQ block scales fit their bit width (1..=2^bits-1);
 //! - every `builtin.weight` of a given name has the same type in every function (one
 //!   context holds all graphs, sharing weights).
+//!
 //! Constants are re-encoded over their own value range when their type changes.
 
 use std::collections::HashMap;

@@ -66,7 +66,7 @@ pub const INFO: PassInfo = PassInfo {
 pub fn seed_split(eg: &mut EGraph, class: Id, axis: usize, groups: usize) -> Result<bool, String> {
     let ty = eg.ty(class).clone();
     let n = ty.shape()[axis];
-    if groups <= 1 || n % groups != 0 {
+    if groups <= 1 || !n.is_multiple_of(groups) {
         return Ok(false);
     }
     let step = n / groups;

@@ -204,7 +204,7 @@ fn unflatten(shape: &[usize], lo: usize, hi: usize) -> Option<Bounds> {
     let len = hi - lo;
     for r in 0..n {
         // dims after r full, r ranged, before r single.
-        if strides[r] == 0 || lo % strides[r] != 0 || len % strides[r] != 0 {
+        if strides[r] == 0 || !lo.is_multiple_of(strides[r]) || !len.is_multiple_of(strides[r]) {
             continue;
         }
         let start = (lo / strides[r]) % shape[r];

@@ -255,4 +255,42 @@ fn observer_sees_every_op_in_real_units() {
         1e-5,
         "observed run output",
     );
+    // Per-step profiling: one entry per step, time accumulates over runs.
+    ex.program_mut(0).unwrap().set_profiling(true);
+    ex.run_f32(0, &refs).unwrap();
+    let prof = ex.program(0).unwrap().profile();
+    assert_eq!(prof.len(), steps);
+    assert!(prof.iter().any(|p| p.1 == mllm_ir::OpKind::MatMul));
+    assert!(prof.iter().map(|p| p.3).sum::<std::time::Duration>() > std::time::Duration::ZERO);
+    ex.program_mut(0).unwrap().set_profiling(false);
+    assert!(ex.program(0).unwrap().profile().is_empty());
+}
+
+#[test]
+fn unverifiable_functions_are_rejected_with_an_error() {
+    let a = AttnDims {
+        s: 2,
+        c: 8,
+        h: 2,
+        hkv: 1,
+        d: 4,
+        hidden: 8,
+    };
+    let mut m = attention_module(&[("model.0.s2", a)], 5);
+    // Drop the result names: the function no longer matches its return.
+    m.functions[0].result_names.clear();
+    let e = CpuExecutor::new(&m, NumericMode::Float)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model.0.s2") && e.contains("verify"), "{e}");
+    // A missing weight names the weight.
+    let mut m = attention_module(&[("model.0.s2", a)], 5);
+    m.weights.remove("wk");
+    let e = CpuExecutor::new(&m, NumericMode::Float)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"wk\"") && e.contains("not in the weight store"),
+        "{e}"
+    );
 }

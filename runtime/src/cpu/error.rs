@@ -41,6 +41,14 @@ pub enum CpuError {
         /// Which index.
         msg: String,
     },
+    /// The function does not pass the IR verifier.
+    #[error("function @{func} does not verify: {msg}")]
+    Verify {
+        /// Function name.
+        func: String,
+        /// The verifier's message.
+        msg: String,
+    },
     /// A graph or tensor does not exist.
     #[error("{0}")]
     NotFound(String),

@@ -123,6 +123,11 @@ impl CpuExecutor {
         self.programs.get(g)
     }
 
+    /// The compiled program of graph `g`, mutably (e.g. to turn profiling on).
+    pub fn program_mut(&mut self, g: usize) -> Option<&mut CpuProgram> {
+        self.programs.get_mut(g)
+    }
+
     /// Number of decoded weight tensors (plain and packed) shared by the programs.
     pub fn decoded_weights(&self) -> usize {
         self.cached_weights

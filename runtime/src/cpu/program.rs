@@ -202,6 +202,8 @@ struct State {
     gout: Vec<f32>,
     obs: Vec<f32>,
     direct: Vec<bool>,
+    /// Accumulated wall time per step (empty when profiling is off).
+    times: Vec<std::time::Duration>,
 }
 
 /// A function compiled for the CPU reference executor, with its buffers.
@@ -331,6 +333,10 @@ impl CpuProgram {
         mode: NumericMode,
         cache: &mut WeightCache,
     ) -> Result<CpuProgram, CpuError> {
+        mllm_ir::verify::verify_function(func).map_err(|e| CpuError::Verify {
+            func: func.name.clone(),
+            msg: e.to_string(),
+        })?;
         Compiler {
             f: func,
             store,
@@ -383,6 +389,26 @@ impl CpuProgram {
     /// Number of executed steps (ops other than weights, constants and the return).
     pub fn num_steps(&self) -> usize {
         self.steps.len()
+    }
+
+    /// Turns per-step wall-time accounting on (resetting it) or off. Accounting costs two
+    /// clock reads per step and allocates nothing while running.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.state.times = if on {
+            vec![std::time::Duration::ZERO; self.steps.len()]
+        } else {
+            Vec::new()
+        };
+    }
+
+    /// Accumulated wall time per step since profiling was turned on: op id, kind, symbolic
+    /// name and time, in program order (empty when profiling is off).
+    pub fn profile(&self) -> Vec<(OpId, OpKind, Option<&str>, std::time::Duration)> {
+        self.steps
+            .iter()
+            .zip(&self.state.times)
+            .map(|(s, t)| (s.op, s.kind, s.name.as_deref(), *t))
+            .collect()
     }
 
     fn input_err(&self, i: usize, msg: String) -> CpuError {
@@ -617,7 +643,9 @@ impl CpuProgram {
         if obs.is_some() && self.state.obs.len() < self.max_numel {
             self.state.obs = vec![0f32; self.max_numel];
         }
-        for step in &self.steps {
+        let profiling = !self.state.times.is_empty();
+        for (si, step) in self.steps.iter().enumerate() {
+            let t0 = profiling.then(std::time::Instant::now);
             let out_v = &self.vals[step.out];
             let State {
                 arena,
@@ -628,6 +656,7 @@ impl CpuProgram {
                 gout,
                 obs: obs_buf,
                 direct,
+                times,
             } = &mut self.state;
             let arena: &mut [u8] = bytemuck::cast_slice_mut(arena);
             let (o0, o1) = match out_v.loc {
@@ -653,6 +682,9 @@ impl CpuProgram {
                 gout,
             };
             exec_step(&self.func, &self.vals, step, &env, out, sc, rounding)?;
+            if let Some(t0) = t0 {
+                times[si] += t0.elapsed();
+            }
             if let Some(cb) = obs.as_deref_mut() {
                 let data: &[f32] = if out_v.loc == Loc::Arena(o0) {
                     let o: &[u8] = out;
@@ -1296,6 +1328,7 @@ impl Compiler<'_> {
             gout: vec![0.0; sc.gout],
             obs: Vec::new(),
             direct: vec![false; args.len()],
+            times: Vec::new(),
         };
         let name_or =
             |n: &Option<String>, p: &str, i: usize| n.clone().unwrap_or(format!("{p}{i}"));

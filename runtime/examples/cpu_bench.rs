@@ -8,14 +8,15 @@ fn main() {
     println!("threads: {}", rayon::current_num_threads());
     for r in mllm_runtime::cpu::bench::standard(iters) {
         println!(
-            "[{} x {}] x [{} x {}]: {:.3} ms, {:.1} GFLOP/s, {:.2} GB/s of f32 weights",
+            "[{} x {}] x [{} x {}]: {:.3} ms, {:.1} GFLOP/s, {:.2} GB/s of {} weights",
             r.m,
             r.k,
             r.k,
             r.n,
             r.seconds * 1e3,
             r.gflops,
-            r.weight_gbps
+            r.weight_gbps,
+            if r.bf16 { "bf16" } else { "f32" }
         );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::gemm::{self, GemmDims, MatRef, APACK};
+use super::gemm::{self, BRef, GemmDims, MatRef, APACK};
 
 /// Figures of one benchmark.
 #[derive(Debug, Clone, Copy)]
@@ -19,26 +19,40 @@ pub struct BenchResult {
     pub seconds: f64,
     /// `2 M K N / seconds / 1e9`.
     pub gflops: f64,
-    /// Weight bytes (`K N` f32) streamed per second / 1e9.
+    /// Weight bytes (`K N` f32 or bf16) streamed per second / 1e9.
     pub weight_gbps: f64,
+    /// Whether the weight was packed as bf16.
+    pub bf16: bool,
 }
 
-/// Times `x[M, K] · W^T` for a weight `W[N, K]` packed like an `nn.linear` weight,
+/// Times `x[M, K] · W^T` for a weight `W[N, K]` packed like an `nn.linear` weight
+/// (as f32, or as bf16 like the weights of a bf16 checkpoint),
 /// taking the best of `iters` runs after one warm-up (the scatter into the row-major
 /// result is included).
-pub fn bench_linear(m: usize, k: usize, n: usize, iters: usize) -> BenchResult {
+pub fn bench_linear(m: usize, k: usize, n: usize, bf16: bool, iters: usize) -> BenchResult {
     let d = GemmDims { m, k, n };
     let x: Vec<f32> = (0..m * k).map(|i| ((i % 17) as f32 - 8.0) * 0.01).collect();
     let w: Vec<f32> = (0..n * k).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
-    let mut bp = vec![0f32; d.packed_b_len()];
     let wv = MatRef {
         data: &w,
         off: 0,
         rs: 1,
         cs: k,
     };
-    gemm::pack_b(k, n, wv, &mut bp, true);
+    let (mut bp, mut bw) = (Vec::new(), Vec::new());
+    if bf16 {
+        bw = vec![0u32; d.packed_b_len() / 2];
+        gemm::pack_b_bf16(k, n, wv, &mut bw);
+    } else {
+        bp = vec![0f32; d.packed_b_len()];
+        gemm::pack_b(k, n, wv, &mut bp, true);
+    }
     drop(w);
+    let b = if bf16 {
+        BRef::Bf16(&bw)
+    } else {
+        BRef::F32(&bp)
+    };
     let mut panels = vec![0f32; d.out_len()];
     let mut apack = vec![0f32; APACK * gemm::max_tasks()];
     let mut c = vec![0f32; m * n];
@@ -51,7 +65,7 @@ pub fn bench_linear(m: usize, k: usize, n: usize, iters: usize) -> BenchResult {
     let mut best = f64::INFINITY;
     for it in 0..iters.max(1) + 1 {
         let t = Instant::now();
-        gemm::gemm_panels(d, xv, &bp, &mut panels, &mut apack, true);
+        gemm::gemm_panels(d, xv, b, &mut panels, &mut apack, true);
         gemm::scatter(d, &panels, &mut c, None, true);
         let s = t.elapsed().as_secs_f64();
         if it > 0 {
@@ -65,15 +79,18 @@ pub fn bench_linear(m: usize, k: usize, n: usize, iters: usize) -> BenchResult {
         n,
         seconds: best,
         gflops: 2.0 * (m * k * n) as f64 / best / 1e9,
-        weight_gbps: (k * n * 4) as f64 / best / 1e9,
+        weight_gbps: (k * n * if bf16 { 2 } else { 4 }) as f64 / best / 1e9,
+        bf16,
     }
 }
 
-/// The two standard figures: prefill GEMM `[128 x 2048] x [2048 x 2048]` and decode
-/// GEMV `[1 x 2048] x [2048 x 6144]`.
-pub fn standard(iters: usize) -> [BenchResult; 2] {
+/// The standard figures: prefill GEMM `[128 x 2048] x [2048 x 2048]` and decode GEMV
+/// `[1 x 2048] x [2048 x 6144]`, each with f32 and with bf16 weights.
+pub fn standard(iters: usize) -> [BenchResult; 4] {
     [
-        bench_linear(128, 2048, 2048, iters),
-        bench_linear(1, 2048, 6144, iters),
+        bench_linear(128, 2048, 2048, false, iters),
+        bench_linear(128, 2048, 2048, true, iters),
+        bench_linear(1, 2048, 6144, false, iters),
+        bench_linear(1, 2048, 6144, true, iters),
     ]
 }

@@ -114,6 +114,70 @@ pub fn pack_b(k: usize, n: usize, b: MatRef<'_>, dst: &mut [f32], parallel: bool
     }
 }
 
+/// Packed `B` panels: f32, or bf16 pairs in `u32` words (half the bytes to stream).
+///
+/// In the bf16 form a panel row of [`NR`] columns is 8 words; word `j` holds column
+/// `j` in its low half and column `j + 8` in its high half, so that one shift and one
+/// mask turn a vector of words into the two f32 vectors of the row.
+#[derive(Debug, Clone, Copy)]
+pub enum BRef<'a> {
+    /// f32 panels.
+    F32(&'a [f32]),
+    /// bf16 panels.
+    Bf16(&'a [u32]),
+}
+
+impl<'a> BRef<'a> {
+    /// Rows `[p0, p0 + kc)` of panel `p` (panels of depth `k`).
+    fn block(self, p: usize, k: usize, p0: usize, kc: usize) -> BRef<'a> {
+        match self {
+            BRef::F32(b) => BRef::F32(&b[p * k * NR + p0 * NR..p * k * NR + (p0 + kc) * NR]),
+            BRef::Bf16(b) => {
+                let w = NR / 2;
+                BRef::Bf16(&b[p * k * w + p0 * w..p * k * w + (p0 + kc) * w])
+            }
+        }
+    }
+    /// Panels `[p0, p0 + cnt)`.
+    fn panels(self, k: usize, p0: usize, cnt: usize) -> BRef<'a> {
+        match self {
+            BRef::F32(b) => BRef::F32(&b[p0 * k * NR..(p0 + cnt) * k * NR]),
+            BRef::Bf16(b) => BRef::Bf16(&b[p0 * k * NR / 2..(p0 + cnt) * k * NR / 2]),
+        }
+    }
+}
+
+/// Whether every value is exactly representable in bf16 (then [`pack_b_bf16`] is exact).
+pub fn bf16_exact(v: &[f32]) -> bool {
+    v.iter()
+        .all(|x| half::bf16::from_f32(*x).to_f32().to_bits() == x.to_bits())
+}
+
+/// Like [`pack_b`] into the bf16 word layout of [`BRef::Bf16`] (`dst` has
+/// `packed_b_len / 2` words). Values are truncated to bf16 (exact for bf16 values).
+pub fn pack_b_bf16(k: usize, n: usize, b: MatRef<'_>, dst: &mut [u32]) {
+    let np = n.div_ceil(NR);
+    let h = NR / 2;
+    let dst = &mut dst[..np * k * h];
+    let bits = |kk: usize, col: usize| -> u32 {
+        if col < n {
+            (b.data[b.off + kk * b.rs + col * b.cs].to_bits() >> 16) & 0xFFFF
+        } else {
+            0
+        }
+    };
+    dst.par_chunks_mut(k.max(1) * h)
+        .enumerate()
+        .for_each(|(p, panel)| {
+            let c0 = p * NR;
+            for kk in 0..k {
+                for j in 0..h {
+                    panel[kk * h + j] = bits(kk, c0 + j) | (bits(kk, c0 + j + h) << 16);
+                }
+            }
+        });
+}
+
 /// Packs rows `[i0, i0 + mc)` and depth `[p0, p0 + kc)` of `A` into micro-panels
 /// (`tile t` at `t * kc * MR`, element `(r, kk)` at `kk * MR + r`), zero-padding rows.
 fn pack_a(a: MatRef<'_>, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
@@ -189,12 +253,77 @@ fn kernel<S: Simd, const R: usize>(s: S, a: &[f32], b: &[f32], c: &mut [f32], ac
     }
 }
 
+/// Portable bf16 micro-kernel (the AVX2 one is [`kernel_bf16_v3`]).
+#[inline(always)]
+fn kernel_bf16_scalar<const R: usize>(a: &[f32], b: &[u32], c: &mut [f32], accumulate: bool) {
+    let h = NR / 2;
+    let mut acc = [[0f32; NR]; R];
+    for (bk, ak) in b.chunks_exact(h).zip(a.chunks_exact(MR)) {
+        let mut row = [0f32; NR];
+        for j in 0..h {
+            row[j] = f32::from_bits(bk[j] << 16);
+            row[j + h] = f32::from_bits(bk[j] & 0xFFFF_0000);
+        }
+        for r in 0..R {
+            for j in 0..NR {
+                acc[r][j] = ak[r].mul_add(row[j], acc[r][j]);
+            }
+        }
+    }
+    for r in 0..R {
+        let row = &mut c[r * NR..(r + 1) * NR];
+        for j in 0..NR {
+            row[j] = if accumulate {
+                row[j] + acc[r][j]
+            } else {
+                acc[r][j]
+            };
+        }
+    }
+}
+
+/// AVX2 bf16 micro-kernel: widens each packed row with a shift and a mask.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn kernel_bf16_v3<const R: usize>(
+    v: pulp::x86::V3,
+    a: &[f32],
+    b: &[u32],
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    use pulp::{f32x8, u32x8};
+    let (bv, _) = pulp::x86::V3::as_simd_u32s(b);
+    let mask = v.splat_u32x8(0xFFFF_0000);
+    let z = v.splat_f32x8(0.0);
+    let mut acc = [[z; 2]; R];
+    for (w, ak) in bv.iter().zip(a.chunks_exact(MR)) {
+        let b0: f32x8 = pulp::cast(v.shl_const_u32x8::<16>(*w));
+        let b1: f32x8 = pulp::cast::<u32x8, f32x8>(v.and_u32x8(*w, mask));
+        for r in 0..R {
+            let ar = v.splat_f32x8(ak[r]);
+            acc[r][0] = v.mul_add_f32x8(ar, b0, acc[r][0]);
+            acc[r][1] = v.mul_add_f32x8(ar, b1, acc[r][1]);
+        }
+    }
+    let (cv, _) = pulp::x86::V3::as_mut_simd_f32s(&mut c[..R * NR]);
+    for r in 0..R {
+        if accumulate {
+            cv[2 * r] = v.add_f32x8(cv[2 * r], acc[r][0]);
+            cv[2 * r + 1] = v.add_f32x8(cv[2 * r + 1], acc[r][1]);
+        } else {
+            cv[2 * r] = acc[r][0];
+            cv[2 * r + 1] = acc[r][1];
+        }
+    }
+}
+
 /// One task: all `m` rows times `panels` consecutive packed panels.
 struct Task<'a> {
     m: usize,
     k: usize,
     a: MatRef<'a>,
-    bp: &'a [f32],
+    bp: BRef<'a>,
     panels: usize,
     out: &'a mut [f32],
     apack: &'a mut [f32],
@@ -225,20 +354,23 @@ impl WithSimd for Task<'_> {
                 let mc = MC.min(m - i0);
                 pack_a(a, i0, mc, p0, kc, apack);
                 for p in 0..panels {
-                    let bpanel = &bp[p * k * NR + p0 * NR..p * k * NR + (p0 + kc) * NR];
+                    let bblock = bp.block(p, k, p0, kc);
                     for t in 0..mc.div_ceil(MR) {
                         let r = MR.min(mc - t * MR);
                         let at = &apack[t * kc * MR..(t + 1) * kc * MR];
                         let o0 = p * m * NR + (i0 + t * MR) * NR;
                         let c = &mut out[o0..o0 + r * NR];
                         let acc = p0 > 0;
-                        match r {
-                            6 => kernel::<S, 6>(s, at, bpanel, c, acc),
-                            5 => kernel::<S, 5>(s, at, bpanel, c, acc),
-                            4 => kernel::<S, 4>(s, at, bpanel, c, acc),
-                            3 => kernel::<S, 3>(s, at, bpanel, c, acc),
-                            2 => kernel::<S, 2>(s, at, bpanel, c, acc),
-                            _ => kernel::<S, 1>(s, at, bpanel, c, acc),
+                        match bblock {
+                            BRef::F32(bb) => match r {
+                                6 => kernel::<S, 6>(s, at, bb, c, acc),
+                                5 => kernel::<S, 5>(s, at, bb, c, acc),
+                                4 => kernel::<S, 4>(s, at, bb, c, acc),
+                                3 => kernel::<S, 3>(s, at, bb, c, acc),
+                                2 => kernel::<S, 2>(s, at, bb, c, acc),
+                                _ => kernel::<S, 1>(s, at, bb, c, acc),
+                            },
+                            BRef::Bf16(bb) => bf16_tile(r, at, bb, c, acc),
                         }
                     }
                 }
@@ -246,6 +378,33 @@ impl WithSimd for Task<'_> {
             }
             p0 += kc;
         }
+    }
+}
+
+/// One bf16 tile: AVX2 kernel when available, portable kernel otherwise. Only called
+/// from inside a task that `pulp` already dispatched to its best instruction set, so
+/// the V3 kernel inlines into AVX2 code.
+#[inline(always)]
+fn bf16_tile(r: usize, a: &[f32], b: &[u32], c: &mut [f32], acc: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v) = pulp::x86::V3::try_new() {
+        match r {
+            6 => kernel_bf16_v3::<6>(v, a, b, c, acc),
+            5 => kernel_bf16_v3::<5>(v, a, b, c, acc),
+            4 => kernel_bf16_v3::<4>(v, a, b, c, acc),
+            3 => kernel_bf16_v3::<3>(v, a, b, c, acc),
+            2 => kernel_bf16_v3::<2>(v, a, b, c, acc),
+            _ => kernel_bf16_v3::<1>(v, a, b, c, acc),
+        }
+        return;
+    }
+    match r {
+        6 => kernel_bf16_scalar::<6>(a, b, c, acc),
+        5 => kernel_bf16_scalar::<5>(a, b, c, acc),
+        4 => kernel_bf16_scalar::<4>(a, b, c, acc),
+        3 => kernel_bf16_scalar::<3>(a, b, c, acc),
+        2 => kernel_bf16_scalar::<2>(a, b, c, acc),
+        _ => kernel_bf16_scalar::<1>(a, b, c, acc),
     }
 }
 
@@ -259,7 +418,7 @@ fn run_task(t: Task<'_>) {
 pub fn gemm_panels(
     d: GemmDims,
     a: MatRef<'_>,
-    bp: &[f32],
+    bp: BRef<'_>,
     out: &mut [f32],
     apack: &mut [f32],
     parallel: bool,
@@ -300,7 +459,7 @@ pub fn gemm_panels(
                 m,
                 k,
                 a,
-                bp: &bp[p0 * k * NR..(p0 + cnt) * k * NR],
+                bp: bp.panels(k, p0, cnt),
                 panels: cnt,
                 out: o,
                 apack: ap,
@@ -384,7 +543,7 @@ mod tests {
                 rs: k,
                 cs: 1,
             };
-            gemm_panels(d, av, &bp, &mut panels, &mut apack, true);
+            gemm_panels(d, av, BRef::F32(&bp), &mut panels, &mut apack, true);
             let mut c = vec![0f32; m * n];
             scatter(d, &panels, &mut c, None, true);
             let want = naive(m, k, n, &a, &b);
@@ -395,5 +554,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn bf16_panels_give_the_f32_result_for_bf16_weights() {
+        for &(m, k, n) in &[(1, 300, 40), (13, 513, 33), (6, 16, 16)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0)
+                .collect();
+            // Values exactly representable in bf16.
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| half::bf16::from_f32(((i * 5 % 11) as f32 - 5.0) / 3.0).to_f32())
+                .collect();
+            assert!(bf16_exact(&b));
+            let d = GemmDims { m, k, n };
+            let bv = MatRef {
+                data: &b,
+                off: 0,
+                rs: n,
+                cs: 1,
+            };
+            let mut bw = vec![0u32; d.packed_b_len() / 2];
+            pack_b_bf16(k, n, bv, &mut bw);
+            let mut panels = vec![0f32; d.out_len()];
+            let mut apack = vec![0f32; APACK * max_tasks()];
+            let av = MatRef {
+                data: &a,
+                off: 0,
+                rs: k,
+                cs: 1,
+            };
+            gemm_panels(d, av, BRef::Bf16(&bw), &mut panels, &mut apack, true);
+            let mut c = vec![0f32; m * n];
+            scatter(d, &panels, &mut c, None, true);
+            let want = naive(m, k, n, &a, &b);
+            for (x, y) in c.iter().zip(&want) {
+                assert!(
+                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                    "{m}x{k}x{n}: {x} vs {y}"
+                );
+            }
+        }
+        assert!(!bf16_exact(&[0.1]));
     }
 }

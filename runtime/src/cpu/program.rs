@@ -867,8 +867,8 @@ fn exec_step(
         }
         K::Gemm { d, w, bias } => {
             let x = fin(iv(0), env, d0);
-            let bp: &[f32] = match w {
-                WSrc::Packed(p) => &p.data,
+            let bp: gemm::BRef<'_> = match w {
+                WSrc::Packed(p) => p.panels(),
                 WSrc::Runtime { rs, cs } => {
                     let wv = fin(iv(1), env, d1);
                     let b = MatRef {
@@ -878,7 +878,7 @@ fn exec_step(
                         cs: *cs,
                     };
                     gemm::pack_b(d.k, d.n, b, bpack, true);
-                    &bpack[..d.packed_b_len()]
+                    gemm::BRef::F32(&bpack[..d.packed_b_len()])
                 }
             };
             let b = if *bias {
@@ -929,7 +929,7 @@ fn exec_step(
                         rs: *a_rs,
                         cs: *a_cs,
                     };
-                    gemm::gemm_panels(d, av, &bpack[..pbl], gout, apack, true);
+                    gemm::gemm_panels(d, av, gemm::BRef::F32(&bpack[..pbl]), gout, apack, true);
                     gemm::scatter(d, gout, o, None, true);
                     return;
                 }
@@ -950,7 +950,7 @@ fn exec_step(
                             rs: *a_rs,
                             cs: *a_cs,
                         };
-                        gemm::gemm_panels(d, av, bp, go, ap, false);
+                        gemm::gemm_panels(d, av, gemm::BRef::F32(bp), go, ap, false);
                         gemm::scatter(d, go, cc, None, false);
                     }
                 };

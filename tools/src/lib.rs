@@ -1,5 +1,9 @@
 //! Shared helpers of the command-line tools.
+pub mod bench;
+pub mod bench_ir;
 pub mod demo;
+pub mod pymllm;
+pub mod qnn;
 pub mod quantize;
 pub mod run;
 pub mod synth;

@@ -3,6 +3,12 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+
+/// The system allocator, instrumented: `mllm bench runtime` counts heap allocations per
+/// decode step with it.
+#[global_allocator]
+static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 /// Compiler and runtime for LLMs on Qualcomm's Hexagon NPU (QNN).
 #[derive(Parser)]
@@ -22,6 +28,9 @@ enum Cmd {
     Run(mllm_tools::run::RunArgs),
     /// The whole flow on a built-in tiny model: synthesize, quantize, optimize, run.
     Demo(mllm_tools::demo::DemoArgs),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(mllm_tools::bench::BenchCmd),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +40,7 @@ fn main() -> ExitCode {
         Cmd::Quantize(a) => mllm_tools::quantize::main_with(&a),
         Cmd::Run(a) => mllm_tools::run::main_with(&a),
         Cmd::Demo(a) => mllm_tools::demo::main_with(&a),
+        Cmd::Bench(c) => mllm_tools::bench::run(c, &|| GLOBAL.stats().allocations as u64),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

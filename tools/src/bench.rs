@@ -1,0 +1,158 @@
+//! `mllm bench`: benchmarks that print figures (nothing here asserts on time).
+//!
+//! - `mllm bench ir`: parse/verify/print/cse+dce of a synthetic Qwen3-1.7B-shaped module.
+//! - `mllm bench runtime`: CPU executor kernels (GFLOP/s of a `[128x2048]x[2048x2048]`
+//!   GEMM, GB/s of a decode GEMV), the scheduler's host overhead per decode step (and
+//!   heap allocations per step), and float prefill/decode throughput of a synthetic
+//!   checkpoint (`--preset`, default qwen3-0.6b) on the CPU reference.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use mllm_frontends::qwen3::BuildOptions;
+use mllm_frontends::synth::{self, Preset};
+use mllm_frontends::DType;
+use mllm_runtime::cpu::{CpuExecutor, NumericMode};
+use mllm_runtime::scheduler::GraphSelect;
+use mllm_runtime::{Sampler, SamplerConfig, Scheduler, SchedulerConfig};
+
+/// `mllm bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// IR benchmark: parse, verify, print, cse+dce of a Qwen3-1.7B-shaped module.
+    Ir(crate::bench_ir::BenchIrArgs),
+    /// Runtime benchmark: kernels, scheduler overhead, model prefill/decode on the CPU reference.
+    Runtime(BenchRuntimeArgs),
+}
+
+/// Arguments of `mllm bench runtime`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchRuntimeArgs {
+    /// Synthetic model preset.
+    #[arg(long, default_value = "qwen3-0.6b")]
+    pub preset: Preset,
+    /// Use this checkpoint instead of generating the preset.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Where generated presets are cached.
+    #[arg(long, default_value = "target/bench-models")]
+    pub cache: PathBuf,
+    /// Prompt length (the prefill graph's ar_len too).
+    #[arg(long = "prompt-len", default_value_t = 128)]
+    pub prompt_len: usize,
+    /// Decode steps to time.
+    #[arg(long = "decode-tokens", default_value_t = 16)]
+    pub decode_tokens: usize,
+    /// Context length.
+    #[arg(long = "context-len", default_value_t = 1024)]
+    pub context_len: usize,
+    /// Skip the model run (kernels and scheduler only).
+    #[arg(long)]
+    pub skip_model: bool,
+}
+
+/// Runs a bench subcommand; `alloc_count` reads the process' allocation counter (the
+/// `mllm` binary installs a counting allocator).
+pub fn run(cmd: BenchCmd, alloc_count: &dyn Fn() -> u64) -> anyhow::Result<()> {
+    match cmd {
+        BenchCmd::Ir(a) => crate::bench_ir::run(a),
+        BenchCmd::Runtime(a) => runtime(&a, alloc_count),
+    }
+}
+
+fn runtime(a: &BenchRuntimeArgs, alloc_count: &dyn Fn() -> u64) -> anyhow::Result<()> {
+    println!("== CPU executor kernels (best of 5)");
+    for r in mllm_runtime::cpu::bench::standard(5) {
+        println!(
+            "  [{}x{}] x [{}x{}]: {:.2} ms, {:.1} GFLOP/s, {:.1} GB/s of f32 weights",
+            r.m,
+            r.k,
+            r.k,
+            r.n,
+            r.seconds * 1e3,
+            r.gflops,
+            r.weight_gbps
+        );
+    }
+    println!("== scheduler host overhead per decode step (no-op executor, execute excluded)");
+    let rep = mllm_runtime::bench::bench_decode_overhead(
+        mllm_runtime::bench::BENCH_DIMS,
+        2000,
+        Some(alloc_count),
+    )?;
+    println!("  {rep}");
+    if a.skip_model {
+        return Ok(());
+    }
+    let ckpt = match &a.checkpoint {
+        Some(c) => c.clone(),
+        None => {
+            let dir = a.cache.join(format!("{:?}", a.preset).to_lowercase());
+            if !dir.join("model.safetensors").exists() {
+                println!(
+                    "== generating the {:?} preset into {} (once)",
+                    a.preset,
+                    dir.display()
+                );
+                synth::generate(a.preset, 0, DType::BF16, &dir, &mut |_| {})?;
+            }
+            dir
+        }
+    };
+    let t = Instant::now();
+    let (cfg, m) = crate::quantize::load_module(
+        &ckpt,
+        None,
+        BuildOptions {
+            ar_len: a.prompt_len,
+            context_len: a.context_len,
+            num_shards: 1,
+        },
+    )?;
+    let weight_bytes: usize = m.weights.iter().map(|(_, w)| w.numel() * 4).sum();
+    let exec = CpuExecutor::new(&m, NumericMode::Float)?;
+    println!(
+        "== model {} ({} layers, hidden {}), loaded and weights decoded in {:.1} s",
+        ckpt.display(),
+        cfg.num_hidden_layers,
+        cfg.hidden_size,
+        t.elapsed().as_secs_f64()
+    );
+    let mut sched = Scheduler::new(
+        exec,
+        SchedulerConfig {
+            max_new_tokens: a.decode_tokens + 1,
+            eos_ids: vec![],
+            prefill: GraphSelect::ArLen(a.prompt_len),
+            ..Default::default()
+        },
+    )?;
+    let mut sampler = Sampler::new(SamplerConfig::greedy(), cfg.vocab_size)?;
+    let prompt: Vec<u32> = (0..a.prompt_len as u32)
+        .map(|i| (i * 7919) % 150_000)
+        .collect();
+    let s = sched
+        .generate(&prompt, &mut sampler, |_| true)
+        .context("generation")?;
+    let flops = 2.0 * (weight_bytes / 4) as f64 * a.prompt_len as f64;
+    println!(
+        "  prefill {} tokens: {:.2} s, {:.1} tok/s ({:.1} GFLOP/s over the weights)",
+        s.prompt_tokens,
+        s.prefill_time.as_secs_f64(),
+        s.prefill_tok_per_s(),
+        flops / s.prefill_time.as_secs_f64() / 1e9
+    );
+    let per_tok = s.decode_time.as_secs_f64() / s.decode_steps.max(1) as f64;
+    println!(
+        "  decode {} tokens: {:.1} tok/s, {:.1} ms/token, {:.2} GB/s of f32 weights streamed per token ({:.2} GB), host overhead {:.1} us/step",
+        s.decode_steps,
+        s.decode_tok_per_s(),
+        per_tok * 1e3,
+        weight_bytes as f64 / per_tok / 1e9,
+        weight_bytes as f64 / 1e9,
+        s.host_overhead_per_step().as_secs_f64() * 1e6
+    );
+    Ok(())
+}

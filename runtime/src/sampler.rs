@@ -108,17 +108,28 @@ pub fn argmax_u8(bytes: &[u8]) -> usize {
     bytes.iter().position(|&x| x == m).unwrap_or(0)
 }
 
-/// Index of the first maximum of f32 values; NaN never wins.
+/// Index of the first maximum of f32 values; NaN never wins (0 if no value beats -inf).
 pub fn argmax_f32(v: &[f32]) -> usize {
-    let mut best = 0;
-    let mut bv = f32::NEG_INFINITY;
-    for (i, &x) in v.iter().enumerate() {
-        if x > bv {
-            bv = x;
-            best = i;
+    // Two vectorizable passes: lane-wise maxima, then the first position holding the maximum.
+    const W: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; W];
+    let chunks = v.chunks_exact(W);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
         }
     }
-    best
+    let mut m = f32::NEG_INFINITY;
+    for &x in lanes.iter().chain(tail) {
+        if x > m {
+            m = x;
+        }
+    }
+    if m == f32::NEG_INFINITY {
+        return 0;
+    }
+    v.iter().position(|&x| x == m).unwrap_or(0)
 }
 
 impl Sampler {
@@ -457,6 +468,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn argmax_f32_first_maximum() {
+        // Against a plain scan, over lengths around the lane width and tricky values.
+        let mut x = 12345u64;
+        for len in [1usize, 2, 15, 16, 17, 33, 100, 1000] {
+            for trial in 0..20 {
+                let v: Vec<f32> = (0..len)
+                    .map(|i| {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        match (x >> 60, trial % 3) {
+                            (0, 0) => f32::NAN,
+                            (1, _) => -0.0,
+                            _ => ((x >> 40) % 7) as f32 - (i % 3) as f32,
+                        }
+                    })
+                    .collect();
+                let mut best = 0;
+                let mut bv = f32::NEG_INFINITY;
+                for (i, &y) in v.iter().enumerate() {
+                    if y > bv {
+                        bv = y;
+                        best = i;
+                    }
+                }
+                assert_eq!(argmax_f32(&v), best, "{v:?}");
+            }
+        }
+        assert_eq!(argmax_f32(&[f32::NAN, f32::NEG_INFINITY]), 0);
+        assert_eq!(argmax_f32(&[]), 0);
     }
 
     #[test]

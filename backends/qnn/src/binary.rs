@@ -27,8 +27,8 @@ use mllm_qnn_sys::{
 
 use crate::lower::{lower_function, IoTensor, LowerError, LoweredGraph};
 use crate::manifest::{
-    dtype_name, manifest_path, sha256_hex, write_atomic, Manifest, ManifestEncoding,
-    ManifestError, ManifestGraph, ManifestQnn, ManifestTarget, ManifestTensor, MANIFEST_VERSION,
+    dtype_name, manifest_path, sha256_hex, write_atomic, Manifest, ManifestEncoding, ManifestError,
+    ManifestGraph, ManifestQnn, ManifestTarget, ManifestTensor, MANIFEST_VERSION,
 };
 
 /// Options of [`compile_module`].
@@ -74,7 +74,7 @@ impl Default for CompileOptions {
 pub enum CompileError {
     /// Setting up QNN failed (library, backend, device, context).
     #[error("QNN setup: {0}")]
-    Setup(#[source] QnnError),
+    Setup(#[source] Box<QnnError>),
     /// A graph could not be lowered.
     #[error(transparent)]
     Lower(#[from] LowerError),
@@ -85,11 +85,11 @@ pub enum CompileError {
         graph: String,
         /// Library error.
         #[source]
-        source: QnnError,
+        source: Box<QnnError>,
     },
     /// Serializing the context failed.
     #[error("serializing the context: {0}")]
-    Binary(#[source] QnnError),
+    Binary(#[source] Box<QnnError>),
     /// Nothing to compile.
     #[error("{0}")]
     Empty(String),
@@ -171,16 +171,19 @@ pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled
         }
     };
     if funcs.is_empty() {
-        return Err(CompileError::Empty("the module has no functions to compile".into()));
+        return Err(CompileError::Empty(
+            "the module has no functions to compile".into(),
+        ));
     }
-    let lib = QnnLibrary::load(opts.lib_dir.as_deref()).map_err(CompileError::Setup)?;
-    let backend = Backend::new(&lib).map_err(CompileError::Setup)?;
+    let lib =
+        QnnLibrary::load(opts.lib_dir.as_deref()).map_err(|e| CompileError::Setup(Box::new(e)))?;
+    let backend = Backend::new(&lib).map_err(|e| CompileError::Setup(Box::new(e)))?;
     let target = DeviceTarget {
         soc_model: opts.soc,
         arch: if opts.soc.is_some() { None } else { opts.arch },
         signed_pd: None,
     };
-    let device = Device::new(&backend, target).map_err(CompileError::Setup)?;
+    let device = Device::new(&backend, target).map_err(|e| CompileError::Setup(Box::new(e)))?;
     let ctx = Context::new(
         &backend,
         &device,
@@ -188,7 +191,7 @@ pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled
             weight_sharing: opts.weight_sharing,
         },
     )
-    .map_err(CompileError::Setup)?;
+    .map_err(|e| CompileError::Setup(Box::new(e)))?;
     let gopts = GraphOptions {
         precision_fp16: opts.fp16_precision,
         optimization_level: opts.optimization_level,
@@ -198,18 +201,17 @@ pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled
     let mut stats = Vec::new();
     for f in &funcs {
         let t0 = Instant::now();
-        let mut g = GraphBuilder::create(&ctx, &f.name, gopts).map_err(|source| {
-            CompileError::Graph {
+        let mut g =
+            GraphBuilder::create(&ctx, &f.name, gopts).map_err(|source| CompileError::Graph {
                 graph: f.name.clone(),
-                source,
-            }
-        })?;
+                source: Box::new(source),
+            })?;
         let lg = lower_function(&mut g, f, &module.weights)?;
         let lower_secs = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let graph = g.finalize().map_err(|source| CompileError::Graph {
             graph: f.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
         drop(graph);
         stats.push(GraphStats {
@@ -223,7 +225,9 @@ pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled
         lowered.push((lg, ar_len_of(f)));
     }
     let t2 = Instant::now();
-    let binary = ctx.binary().map_err(CompileError::Binary)?;
+    let binary = ctx
+        .binary()
+        .map_err(|e| CompileError::Binary(Box::new(e)))?;
     let serialize_secs = t2.elapsed().as_secs_f64();
     // The SoC the library recorded in the binary (the default target reports its own).
     let reported_soc = SystemContext::new(&lib)

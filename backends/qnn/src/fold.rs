@@ -45,7 +45,9 @@ pub fn element_scale(q: &QuantType, shape: &[usize], i: usize) -> Result<(f32, i
             offsets,
         } => {
             let (c, _) = channel_of(shape, *axis as usize, i)?;
-            let s = scales.get(c).ok_or("per-axis scales shorter than the channel axis")?;
+            let s = scales
+                .get(c)
+                .ok_or("per-axis scales shorter than the channel axis")?;
             let o = offsets
                 .get(c)
                 .ok_or("per-axis offsets shorter than the channel axis")?;
@@ -116,16 +118,22 @@ pub fn encode_values(values: &[f32], ty: &Type) -> Result<Vec<u8>, String> {
             values.len()
         ));
     }
-    let at = |i: usize| if values.len() == 1 { values[0] } else { values[i] };
+    let at = |i: usize| {
+        if values.len() == 1 {
+            values[0]
+        } else {
+            values[i]
+        }
+    };
     let mut out = Vec::with_capacity(n * ty.elem().byte_size());
     match ty.elem() {
         ElemType::F32 => (0..n).for_each(|i| out.extend_from_slice(&at(i).to_le_bytes())),
-        ElemType::F16 => (0..n).for_each(|i| {
-            out.extend_from_slice(&half::f16::from_f32(at(i)).to_le_bytes())
-        }),
-        ElemType::BF16 => (0..n).for_each(|i| {
-            out.extend_from_slice(&half::bf16::from_f32(at(i)).to_le_bytes())
-        }),
+        ElemType::F16 => {
+            (0..n).for_each(|i| out.extend_from_slice(&half::f16::from_f32(at(i)).to_le_bytes()))
+        }
+        ElemType::BF16 => {
+            (0..n).for_each(|i| out.extend_from_slice(&half::bf16::from_f32(at(i)).to_le_bytes()))
+        }
         ElemType::Bool => (0..n).for_each(|i| out.push(u8::from(at(i) != 0.0))),
         ElemType::I8 => (0..n).for_each(|i| out.push(at(i) as i8 as u8)),
         ElemType::U8 => (0..n).for_each(|i| out.push(at(i) as u8)),
@@ -169,7 +177,9 @@ pub fn weight_bytes(w: &Weight, ty: &Type) -> Result<Vec<u8>, String> {
     match ty.elem() {
         ElemType::F32 => match w.dtype {
             WDType::F32 => Ok(w.bytes().into_owned()),
-            WDType::F16 | WDType::BF16 => Ok(w.to_f32().iter().flat_map(|v| v.to_le_bytes()).collect()),
+            WDType::F16 | WDType::BF16 => {
+                Ok(w.to_f32().iter().flat_map(|v| v.to_le_bytes()).collect())
+            }
             d => Err(format!("store dtype {d:?} cannot hold an f32 weight")),
         },
         ElemType::F16 => match w.dtype {
@@ -244,7 +254,13 @@ fn strides(shape: &[usize]) -> Vec<usize> {
 
 /// Gathers elements of `es` bytes: output index (row-major over `out_shape`) maps to
 /// input offset `sum(idx[d] * in_strides[d]) + base`.
-fn gather(src: &[u8], es: usize, out_shape: &[usize], in_strides: &[usize], base: usize) -> Vec<u8> {
+fn gather(
+    src: &[u8],
+    es: usize,
+    out_shape: &[usize],
+    in_strides: &[usize],
+    base: usize,
+) -> Vec<u8> {
     let n: usize = out_shape.iter().product();
     let mut out = Vec::with_capacity(n * es);
     if n == 0 {
@@ -361,7 +377,14 @@ pub fn apply_move(
                     return Err(format!("slice out of range on axis {d}"));
                 }
             }
-            Ok(slice(&src, es, in_ty.shape(), &starts, &steps, out_ty.shape()))
+            Ok(slice(
+                &src,
+                es,
+                in_ty.shape(),
+                &starts,
+                &steps,
+                out_ty.shape(),
+            ))
         }
         k => Err(format!("'{}' cannot be folded", k.name())),
     }
@@ -379,13 +402,22 @@ mod tests {
         let src: Vec<u8> = (0..6).collect();
         assert_eq!(transpose(&src, 1, &[2, 3], &[1, 0]), vec![0, 3, 1, 4, 2, 5]);
         // Slice rows 0..2 step 1, columns 1..3.
-        assert_eq!(slice(&src, 1, &[2, 3], &[0, 1], &[1, 1], &[2, 2]), vec![1, 2, 4, 5]);
+        assert_eq!(
+            slice(&src, 1, &[2, 3], &[0, 1], &[1, 1], &[2, 2]),
+            vec![1, 2, 4, 5]
+        );
         // Column stride 2.
-        assert_eq!(slice(&src, 1, &[2, 3], &[0, 0], &[1, 2], &[2, 2]), vec![0, 2, 3, 5]);
+        assert_eq!(
+            slice(&src, 1, &[2, 3], &[0, 0], &[1, 2], &[2, 2]),
+            vec![0, 2, 3, 5]
+        );
         // 2-byte elements, 3-d transpose [1,2,3] perm [2,0,1].
         let src16: Vec<u8> = (0..6u16).flat_map(|v| v.to_le_bytes()).collect();
         let t = transpose(&src16, 2, &[1, 2, 3], &[2, 0, 1]);
-        let vals: Vec<u16> = t.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let vals: Vec<u16> = t
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
         assert_eq!(vals, vec![0, 3, 1, 4, 2, 5]);
     }
 

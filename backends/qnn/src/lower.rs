@@ -25,8 +25,7 @@ use mllm_ir::attr::AttrsExt;
 use mllm_ir::infer::norm_axis;
 use mllm_ir::{ElemType, Encoding, Function, OpId, OpKind, Storage, Type, ValueId, WeightStore};
 use mllm_qnn_sys::{
-    DataType, GraphBuilder, OpSpec, Quant, QnnError, ScalarValue, TensorId, TensorKind,
-    TensorSpec,
+    DataType, GraphBuilder, OpSpec, QnnError, Quant, ScalarValue, TensorId, TensorKind, TensorSpec,
 };
 
 use crate::fold;
@@ -60,7 +59,7 @@ pub enum LowerError {
         qnn_op: String,
         /// Library error.
         #[source]
-        source: QnnError,
+        source: Box<QnnError>,
     },
     /// A weight could not be read or converted.
     #[error("graph '{graph}': weight '{weight}': {reason}")]
@@ -91,7 +90,7 @@ pub enum LowerError {
         tensor: String,
         /// Library error.
         #[source]
-        source: QnnError,
+        source: Box<QnnError>,
     },
 }
 
@@ -133,7 +132,10 @@ pub fn qnn_type(ty: &Type) -> Result<(DataType, Quant), String> {
         ElemType::F32 => DataType::Float32,
         ElemType::F16 => DataType::Float16,
         ElemType::BF16 => {
-            return Err("bf16 tensors are not supported by the QNN HTP backend: use f32/f16 or quantize".into())
+            return Err(
+                "bf16 tensors are not supported by the QNN HTP backend: use f32/f16 or quantize"
+                    .into(),
+            )
         }
         ElemType::Bool => DataType::Bool8,
         ElemType::I8 => DataType::Int8,
@@ -187,7 +189,7 @@ pub fn qnn_type(ty: &Type) -> Result<(DataType, Quant), String> {
                     }
                     let per_channel = ty.numel() / ch;
                     let b = *block_size as usize;
-                    if b == 0 || per_channel % b != 0 {
+                    if b == 0 || !per_channel.is_multiple_of(b) {
                         return Err(format!(
                             "LPBQ block size {b} does not divide the {per_channel} elements per channel"
                         ));
@@ -312,7 +314,12 @@ impl<'a> Lowerer<'a> {
         Ok((dt, q, dims))
     }
 
-    fn new_tensor(&mut self, base: &str, kind: TensorKind, ty: &Type) -> Result<TensorId, LowerError> {
+    fn new_tensor(
+        &mut self,
+        base: &str,
+        kind: TensorKind,
+        ty: &Type,
+    ) -> Result<TensorId, LowerError> {
         let name = self.unique(base);
         let (dt, q, dims) = self.spec_parts(ty, &format!("'{name}'"))?;
         self.g
@@ -320,7 +327,7 @@ impl<'a> Lowerer<'a> {
             .map_err(|source| LowerError::Tensor {
                 graph: self.f.name.clone(),
                 tensor: name,
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -378,9 +385,7 @@ impl<'a> Lowerer<'a> {
             let o = self.f.op(op);
             match o.kind {
                 OpKind::Weight => return o.attrs.str("name").unwrap_or("weight").to_string(),
-                OpKind::Constant => {
-                    return o.name.clone().unwrap_or_else(|| "const".to_string())
-                }
+                OpKind::Constant => return o.name.clone().unwrap_or_else(|| "const".to_string()),
                 _ => cur = o.operands[0],
             }
         }
@@ -394,15 +399,17 @@ impl<'a> Lowerer<'a> {
             weight: self.root_name(v),
             reason,
         };
-        let op = self.f.def_op(v).ok_or_else(|| werr("not a constant".into()))?;
+        let op = self
+            .f
+            .def_op(v)
+            .ok_or_else(|| werr("not a constant".into()))?;
         let o = self.f.op(op);
         match o.kind {
             OpKind::Weight => {
                 let name = o.attrs.str("name").unwrap_or_default();
-                let w = self
-                    .store
-                    .get(name)
-                    .ok_or_else(|| werr("not in the module's weight store (were the weights loaded?)".into()))?;
+                let w = self.store.get(name).ok_or_else(|| {
+                    werr("not in the module's weight store (were the weights loaded?)".into())
+                })?;
                 fold::weight_bytes(w, ty).map_err(werr)
             }
             OpKind::Constant => {
@@ -445,7 +452,7 @@ impl<'a> Lowerer<'a> {
             .map_err(|source| LowerError::Tensor {
                 graph: self.f.name.clone(),
                 tensor: name,
-                source,
+                source: Box::new(source),
             })?;
         self.static_tensors += 1;
         self.static_bytes += bytes.len() as u64;
@@ -497,12 +504,12 @@ impl<'a> Lowerer<'a> {
                 op: this.op_label(op),
                 kind: this.f.op(op).kind.name(),
                 qnn_op: type_name.to_string(),
-                source,
+                source: Box::new(source),
             },
             None => LowerError::Tensor {
                 graph: this.graph(),
                 tensor: "output copy".into(),
-                source,
+                source: Box::new(source),
             },
         };
         self.g.validate_op(&spec).map_err(|e| wrap(self, e))?;
@@ -644,7 +651,7 @@ impl<'a> Lowerer<'a> {
                 let beta = self
                     .g
                     .add_tensor(TensorSpec::constant(bname.clone(), dt, &dims, q, &zeros))
-                    .map_err(|source| LowerError::Tensor { graph: self.graph(), tensor: bname, source })?;
+                    .map_err(|source| LowerError::Tensor { graph: self.graph(), tensor: bname, source: Box::new(source) })?;
                 let out = self.result_tensor(r)?;
                 self.emit(
                     "RmsNorm",
@@ -786,20 +793,34 @@ pub fn lower_function(
             .flatten()
             .unwrap_or_else(|| format!("arg{i}"));
         if !l.names.insert(name.clone()) {
-            return Err(l.type_err(format!("argument '{name}'"), "duplicate graph input name".into()));
+            return Err(l.type_err(
+                format!("argument '{name}'"),
+                "duplicate graph input name".into(),
+            ));
         }
         let ty = func.ty(*v).clone();
         let (dtype, quant, dims) = l.spec_parts(&ty, &format!("argument '{name}'"))?;
-        let id = l
-            .g
-            .add_tensor(TensorSpec::new(name.clone(), TensorKind::AppWrite, dtype, &dims, quant.clone()))
+        let id =
+            l.g.add_tensor(TensorSpec::new(
+                name.clone(),
+                TensorKind::AppWrite,
+                dtype,
+                &dims,
+                quant.clone(),
+            ))
             .map_err(|source| LowerError::Tensor {
                 graph: func.name.clone(),
                 tensor: name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         l.vals.insert(*v, id);
-        inputs.push(IoTensor { name, ty, dtype, dims, quant });
+        inputs.push(IoTensor {
+            name,
+            ty,
+            dtype,
+            dims,
+            quant,
+        });
     }
     // Outputs are created up front (in result order). A returned value produced by an
     // op writes straight into its output tensor; arguments, folded constants and
@@ -822,13 +843,18 @@ pub fn lower_function(
         }
         let ty = func.ty(*v).clone();
         let (dtype, quant, dims) = l.spec_parts(&ty, &format!("result '{name}'"))?;
-        let id = l
-            .g
-            .add_tensor(TensorSpec::new(name.clone(), TensorKind::AppRead, dtype, &dims, quant.clone()))
+        let id =
+            l.g.add_tensor(TensorSpec::new(
+                name.clone(),
+                TensorKind::AppRead,
+                dtype,
+                &dims,
+                quant.clone(),
+            ))
             .map_err(|source| LowerError::Tensor {
                 graph: func.name.clone(),
                 tensor: name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let produced_by_op = func.def_op(*v).is_some() && !l.is_foldable(*v);
         if produced_by_op && !l.pending_out.contains_key(v) {
@@ -836,7 +862,13 @@ pub fn lower_function(
         } else {
             copies.push((*v, id));
         }
-        outputs.push(IoTensor { name, ty, dtype, dims, quant });
+        outputs.push(IoTensor {
+            name,
+            ty,
+            dtype,
+            dims,
+            quant,
+        });
     }
     for (i, op) in func.op_ids().into_iter().enumerate() {
         l.op_index = i;

@@ -63,7 +63,9 @@ pub enum ManifestError {
         found: u32,
     },
     /// The binary's size differs from the manifest's.
-    #[error("{path}: binary is {actual} bytes, its manifest says {expected} (truncated or replaced?)")]
+    #[error(
+        "{path}: binary is {actual} bytes, its manifest says {expected} (truncated or replaced?)"
+    )]
     Size {
         /// Binary path.
         path: PathBuf,
@@ -392,7 +394,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ManifestError> {
     };
     let name = path
         .file_name()
-        .ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")))?
+        .ok_or_else(|| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a file name",
+            ))
+        })?
         .to_string_lossy()
         .into_owned();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));

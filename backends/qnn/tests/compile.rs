@@ -29,8 +29,14 @@ fn lpbq_type(rng: &mut Rng) -> ElemType {
             axis: 0,
             block_size: 16,
             block_scale_bits: 4,
-            block_scales: (0..N * nb).map(|_| rng.int(1, 15) as u8).collect::<Vec<u8>>().into(),
-            channel_scales: (0..N).map(|_| rng.float(0.005, 0.015)).collect::<Vec<f32>>().into(),
+            block_scales: (0..N * nb)
+                .map(|_| rng.int(1, 15) as u8)
+                .collect::<Vec<u8>>()
+                .into(),
+            channel_scales: (0..N)
+                .map(|_| rng.float(0.005, 0.015))
+                .collect::<Vec<f32>>()
+                .into(),
         },
     })
 }
@@ -43,7 +49,12 @@ fn layer(m: usize, wty: &ElemType) -> Function {
     let wt = f.builder().transpose(w, &[1, 0]).unwrap();
     let hwio = f.builder().reshape(wt, &[1, 1, K, N]).unwrap();
     let mut b = f.builder();
-    let id = b.op_typed(OpKind::Conv2d, &[x, hwio], Attrs::new(), &[t(&[1, 1, m, N], u16q(-16.0, 16.0))]);
+    let id = b.op_typed(
+        OpKind::Conv2d,
+        &[x, hwio],
+        Attrs::new(),
+        &[t(&[1, 1, m, N], u16q(-16.0, 16.0))],
+    );
     b.func.op_mut(id).name = Some("layers.0.proj".into());
     let y = b.func.op(id).results[0];
     ret(&mut f, &[y], &["y"]);
@@ -55,7 +66,10 @@ fn module() -> Module {
     let wty = lpbq_type(&mut rng);
     let mut m = Module::new();
     let bytes: Vec<u8> = (0..N * K).map(|_| rng.int(-8, 7) as i8 as u8).collect();
-    m.weights.insert("layers.0.w", Weight::owned(WDType::I8, vec![N, K], bytes).unwrap());
+    m.weights.insert(
+        "layers.0.w",
+        Weight::owned(WDType::I8, vec![N, K], bytes).unwrap(),
+    );
     m.functions.push(layer(4, &wty));
     m.functions.push(layer(1, &wty));
     m
@@ -93,8 +107,14 @@ fn two_graphs_one_context_written_reloaded_and_executed() {
     assert_eq!(man.graphs[0].ar_len, Some(4));
     assert_eq!(man.graphs[1].ar_len, Some(1));
     let x = &man.graphs[0].inputs[0];
-    assert_eq!((x.name.as_str(), x.shape.as_slice(), x.dtype.as_str()), ("x", &[1u32, 1, 4, K as u32][..], "ufixed16"));
-    assert!(matches!(x.encoding, ManifestEncoding::PerTensor { offset: -32768, .. }));
+    assert_eq!(
+        (x.name.as_str(), x.shape.as_slice(), x.dtype.as_str()),
+        ("x", &[1u32, 1, 4, K as u32][..], "ufixed16")
+    );
+    assert!(matches!(
+        x.encoding,
+        ManifestEncoding::PerTensor { offset: -32768, .. }
+    ));
     assert_eq!(man.graphs[1].outputs[0].name, "y");
     assert_eq!(man.qnn.core_api[0], 2);
 
@@ -112,11 +132,21 @@ fn two_graphs_one_context_written_reloaded_and_executed() {
         let out_ty = f.ty(f.returned()[0]).clone();
         let mut q = vec![0u8; out_ty.byte_size()];
         graph.execute_ordered(&[&input], &mut [&mut q]).unwrap();
-        let mut prog = CpuProgram::compile(f, &m.weights, NumericMode::Fixed(Rounding::HalfAwayFromZero), &mut cache).unwrap();
+        let mut prog = CpuProgram::compile(
+            f,
+            &m.weights,
+            NumericMode::Fixed(Rounding::HalfAwayFromZero),
+            &mut cache,
+        )
+        .unwrap();
         let mut c = vec![0u8; out_ty.byte_size()];
         prog.run_bytes(&[&input], &mut [&mut c], None).unwrap();
         let (a, b) = (decode(&out_ty, &q), decode(&out_ty, &c));
-        let err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
         println!("{} reloaded: max err {err} LSB", f.name);
         assert!(err <= 1.0, "{}: {err} LSB", f.name);
     }
@@ -155,7 +185,10 @@ fn missing_library_dir_is_a_clear_error() {
     let e = compile_module(&m, &o).unwrap_err();
     assert!(matches!(e, CompileError::Setup(_)), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("/nonexistent/qnn-libs") && msg.contains("setup-qnn.sh"), "{msg}");
+    assert!(
+        msg.contains("/nonexistent/qnn-libs") && msg.contains("setup-qnn.sh"),
+        "{msg}"
+    );
 }
 
 fn compile_err(f: Function, store: WeightStore) -> CompileError {
@@ -176,15 +209,26 @@ fn op_rejected_by_qnn_names_the_ir_op() {
     let a = f.add_arg(t(&[1, 4, 8], u16q(0.0, 1.0)), Some("a"));
     let b = f.add_arg(t(&[1, 8, 4], u16q(0.0, 4.0)), Some("b"));
     let mut bl = f.builder();
-    let id = bl.op_typed(OpKind::MatMul, &[a, b], Attrs::new(), &[t(&[1, 4, 4], u16q(0.0, 32.0))]);
+    let id = bl.op_typed(
+        OpKind::MatMul,
+        &[a, b],
+        Attrs::new(),
+        &[t(&[1, 4, 4], u16q(0.0, 32.0))],
+    );
     bl.func.op_mut(id).name = Some("layers.3.attn.pv".into());
     let y = bl.func.op(id).results[0];
     ret(&mut f, &[y], &["y"]);
     let e = compile_err(f, WeightStore::new());
     let msg = e.to_string();
     println!("{msg}");
-    assert!(matches!(e, CompileError::Lower(LowerError::Qnn { .. })), "{msg}");
-    assert!(msg.contains("layers.3.attn.pv") && msg.contains("nn.matmul") && msg.contains("MatMul"), "{msg}");
+    assert!(
+        matches!(e, CompileError::Lower(LowerError::Qnn { .. })),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("layers.3.attn.pv") && msg.contains("nn.matmul") && msg.contains("MatMul"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -196,45 +240,89 @@ fn unsupported_ops_are_reported_with_the_fix() {
     // LPBQ nn.linear -> run linear-to-conv2d.
     let mut rng = Rng::new(9);
     let mut store = WeightStore::new();
-    store.insert("w", Weight::owned(WDType::I8, vec![N, K], vec![0u8; N * K]).unwrap());
+    store.insert(
+        "w",
+        Weight::owned(WDType::I8, vec![N, K], vec![0u8; N * K]).unwrap(),
+    );
     let mut f = Function::new("g");
     let x = f.add_arg(t(&[4, K], u16q(-1.0, 1.0)), Some("x"));
     let w = f.builder().weight("w", t(&[N, K], lpbq_type(&mut rng)));
-    let y = op(&mut f, OpKind::Linear, &[x, w], Attrs::new(), t(&[4, N], u16q(-1.0, 1.0)));
+    let y = op(
+        &mut f,
+        OpKind::Linear,
+        &[x, w],
+        Attrs::new(),
+        t(&[4, N], u16q(-1.0, 1.0)),
+    );
     ret(&mut f, &[y], &["y"]);
     let msg = compile_err(f, store).to_string();
-    assert!(msg.contains("linear-to-conv2d") && msg.contains("nn.linear"), "{msg}");
+    assert!(
+        msg.contains("linear-to-conv2d") && msg.contains("nn.linear"),
+        "{msg}"
+    );
 
     // Quantized silu -> run decompose.
     let mut f = Function::new("g");
     let x = f.add_arg(t(&[4, 8], u16q(-4.0, 4.0)), Some("x"));
-    let y = op(&mut f, OpKind::Silu, &[x], Attrs::new(), t(&[4, 8], u16q(-1.0, 4.0)));
+    let y = op(
+        &mut f,
+        OpKind::Silu,
+        &[x],
+        Attrs::new(),
+        t(&[4, 8], u16q(-1.0, 4.0)),
+    );
     ret(&mut f, &[y], &["y"]);
     let msg = compile_err(f, WeightStore::new()).to_string();
-    assert!(msg.contains("decompose") && msg.contains("nn.silu"), "{msg}");
+    assert!(
+        msg.contains("decompose") && msg.contains("nn.silu"),
+        "{msg}"
+    );
 
     // RoPE -> run decompose.
     let mut f = Function::new("g");
     let x = f.add_arg(t(&[1, 4, 8], ElemType::F32), Some("x"));
     let c = f.add_arg(t(&[4, 8], ElemType::F32), Some("cos"));
     let s = f.add_arg(t(&[4, 8], ElemType::F32), Some("sin"));
-    let y = op(&mut f, OpKind::Rope, &[x, c, s], Attrs::new(), t(&[1, 4, 8], ElemType::F32));
+    let y = op(
+        &mut f,
+        OpKind::Rope,
+        &[x, c, s],
+        Attrs::new(),
+        t(&[1, 4, 8], ElemType::F32),
+    );
     ret(&mut f, &[y], &["y"]);
     let msg = compile_err(f, WeightStore::new()).to_string();
-    assert!(msg.contains("decompose") && msg.contains("nn.rope"), "{msg}");
+    assert!(
+        msg.contains("decompose") && msg.contains("nn.rope"),
+        "{msg}"
+    );
 
     // A weight missing from the store names the weight.
     let mut f = Function::new("g");
     let x = f.add_arg(t(&[1, 8], ElemType::F32), Some("x"));
-    let w = f.builder().weight("model.norm.weight", t(&[8], ElemType::F32));
-    let y = op(&mut f, OpKind::RmsNorm, &[x, w], attrs([("epsilon", Attr::Float(1e-6))]), t(&[1, 8], ElemType::F32));
+    let w = f
+        .builder()
+        .weight("model.norm.weight", t(&[8], ElemType::F32));
+    let y = op(
+        &mut f,
+        OpKind::RmsNorm,
+        &[x, w],
+        attrs([("epsilon", Attr::Float(1e-6))]),
+        t(&[1, 8], ElemType::F32),
+    );
     ret(&mut f, &[y], &["y"]);
     let msg = compile_err(f, WeightStore::new()).to_string();
-    assert!(msg.contains("model.norm.weight") && msg.contains("weight store"), "{msg}");
+    assert!(
+        msg.contains("model.norm.weight") && msg.contains("weight store"),
+        "{msg}"
+    );
 
     // An i4 weight holding a value outside -8..=7.
     let mut store = WeightStore::new();
-    store.insert("w", Weight::owned(WDType::I8, vec![N, K], vec![9u8; N * K]).unwrap());
+    store.insert(
+        "w",
+        Weight::owned(WDType::I8, vec![N, K], vec![9u8; N * K]).unwrap(),
+    );
     let f = {
         let mut rng = Rng::new(9);
         let wty = lpbq_type(&mut rng);

@@ -34,7 +34,14 @@ fn weight(f: &mut Function, name: &str, ty: Type) -> ValueId {
 
 /// LPBQ element type: int4 values, `axis`, block `b`, random block scales 1..=15 and
 /// channel scales around `cs`.
-fn lpbq(rng: &mut Rng, channels: usize, per_channel: usize, axis: u32, b: usize, cs: f32) -> ElemType {
+fn lpbq(
+    rng: &mut Rng,
+    channels: usize,
+    per_channel: usize,
+    axis: u32,
+    b: usize,
+    cs: f32,
+) -> ElemType {
     let nb = per_channel / b;
     let block_scales: Vec<u8> = (0..channels * nb).map(|_| rng.int(1, 15) as u8).collect();
     let channel_scales: Vec<f32> = (0..channels).map(|_| cs * rng.float(0.5, 1.5)).collect();
@@ -58,7 +65,10 @@ fn per_axis_i8(rng: &mut Rng, channels: usize, axis: u32, s: f32) -> ElemType {
         expressed: Expressed::F32,
         encoding: Encoding::PerAxis {
             axis,
-            scales: (0..channels).map(|_| s * rng.float(0.5, 1.5)).collect::<Vec<f32>>().into(),
+            scales: (0..channels)
+                .map(|_| s * rng.float(0.5, 1.5))
+                .collect::<Vec<f32>>()
+                .into(),
             offsets: vec![0i32; channels].into(),
         },
     })
@@ -78,7 +88,14 @@ fn codes(rng: &mut Rng, d: WDType, shape: &[usize], lo: i64, hi: i64) -> Weight 
     Weight::owned(d, shape.to_vec(), bytes).unwrap()
 }
 
-fn binary_case(lib: &Arc<QnnLibrary>, kind: OpKind, label: &str, out: ElemType, seed: u64, tol: f64) {
+fn binary_case(
+    lib: &Arc<QnnLibrary>,
+    kind: OpKind,
+    label: &str,
+    out: ElemType,
+    seed: u64,
+    tol: f64,
+) {
     let (mut f, a) = func(
         label,
         &[
@@ -91,7 +108,15 @@ fn binary_case(lib: &Arc<QnnLibrary>, kind: OpKind, label: &str, out: ElemType, 
     check(lib, label, &f, &WeightStore::new(), seed, 0, tol);
 }
 
-fn unary_case(lib: &Arc<QnnLibrary>, kind: OpKind, label: &str, inp: ElemType, out: ElemType, a: Attrs, tol: f64) -> Run {
+fn unary_case(
+    lib: &Arc<QnnLibrary>,
+    kind: OpKind,
+    label: &str,
+    inp: ElemType,
+    out: ElemType,
+    a: Attrs,
+    tol: f64,
+) -> Run {
     let (mut f, x) = func(label, &[("x", t(&[2, 4, 16], inp))]);
     let y = op(&mut f, kind, &[x[0]], a, t(&[2, 4, 16], out));
     ret(&mut f, &[y], &["y"]);
@@ -123,7 +148,15 @@ fn mul_u16_broadcast() {
 fn neg_u16() {
     let _g = serial();
     let Some(lib) = library() else { return };
-    unary_case(&lib, OpKind::Neg, "neg", u16q(-1.0, 1.0), u16q(-1.0, 1.0), none(), 1.0);
+    unary_case(
+        &lib,
+        OpKind::Neg,
+        "neg",
+        u16q(-1.0, 1.0),
+        u16q(-1.0, 1.0),
+        none(),
+        1.0,
+    );
 }
 
 #[test]
@@ -131,7 +164,15 @@ fn sigmoid_u16() {
     let _g = serial();
     let Some(lib) = library() else { return };
     // HTP's 16-bit sigmoid is up to 3 LSB (4.6e-5) off the exact function.
-    unary_case(&lib, OpKind::Sigmoid, "sigmoid", u16q(-8.0, 8.0), u16q(0.0, 1.0), none(), 3.0);
+    unary_case(
+        &lib,
+        OpKind::Sigmoid,
+        "sigmoid",
+        u16q(-8.0, 8.0),
+        u16q(0.0, 1.0),
+        none(),
+        3.0,
+    );
 }
 
 #[test]
@@ -155,8 +196,17 @@ fn equal_u16_to_bool() {
     let _g = serial();
     let Some(lib) = library() else { return };
     let e = u16q(-1.0, 1.0);
-    let (mut f, a) = func("equal", &[("a", t(&[2, 8], e.clone())), ("b", t(&[2, 8], e))]);
-    let y = op(&mut f, OpKind::Equal, &[a[0], a[1]], none(), t(&[2, 8], ElemType::Bool));
+    let (mut f, a) = func(
+        "equal",
+        &[("a", t(&[2, 8], e.clone())), ("b", t(&[2, 8], e))],
+    );
+    let y = op(
+        &mut f,
+        OpKind::Equal,
+        &[a[0], a[1]],
+        none(),
+        t(&[2, 8], ElemType::Bool),
+    );
     ret(&mut f, &[y], &["y"]);
     // Half of b equals a, the rest is random.
     let mut rng = Rng::new(11);
@@ -164,11 +214,28 @@ fn equal_u16_to_bool() {
     let bv: Vec<u16> = av
         .iter()
         .enumerate()
-        .map(|(i, v)| if i % 2 == 0 { *v } else { rng.int(0, 65535) as u16 })
+        .map(|(i, v)| {
+            if i % 2 == 0 {
+                *v
+            } else {
+                rng.int(0, 65535) as u16
+            }
+        })
         .collect();
     let enc = |v: &[u16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let r = check_with(&lib, "equal", &f, &WeightStore::new(), &[enc(&av), enc(&bv)], 0.0);
-    assert_eq!(r.cpu[0].iter().filter(|v| **v == 1).count(), 8, "reference sees the 8 equal pairs");
+    let r = check_with(
+        &lib,
+        "equal",
+        &f,
+        &WeightStore::new(),
+        &[enc(&av), enc(&bv)],
+        0.0,
+    );
+    assert_eq!(
+        r.cpu[0].iter().filter(|v| **v == 1).count(),
+        8,
+        "reference sees the 8 equal pairs"
+    );
 }
 
 #[test]
@@ -183,7 +250,13 @@ fn where_select_u16() {
             ("b", t(&[2, 8], u16q(-1.0, 3.0))),
         ],
     );
-    let y = op(&mut f, OpKind::Where, &[a[0], a[1], a[2]], none(), t(&[2, 8], u16q(-1.0, 3.0)));
+    let y = op(
+        &mut f,
+        OpKind::Where,
+        &[a[0], a[1], a[2]],
+        none(),
+        t(&[2, 8], u16q(-1.0, 3.0)),
+    );
     ret(&mut f, &[y], &["y"]);
     check(&lib, "where", &f, &WeightStore::new(), 12, 0, 1.0);
 }
@@ -198,7 +271,10 @@ fn reduce_min_u16() {
         &mut f,
         OpKind::ReduceMin,
         &[x[0]],
-        attrs([("axes", Attr::Ints(vec![-1])), ("keepdims", Attr::Bool(true))]),
+        attrs([
+            ("axes", Attr::Ints(vec![-1])),
+            ("keepdims", Attr::Bool(true)),
+        ]),
         t(&[2, 4, 1], e),
     );
     ret(&mut f, &[y], &["y"]);
@@ -233,9 +309,18 @@ fn concat_u8_kv_like() {
     let e = u8q(-4.0, 4.0);
     let (mut f, a) = func(
         "concat",
-        &[("past", t(&[1, 2, 8, 16], e.clone())), ("cur", t(&[1, 2, 4, 16], e.clone()))],
+        &[
+            ("past", t(&[1, 2, 8, 16], e.clone())),
+            ("cur", t(&[1, 2, 4, 16], e.clone())),
+        ],
     );
-    let y = op(&mut f, OpKind::Concat, &[a[0], a[1]], attrs([("axis", Attr::Int(2))]), t(&[1, 2, 12, 16], e));
+    let y = op(
+        &mut f,
+        OpKind::Concat,
+        &[a[0], a[1]],
+        attrs([("axis", Attr::Int(2))]),
+        t(&[1, 2, 12, 16], e),
+    );
     ret(&mut f, &[y], &["y"]);
     check(&lib, "concat", &f, &WeightStore::new(), 16, 0, 0.0);
 }
@@ -247,7 +332,11 @@ fn concat_u8_kv_like() {
 /// the KV encoding is [-4, 4] with offset -128 and codes stay in 0..=254.
 fn kv_inputs(f: &Function, seed: u64) -> Vec<Vec<u8>> {
     let mut rng = Rng::new(seed);
-    let mut inputs: Vec<Vec<u8>> = f.args().iter().map(|v| random_bytes(f.ty(*v), &mut rng, 0)).collect();
+    let mut inputs: Vec<Vec<u8>> = f
+        .args()
+        .iter()
+        .map(|v| random_bytes(f.ty(*v), &mut rng, 0))
+        .collect();
     for b in inputs[1].iter_mut() {
         *b = (*b).min(254);
     }
@@ -260,7 +349,10 @@ fn matmul_u16_by_u8_transposed() {
     let Some(lib) = library() else { return };
     let (mut f, a) = func(
         "matmul_qk",
-        &[("q", t(&[2, 4, 16], u16q(-2.0, 2.0))), ("k", t(&[2, 8, 16], u8q(-4.0, 4.0)))],
+        &[
+            ("q", t(&[2, 4, 16], u16q(-2.0, 2.0))),
+            ("k", t(&[2, 8, 16], u8q(-4.0, 4.0))),
+        ],
     );
     let y = op(
         &mut f,
@@ -270,7 +362,14 @@ fn matmul_u16_by_u8_transposed() {
         t(&[2, 4, 8], u16q(-48.0, 48.0)),
     );
     ret(&mut f, &[y], &["y"]);
-    check_with(&lib, "matmul q.k^T (u16 x u8)", &f, &WeightStore::new(), &kv_inputs(&f, 17), 1.0);
+    check_with(
+        &lib,
+        "matmul q.k^T (u16 x u8)",
+        &f,
+        &WeightStore::new(),
+        &kv_inputs(&f, 17),
+        1.0,
+    );
 }
 
 #[test]
@@ -279,16 +378,40 @@ fn matmul_u16_by_u8() {
     let Some(lib) = library() else { return };
     let (mut f, a) = func(
         "matmul_pv",
-        &[("p", t(&[2, 4, 8], u16q(0.0, 1.0))), ("v", t(&[2, 8, 16], u8q(-4.0, 4.0)))],
+        &[
+            ("p", t(&[2, 4, 8], u16q(0.0, 1.0))),
+            ("v", t(&[2, 8, 16], u8q(-4.0, 4.0))),
+        ],
     );
-    let y = op(&mut f, OpKind::MatMul, &[a[0], a[1]], none(), t(&[2, 4, 16], u16q(-16.0, 16.0)));
+    let y = op(
+        &mut f,
+        OpKind::MatMul,
+        &[a[0], a[1]],
+        none(),
+        t(&[2, 4, 16], u16q(-16.0, 16.0)),
+    );
     ret(&mut f, &[y], &["y"]);
-    check_with(&lib, "matmul p.v (u16 x u8)", &f, &WeightStore::new(), &kv_inputs(&f, 18), 1.0);
+    check_with(
+        &lib,
+        "matmul p.v (u16 x u8)",
+        &f,
+        &WeightStore::new(),
+        &kv_inputs(&f, 18),
+        1.0,
+    );
 }
 
 /// `conv2d(x, reshape(transpose(slice?(w)), [1,1,K,N]))` with an LPBQ [N, K] weight:
 /// what `linear-to-conv2d` (and `sha-split`) produce; the chain is folded.
-fn lpbq_conv_case(lib: &Arc<QnnLibrary>, label: &str, m: usize, k: usize, n_total: usize, slice: Option<(usize, usize)>, seed: u64) -> Run {
+fn lpbq_conv_case(
+    lib: &Arc<QnnLibrary>,
+    label: &str,
+    m: usize,
+    k: usize,
+    n_total: usize,
+    slice: Option<(usize, usize)>,
+    seed: u64,
+) -> Run {
     let mut rng = Rng::new(seed);
     let b = 16;
     let wty = t(&[n_total, k], lpbq(&mut rng, n_total, k, 0, b, 0.01));
@@ -298,12 +421,21 @@ fn lpbq_conv_case(lib: &Arc<QnnLibrary>, label: &str, m: usize, k: usize, n_tota
     let mut w = weight(&mut f, "w", wty);
     let mut n = n_total;
     if let Some((s, e)) = slice {
-        w = f.builder().slice(w, &[s as i64, 0], &[e as i64, k as i64]).unwrap();
+        w = f
+            .builder()
+            .slice(w, &[s as i64, 0], &[e as i64, k as i64])
+            .unwrap();
         n = e - s;
     }
     let wt = f.builder().transpose(w, &[1, 0]).unwrap();
     let hwio = f.builder().reshape(wt, &[1, 1, k, n]).unwrap();
-    let y = op(&mut f, OpKind::Conv2d, &[x[0], hwio], none(), t(&[1, 1, m, n], u16q(-24.0, 24.0)));
+    let y = op(
+        &mut f,
+        OpKind::Conv2d,
+        &[x[0], hwio],
+        none(),
+        t(&[1, 1, m, n], u16q(-24.0, 24.0)),
+    );
     ret(&mut f, &[y], &["y"]);
     check(lib, label, &f, &store, seed + 1, 0, 1.0)
 }
@@ -312,7 +444,15 @@ fn lpbq_conv_case(lib: &Arc<QnnLibrary>, label: &str, m: usize, k: usize, n_tota
 fn conv2d_lpbq_1x1() {
     let _g = serial();
     let Some(lib) = library() else { return };
-    lpbq_conv_case(&lib, "conv2d LPBQ 1x1 (K=128, N=64, M=8)", 8, 128, 64, None, 19);
+    lpbq_conv_case(
+        &lib,
+        "conv2d LPBQ 1x1 (K=128, N=64, M=8)",
+        8,
+        128,
+        64,
+        None,
+        19,
+    );
 }
 
 #[test]
@@ -320,7 +460,15 @@ fn conv2d_lpbq_sliced_weight() {
     let _g = serial();
     let Some(lib) = library() else { return };
     // A per-head slice of the output channels (what sha-split makes).
-    lpbq_conv_case(&lib, "conv2d LPBQ sliced rows 16..48", 4, 64, 64, Some((16, 48)), 21);
+    lpbq_conv_case(
+        &lib,
+        "conv2d LPBQ sliced rows 16..48",
+        4,
+        64,
+        64,
+        Some((16, 48)),
+        21,
+    );
 }
 
 fn linear_case(lib: &Arc<QnnLibrary>, label: &str, xshape: &[usize], seed: u64) {
@@ -333,7 +481,13 @@ fn linear_case(lib: &Arc<QnnLibrary>, label: &str, xshape: &[usize], seed: u64) 
     let w = weight(&mut f, "w", wty);
     let mut yshape = xshape.to_vec();
     *yshape.last_mut().unwrap() = n;
-    let y = op(&mut f, OpKind::Linear, &[x[0], w], none(), t(&yshape, u16q(-40.0, 40.0)));
+    let y = op(
+        &mut f,
+        OpKind::Linear,
+        &[x[0], w],
+        none(),
+        t(&yshape, u16q(-40.0, 40.0)),
+    );
     ret(&mut f, &[y], &["y"]);
     check(lib, label, &f, &store, seed + 1, 0, 1.0);
 }
@@ -343,7 +497,12 @@ fn linear_per_channel_i8_fully_connected() {
     let _g = serial();
     let Some(lib) = library() else { return };
     linear_case(&lib, "linear i8 per-channel [4,64]", &[4, 64], 23);
-    linear_case(&lib, "linear i8 per-channel [1,4,64] (reshaped)", &[1, 4, 64], 25);
+    linear_case(
+        &lib,
+        "linear i8 per-channel [1,4,64] (reshaped)",
+        &[1, 4, 64],
+        25,
+    );
 }
 
 #[test]
@@ -356,7 +515,13 @@ fn embedding_u16_table() {
     store.insert("table", codes(&mut rng, WDType::U16, &[16, 32], 0, 65535));
     let (mut f, ids) = func("embedding", &[("ids", t(&[1, 4], ElemType::I32))]);
     let table = weight(&mut f, "table", t(&[16, 32], e.clone()));
-    let y = op(&mut f, OpKind::Embedding, &[ids[0], table], none(), t(&[1, 4, 32], e));
+    let y = op(
+        &mut f,
+        OpKind::Embedding,
+        &[ids[0], table],
+        none(),
+        t(&[1, 4, 32], e),
+    );
     ret(&mut f, &[y], &["y"]);
     check(&lib, "embedding", &f, &store, 28, 16, 0.0);
 }
@@ -368,9 +533,18 @@ fn gather_activation_rows() {
     let e = u16q(-1.0, 1.0);
     let (mut f, a) = func(
         "gather",
-        &[("data", t(&[8, 16], e.clone())), ("idx", t(&[3], ElemType::I32))],
+        &[
+            ("data", t(&[8, 16], e.clone())),
+            ("idx", t(&[3], ElemType::I32)),
+        ],
     );
-    let y = op(&mut f, OpKind::Gather, &[a[0], a[1]], attrs([("axis", Attr::Int(0))]), t(&[3, 16], e));
+    let y = op(
+        &mut f,
+        OpKind::Gather,
+        &[a[0], a[1]],
+        attrs([("axis", Attr::Int(0))]),
+        t(&[3, 16], e),
+    );
     ret(&mut f, &[y], &["y"]);
     check(&lib, "gather", &f, &WeightStore::new(), 29, 8, 0.0);
 }
@@ -402,10 +576,30 @@ fn transpose_and_reshape_u16() {
     let Some(lib) = library() else { return };
     let e = u16q(-1.0, 1.0);
     let (mut f, x) = func("transpose", &[("x", t(&[2, 4, 8], e.clone()))]);
-    let y = op(&mut f, OpKind::Transpose, &[x[0]], attrs([("perm", Attr::Ints(vec![0, 2, 1]))]), t(&[2, 8, 4], e.clone()));
-    let z = op(&mut f, OpKind::Reshape, &[y], attrs([("shape", Attr::Ints(vec![16, 4]))]), t(&[16, 4], e));
+    let y = op(
+        &mut f,
+        OpKind::Transpose,
+        &[x[0]],
+        attrs([("perm", Attr::Ints(vec![0, 2, 1]))]),
+        t(&[2, 8, 4], e.clone()),
+    );
+    let z = op(
+        &mut f,
+        OpKind::Reshape,
+        &[y],
+        attrs([("shape", Attr::Ints(vec![16, 4]))]),
+        t(&[16, 4], e),
+    );
     ret(&mut f, &[y, z], &["y", "z"]);
-    check(&lib, "transpose+reshape", &f, &WeightStore::new(), 31, 0, 0.0);
+    check(
+        &lib,
+        "transpose+reshape",
+        &f,
+        &WeightStore::new(),
+        31,
+        0,
+        0.0,
+    );
 }
 
 #[test]
@@ -414,24 +608,80 @@ fn quantize_dequantize_requantize_cast() {
     let Some(lib) = library() else { return };
     // f32 -> u16.
     let (mut f, x) = func("quantize", &[("x", t(&[4, 16], ElemType::F32))]);
-    let y = op(&mut f, OpKind::Quantize, &[x[0]], none(), t(&[4, 16], u16q(-4.0, 4.0)));
+    let y = op(
+        &mut f,
+        OpKind::Quantize,
+        &[x[0]],
+        none(),
+        t(&[4, 16], u16q(-4.0, 4.0)),
+    );
     ret(&mut f, &[y], &["y"]);
-    check(&lib, "quantize f32->u16", &f, &WeightStore::new(), 32, 0, 1.0);
+    check(
+        &lib,
+        "quantize f32->u16",
+        &f,
+        &WeightStore::new(),
+        32,
+        0,
+        1.0,
+    );
     // u16 -> f32 (absolute error; one LSB is 8/65535 = 1.2e-4).
     let (mut f, x) = func("dequantize", &[("x", t(&[4, 16], u16q(-4.0, 4.0)))]);
-    let y = op(&mut f, OpKind::Dequantize, &[x[0]], none(), t(&[4, 16], ElemType::F32));
+    let y = op(
+        &mut f,
+        OpKind::Dequantize,
+        &[x[0]],
+        none(),
+        t(&[4, 16], ElemType::F32),
+    );
     ret(&mut f, &[y], &["y"]);
-    check(&lib, "dequantize u16->f32", &f, &WeightStore::new(), 33, 0, 1.3e-4);
+    check(
+        &lib,
+        "dequantize u16->f32",
+        &f,
+        &WeightStore::new(),
+        33,
+        0,
+        1.3e-4,
+    );
     // u16 -> u8 with another range (Convert).
     let (mut f, x) = func("requantize", &[("x", t(&[4, 16], u16q(-1.0, 1.0)))]);
-    let y = op(&mut f, OpKind::Requantize, &[x[0]], none(), t(&[4, 16], u8q(-2.0, 2.0)));
+    let y = op(
+        &mut f,
+        OpKind::Requantize,
+        &[x[0]],
+        none(),
+        t(&[4, 16], u8q(-2.0, 2.0)),
+    );
     ret(&mut f, &[y], &["y"]);
-    check(&lib, "requantize u16->u8 (Convert)", &f, &WeightStore::new(), 34, 0, 1.0);
+    check(
+        &lib,
+        "requantize u16->u8 (Convert)",
+        &f,
+        &WeightStore::new(),
+        34,
+        0,
+        1.0,
+    );
     // i32 -> f32.
     let (mut f, x) = func("cast", &[("x", t(&[4, 16], ElemType::I32))]);
-    let y = op(&mut f, OpKind::Cast, &[x[0]], none(), t(&[4, 16], ElemType::F32));
+    let y = op(
+        &mut f,
+        OpKind::Cast,
+        &[x[0]],
+        none(),
+        t(&[4, 16], ElemType::F32),
+    );
     ret(&mut f, &[y], &["y"]);
-    check(&lib, "cast i32->f32", &f, &WeightStore::new(), 35, 1000, 0.0);
+    check(
+        &lib,
+        "cast i32->f32",
+        &f,
+        &WeightStore::new(),
+        35,
+        1000,
+        0.0,
+    );
 }
 
 #[test]
@@ -440,9 +690,23 @@ fn quantized_constant_operand() {
     let Some(lib) = library() else { return };
     let (mut f, x) = func("add_const", &[("x", t(&[1, 8], u16q(-1.0, 1.0)))]);
     let c = f.builder().constant(vec![0.5], t(&[1], u16q(0.0, 1.0)));
-    let y = op(&mut f, OpKind::Add, &[x[0], c], none(), t(&[1, 8], u16q(-1.0, 2.0)));
+    let y = op(
+        &mut f,
+        OpKind::Add,
+        &[x[0], c],
+        none(),
+        t(&[1, 8], u16q(-1.0, 2.0)),
+    );
     ret(&mut f, &[y], &["y"]);
-    check(&lib, "add quantized constant", &f, &WeightStore::new(), 36, 0, 1.0);
+    check(
+        &lib,
+        "add quantized constant",
+        &f,
+        &WeightStore::new(),
+        36,
+        0,
+        1.0,
+    );
 }
 
 #[test]
@@ -459,9 +723,28 @@ fn float_graph_silu_and_bf16_linear() {
     store.insert("w", Weight::owned(WDType::BF16, vec![n, k], wv).unwrap());
     let (mut f, x) = func("float", &[("x", t(&[4, k], ElemType::F32))]);
     let w = weight(&mut f, "w", t(&[n, k], ElemType::F32));
-    let h = op(&mut f, OpKind::Linear, &[x[0], w], none(), t(&[4, n], ElemType::F32));
-    let y = op(&mut f, OpKind::Silu, &[h], none(), t(&[4, n], ElemType::F32));
+    let h = op(
+        &mut f,
+        OpKind::Linear,
+        &[x[0], w],
+        none(),
+        t(&[4, n], ElemType::F32),
+    );
+    let y = op(
+        &mut f,
+        OpKind::Silu,
+        &[h],
+        none(),
+        t(&[4, n], ElemType::F32),
+    );
     ret(&mut f, &[y], &["y"]);
-    check(&lib, "float linear(bf16 weight)+silu, abs error", &f, &store, 38, 0, 0.02);
+    check(
+        &lib,
+        "float linear(bf16 weight)+silu, abs error",
+        &f,
+        &store,
+        38,
+        0,
+        0.02,
+    );
 }
-

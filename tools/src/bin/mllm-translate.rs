@@ -23,7 +23,21 @@ struct Cli {
     args: TranslateArgs,
 }
 
+/// `mllm-translate --to-qnn model.mlir -o model.bin`: textual IR -> QNN context binary.
+#[derive(Debug, Parser)]
+#[command(name = "mllm-translate --to-qnn", version)]
+struct QnnCli {
+    #[command(flatten)]
+    args: mllm_tools::qnn::ToQnnArgs,
+}
+
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .skip(1)
+        .any(|a| a == "--to-qnn" || a.to_string_lossy().starts_with("--to-qnn="))
+    {
+        return report(QnnCli::try_parse().map(|c| mllm_tools::qnn::translate_to_qnn(&c.args)));
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -43,6 +57,28 @@ fn main() -> ExitCode {
     match main_with(&cli.args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Exit status and one-line error output of a parsed-and-run command.
+fn report(r: Result<anyhow::Result<()>, clap::Error>) -> ExitCode {
+    match r {
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see --to-qnn --help)");
+            ExitCode::from(1)
+        }
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
         }

@@ -11,8 +11,8 @@ use mllm_backend_qnn::lower_function;
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, ElemType, Function, OpKind, Storage, Type, ValueId, WeightStore};
 use mllm_qnn_sys::{
-    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions,
-    QnnError, QnnLibrary,
+    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnError,
+    QnnLibrary,
 };
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
@@ -129,15 +129,27 @@ pub fn decode(ty: &Type, b: &[u8]) -> Vec<f64> {
         ElemType::Quant(qt) => match qt.storage {
             Storage::U8 => b.iter().map(|v| *v as f64).collect(),
             Storage::I8 | Storage::I4 => b.iter().map(|v| *v as i8 as f64).collect(),
-            Storage::U16 => b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as f64).collect(),
-            Storage::I16 => b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f64).collect(),
+            Storage::U16 => b
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]) as f64)
+                .collect(),
+            Storage::I16 => b
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f64)
+                .collect(),
             Storage::I32 => b
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
                 .collect(),
         },
-        ElemType::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        ElemType::I32 => b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
+        ElemType::F32 => b
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        ElemType::I32 => b
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
         ElemType::Bool | ElemType::U8 => b.iter().map(|v| *v as f64).collect(),
         e => panic!("no decoder for {e:?}"),
     }
@@ -158,7 +170,10 @@ impl Run {
     pub fn max_err(&self, i: usize) -> f64 {
         let a = decode(&self.types[i], &self.qnn[i]);
         let b = decode(&self.types[i], &self.cpu[i]);
-        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
     }
     /// Mean |qnn - cpu| of output `i`.
     pub fn mean_err(&self, i: usize) -> f64 {
@@ -177,10 +192,16 @@ impl Run {
 
 /// Lowers `f` into a fresh context for [`SOC`], finalizes, executes on `inputs`, and
 /// runs the CPU reference in fixed-point mode on the same inputs.
-pub fn run(lib: &Arc<QnnLibrary>, f: &Function, store: &WeightStore, inputs: &[Vec<u8>]) -> Result<Run, String> {
+pub fn run(
+    lib: &Arc<QnnLibrary>,
+    f: &Function,
+    store: &WeightStore,
+    inputs: &[Vec<u8>],
+) -> Result<Run, String> {
     let backend = Backend::new(lib).map_err(|e| e.to_string())?;
     let device = Device::new(&backend, DeviceTarget::soc(SOC)).map_err(|e| e.to_string())?;
-    let ctx = Context::new(&backend, &device, ContextOptions::default()).map_err(|e| e.to_string())?;
+    let ctx =
+        Context::new(&backend, &device, ContextOptions::default()).map_err(|e| e.to_string())?;
     let opts = GraphOptions {
         precision_fp16: true,
         optimization_level: Some(3),
@@ -194,23 +215,39 @@ pub fn run(lib: &Arc<QnnLibrary>, f: &Function, store: &WeightStore, inputs: &[V
     {
         let ins: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
         let mut outs: Vec<&mut [u8]> = qnn.iter_mut().map(|v| v.as_mut_slice()).collect();
-        graph.execute_ordered(&ins, &mut outs).map_err(|e| e.to_string())?;
+        graph
+            .execute_ordered(&ins, &mut outs)
+            .map_err(|e| e.to_string())?;
     }
     let mut cache = WeightCache::new();
-    let mut prog = CpuProgram::compile(f, store, NumericMode::Fixed(Rounding::HalfAwayFromZero), &mut cache)
-        .map_err(|e| format!("cpu reference: {e}"))?;
+    let mut prog = CpuProgram::compile(
+        f,
+        store,
+        NumericMode::Fixed(Rounding::HalfAwayFromZero),
+        &mut cache,
+    )
+    .map_err(|e| format!("cpu reference: {e}"))?;
     let mut cpu: Vec<Vec<u8>> = types.iter().map(|t| vec![0u8; t.byte_size()]).collect();
     {
         let ins: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
         let mut outs: Vec<&mut [u8]> = cpu.iter_mut().map(|v| v.as_mut_slice()).collect();
-        prog.run_bytes(&ins, &mut outs, None).map_err(|e| format!("cpu reference: {e}"))?;
+        prog.run_bytes(&ins, &mut outs, None)
+            .map_err(|e| format!("cpu reference: {e}"))?;
     }
     Ok(Run { types, qnn, cpu })
 }
 
 /// Runs `f` on random inputs and asserts the max error of every output is within
 /// `tol` (LSB for quantized outputs); prints the measured figures.
-pub fn check(lib: &Arc<QnnLibrary>, label: &str, f: &Function, store: &WeightStore, seed: u64, int_hi: i64, tol: f64) -> Run {
+pub fn check(
+    lib: &Arc<QnnLibrary>,
+    label: &str,
+    f: &Function,
+    store: &WeightStore,
+    seed: u64,
+    int_hi: i64,
+    tol: f64,
+) -> Run {
     let mut rng = Rng::new(seed);
     let inputs: Vec<Vec<u8>> = f
         .args()
@@ -221,7 +258,14 @@ pub fn check(lib: &Arc<QnnLibrary>, label: &str, f: &Function, store: &WeightSto
 }
 
 /// [`check`] with given inputs.
-pub fn check_with(lib: &Arc<QnnLibrary>, label: &str, f: &Function, store: &WeightStore, inputs: &[Vec<u8>], tol: f64) -> Run {
+pub fn check_with(
+    lib: &Arc<QnnLibrary>,
+    label: &str,
+    f: &Function,
+    store: &WeightStore,
+    inputs: &[Vec<u8>],
+    tol: f64,
+) -> Run {
     let r = run(lib, f, store, inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
     for i in 0..r.types.len() {
         let (lo, hi) = r.spread(i);

@@ -4,7 +4,6 @@ pub mod bench_ir;
 pub mod demo;
 pub mod pymllm;
 pub mod qnn;
-pub mod qnn;
 pub mod quantize;
 pub mod run;
 pub mod synth;

@@ -62,6 +62,9 @@ pub const ATTR_ROPE_THETA: &str = "rope_theta";
 /// Module attribute naming the checkpoint the weights come from (used by [`load_weights`]).
 pub const ATTR_WEIGHTS: &str = "weights";
 
+/// Largest RoPE table (in values) [`load_weights`] recomputes for a parsed module.
+const MAX_ROPE_TABLE: usize = 1 << 28;
+
 /// Real value of an "attend" entry of `causal_mask`.
 pub const MASK_ATTEND: f32 = 1.0;
 /// What masked attention scores are set to, relative to the row minimum.
@@ -365,6 +368,11 @@ pub fn load_weights(module: &mut Module, base_dir: Option<&std::path::Path>) -> 
                 path.display()
             )));
         }
+        if c.checked_mul(d).is_none_or(|n| n > MAX_ROPE_TABLE) {
+            return Err(BuildError::Load(format!(
+                "weight {name} of type {ty} is too large to recompute (more than {MAX_ROPE_TABLE} values)"
+            )));
+        }
         if !(d.is_multiple_of(2) && theta.is_finite() && theta > 0.0) {
             return Err(BuildError::Load(format!(
                 "cannot build {name}: head_dim {d} must be even and rope_theta {theta} positive"
@@ -395,6 +403,12 @@ pub fn build_qwen3(
     if c <= s_max {
         return Err(BuildError::Options(format!(
             "context_len ({c}) must be larger than ar_len ({s_max}): the graphs need room for a KV cache"
+        )));
+    }
+    if c > cfg.max_position_embeddings {
+        return Err(BuildError::Options(format!(
+            "context_len ({c}) exceeds the model's max_position_embeddings ({})",
+            cfg.max_position_embeddings
         )));
     }
     if opts.num_shards == 0 || opts.num_shards > cfg.num_hidden_layers {

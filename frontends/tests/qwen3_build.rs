@@ -282,6 +282,10 @@ fn bad_weights_and_options_give_clear_errors() {
         ),
         (opts(0, 16), "ar_len must be at least 1"),
         (
+            opts(32, 1 << 30),
+            "context_len (1073741824) exceeds the model's max_position_embeddings (40960)",
+        ),
+        (
             BuildOptions {
                 num_shards: 3,
                 ..opts(4, 16)

@@ -329,7 +329,10 @@ mod tests {
         let (s, o) = u16_encoding(-1.0, 3.0);
         // real(q) = (q + offset) * scale: q = 0 is the range minimum, q = 65535 its maximum.
         assert!((o as f32 * s + 1.0).abs() < 1e-4, "q = 0 maps to min");
-        assert!(((65535 + o) as f32 * s - 3.0).abs() < 1e-3, "q = 65535 maps to max");
+        assert!(
+            ((65535 + o) as f32 * s - 3.0).abs() < 1e-3,
+            "q = 65535 maps to max"
+        );
         assert_eq!(kv_u8_encoding(2.55), (2.55 / 127.5, -128));
     }
 }

@@ -157,8 +157,16 @@ impl Pass for ShaSplit {
             .chain(rules::canonical::RULES)
             .copied()
             .collect();
+        // Extraction's tree cost counts a shared input once per head that reads it, so a
+        // finite penalty can lose to that duplication in deep graphs: a full split forbids
+        // batched matmuls outright; head groups use a penalty growing with the batch.
+        let penalty = if self.heads == 0 {
+            f64::INFINITY
+        } else {
+            1000.0
+        };
         let changed =
-            rewrite_converted(f, conv, &set, self.limits, 1000.0, ctx.stats, "sha-split")?;
+            rewrite_converted(f, conv, &set, self.limits, penalty, ctx.stats, "sha-split")?;
         Ok(PassResult::from_changed(changed))
     }
 }

@@ -783,22 +783,34 @@ impl<E: Executor> Scheduler<E> {
             });
         }
         // Reuse the cached prefix; at least one token must run to get logits.
-        let mut common = self
+        let common = self
             .history
             .iter()
             .zip(prompt)
             .take_while(|(a, b)| a == b)
-            .count();
-        common = common.min(prompt.len() - 1);
-        if common < self.history.len() {
-            // Entries not yet committed are recomputed rather than partially committed.
+            .count()
+            .min(prompt.len() - 1);
+        // Entries not yet committed can be kept only when the whole history is reused;
+        // otherwise they are recomputed rather than partially committed.
+        let mut keep = if common == self.history.len() {
+            common
+        } else {
+            common.min(self.kv.n_past())
+        };
+        if let Err(e) = self.check_fits(keep, prompt.len()) {
+            // A shorter reuse may let the chunks fit (prefill-only graphs need n_past <= C - S).
+            let limit = keep.min(self.kv.n_past());
+            keep = (0..=limit)
+                .rev()
+                .find(|&k| self.check_fits(k, prompt.len()).is_ok())
+                .ok_or(e)?;
+        }
+        if keep < self.history.len() {
             self.pending = None;
-            let keep = common.min(self.kv.n_past());
             self.kv.truncate(keep)?;
             self.history.truncate(keep);
-            common = keep;
         }
-        self.check_fits(self.n_cached(), prompt.len())?;
+        let common = keep;
 
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len(),

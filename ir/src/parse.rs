@@ -1,8 +1,10 @@
 //! Parser of the textual form (see [`crate::print`] for the grammar by example).
 //! Errors carry `file:line:col` and say what was expected.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use smallvec::SmallVec;
 
@@ -10,6 +12,7 @@ use crate::attr::{Attr, Attrs};
 use crate::function::{Function, ValueId};
 use crate::module::Module;
 use crate::ops::OpKind;
+use crate::print::FastMap;
 use crate::types::{ElemType, Encoding, Expressed, QuantType, Storage, Type};
 use crate::{Diagnostic, IrError, Location};
 
@@ -37,6 +40,7 @@ pub fn parse_module_at(text: &str, file: &str, line_offset: u32) -> Result<Modul
         line_start: 0,
         file: Arc::from(file),
         aliases: HashMap::new(),
+        col_cache: Cell::new((0, 0, 1)),
     };
     p.file_top()
 }
@@ -49,16 +53,23 @@ struct Parser<'a> {
     line_start: usize,
     file: Arc<str>,
     aliases: HashMap<String, QuantType>,
+    /// `(line_start, pos, col)` of the last computed location, so columns are counted
+    /// incrementally along a line instead of from its start every time.
+    col_cache: Cell<(usize, usize, u32)>,
 }
 
 type PResult<T> = Result<T, IrError>;
 
 impl<'a> Parser<'a> {
     fn loc(&self) -> Location {
-        let col = self.text[self.line_start..self.pos.min(self.text.len())]
-            .chars()
-            .count() as u32
-            + 1;
+        let pos = self.pos.min(self.text.len());
+        let (ls, p, c) = self.col_cache.get();
+        let col = if ls == self.line_start && p <= pos {
+            c + self.text[p..pos].chars().count() as u32
+        } else {
+            self.text[self.line_start..pos].chars().count() as u32 + 1
+        };
+        self.col_cache.set((self.line_start, pos, col));
         Location {
             file: self.file.clone(),
             line: self.line,
@@ -232,9 +243,15 @@ impl<'a> Parser<'a> {
                     self.pos += 1;
                 }
                 _ => {
-                    let ch = self.text[self.pos..].chars().next().unwrap_or('\u{fffd}');
-                    out.push(ch);
-                    self.pos += ch.len_utf8();
+                    // Copy the run up to the next quote, backslash or newline (ASCII
+                    // delimiters, so the run ends on a char boundary).
+                    let rest = &self.src[self.pos..];
+                    let n = rest
+                        .iter()
+                        .position(|c| matches!(c, b'"' | b'\\' | b'\n'))
+                        .unwrap_or(rest.len());
+                    out.push_str(&self.text[self.pos..self.pos + n]);
+                    self.pos += n;
                 }
             }
         }
@@ -426,7 +443,7 @@ impl<'a> Parser<'a> {
         let name = self.symbol()?;
         let mut f = Function::new(name);
         f.src = Some(floc);
-        let mut values: HashMap<String, ValueId> = HashMap::new();
+        let mut values: FastMap<Cow<'a, str>, ValueId> = FastMap::default();
         self.expect(b'(', "to open the argument list")?;
         if !self.eat(b')') {
             loop {
@@ -437,7 +454,7 @@ impl<'a> Parser<'a> {
                 let arg_name = if crate::print::is_positional_arg(&vname) {
                     None
                 } else {
-                    Some(vname.as_str())
+                    Some(&*vname)
                 };
                 let v = f.add_arg(ty, arg_name);
                 if values.insert(vname.clone(), v).is_some() {
@@ -561,7 +578,7 @@ impl<'a> Parser<'a> {
         Ok(f)
     }
 
-    fn value_name(&mut self) -> PResult<String> {
+    fn value_name(&mut self) -> PResult<Cow<'a, str>> {
         self.skip_ws();
         if self.peek() != Some(b'%') {
             return self.err(format!(
@@ -571,7 +588,7 @@ impl<'a> Parser<'a> {
         }
         self.pos += 1;
         if self.peek() == Some(b'"') {
-            return self.string();
+            return self.string().map(Cow::Owned);
         }
         let start = self.pos;
         while let Some(c) = self.peek() {
@@ -587,15 +604,15 @@ impl<'a> Parser<'a> {
                 self.found()
             ));
         }
-        Ok(self.text[start..self.pos].to_owned())
+        Ok(Cow::Borrowed(&self.text[start..self.pos]))
     }
 
     fn op(
         &mut self,
         f: &mut Function,
-        values: &mut HashMap<String, ValueId>,
+        values: &mut FastMap<Cow<'a, str>, ValueId>,
     ) -> PResult<crate::OpId> {
-        let mut result_names: Vec<(String, Location)> = Vec::new();
+        let mut result_names: SmallVec<[(Cow<'a, str>, Location); 1]> = SmallVec::new();
         self.skip_ws();
         if self.peek() == Some(b'%') {
             loop {
@@ -611,7 +628,7 @@ impl<'a> Parser<'a> {
         let Some(opname) = self.ident() else {
             return self.err(format!("expected an op name, found {}", self.found()));
         };
-        let Some(kind) = OpKind::from_name(opname) else {
+        let Some(kind) = op_by_name(opname) else {
             let hint = suggest(opname);
             return self.err_at(kloc, format!("unknown op '{opname}'{hint}"));
         };
@@ -619,11 +636,16 @@ impl<'a> Parser<'a> {
         self.skip_ws();
         if self.peek() == Some(b'%') {
             loop {
-                let l = self.loc_after_ws();
+                self.skip_ws();
+                // The location is only needed for the error: remember where we are.
+                let mark = (self.pos, self.line, self.line_start);
                 let n = self.value_name()?;
                 match values.get(&n) {
                     Some(v) => operands.push(*v),
-                    None => return self.err_at(l, format!("use of undefined value %{n}")),
+                    None => {
+                        (self.pos, self.line, self.line_start) = mark;
+                        return self.err(format!("use of undefined value %{n}"));
+                    }
                 }
                 if !self.eat(b',') {
                     break;
@@ -1043,15 +1065,31 @@ impl<'a> Parser<'a> {
                 elem
             ));
         }
-        let mut out = Vec::with_capacity(s.len() / 2);
-        let b = s.as_bytes();
-        for i in (0..b.len()).step_by(2) {
-            let hi = (b[i] as char).to_digit(16);
-            let lo = (b[i + 1] as char).to_digit(16);
-            match (hi, lo) {
-                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
-                _ => return self.err("bad hex digit in hex blob"),
+        // Digit values, 0xff for non-hex bytes.
+        const DIGIT: [u8; 256] = {
+            let mut t = [0xffu8; 256];
+            let mut i = 0;
+            while i < 10 {
+                t[b'0' as usize + i] = i as u8;
+                i += 1;
             }
+            let mut i = 0;
+            while i < 6 {
+                t[b'a' as usize + i] = 10 + i as u8;
+                t[b'A' as usize + i] = 10 + i as u8;
+                i += 1;
+            }
+            t
+        };
+        let mut out = Vec::with_capacity(s.len() / 2);
+        let mut bad = false;
+        for pair in s.as_bytes().chunks_exact(2) {
+            let (h, l) = (DIGIT[pair[0] as usize], DIGIT[pair[1] as usize]);
+            bad |= (h | l) == 0xff;
+            out.push(h.wrapping_mul(16).wrapping_add(l));
+        }
+        if bad {
+            return self.err("bad hex digit in hex blob");
         }
         Ok(out)
     }
@@ -1135,6 +1173,15 @@ enum Field {
     F32s(Vec<f32>),
     I32s(Vec<i32>),
     U8s(Vec<u8>),
+}
+
+/// Op kind by `dialect.op` name (hashed; the op table is scanned only once).
+fn op_by_name(name: &str) -> Option<OpKind> {
+    static BY_NAME: OnceLock<HashMap<&'static str, OpKind>> = OnceLock::new();
+    BY_NAME
+        .get_or_init(|| OpKind::ALL.iter().map(|k| (k.name(), *k)).collect())
+        .get(name)
+        .copied()
 }
 
 /// " (did you mean 'x'?)" for a near-miss op name.

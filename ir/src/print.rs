@@ -16,9 +16,10 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::attr::{Attr, Attrs};
-use crate::function::{Function, ValueId};
+use crate::function::Function;
 use crate::module::Module;
 use crate::types::{ElemType, Encoding, QuantType, Type};
 
@@ -42,7 +43,7 @@ pub fn print_function(f: &Function) -> String {
 /// A type without aliases.
 pub fn type_to_string(t: &Type) -> String {
     let mut s = String::new();
-    write_type(&mut s, t, &HashMap::new());
+    write_type(&mut s, t, &AliasMap::default());
     s
 }
 
@@ -56,18 +57,72 @@ pub fn is_bare_ident(s: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$' || c == '-')
 }
 
+/// FxHash: a fast non-cryptographic hasher for the printer's and parser's internal
+/// maps (keys come from the module being printed or parsed, not from an adversary
+/// that could exploit collisions beyond slowing down one run).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i)
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64)
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 struct Printer {
     out: String,
-    aliases: HashMap<ElemKey, usize>,
+    aliases: AliasMap,
     alias_defs: Vec<QuantType>,
-    type_cache: HashMap<Type, String>,
+    type_cache: FastMap<Type, String>,
 }
 
 /// Alias key: a quantized element type compared by content.
 #[derive(PartialEq, Eq, Hash, Clone)]
 struct ElemKey(QuantType);
 
-type AliasMap = HashMap<ElemKey, usize>;
+type AliasMap = FastMap<ElemKey, usize>;
 
 impl Printer {
     fn new(m: &Module) -> Printer {
@@ -78,7 +133,7 @@ impl Printer {
         // Count quantized element types over distinct types (types are interned, so
         // counting by Type first keeps hashing of long encodings to once per type).
         let mut by_type: Vec<(Type, usize)> = Vec::new();
-        let mut index: HashMap<Type, usize> = HashMap::new();
+        let mut index: FastMap<Type, usize> = FastMap::default();
         let mut note = |t: &Type| {
             if t.quant().is_some() {
                 let i = *index.entry(t.clone()).or_insert_with(|| {
@@ -109,7 +164,7 @@ impl Printer {
                 visit_attrs(&o.attrs, &mut note);
             }
         }
-        let mut counts: HashMap<ElemKey, usize> = HashMap::new();
+        let mut counts: FastMap<ElemKey, usize> = FastMap::default();
         let mut order: Vec<ElemKey> = Vec::new();
         for (t, n) in &by_type {
             let Some(q) = t.quant() else { continue };
@@ -120,7 +175,7 @@ impl Printer {
             });
             *c += n;
         }
-        let mut aliases = HashMap::new();
+        let mut aliases = AliasMap::default();
         let mut alias_defs = Vec::new();
         for key in order {
             let long = encoding_len(&key.0.encoding) > INLINE_ARRAY_MAX;
@@ -133,7 +188,7 @@ impl Printer {
             out: String::new(),
             aliases,
             alias_defs,
-            type_cache: HashMap::new(),
+            type_cache: FastMap::default(),
         }
     }
 
@@ -144,7 +199,9 @@ impl Printer {
             write_quant(&mut head, q);
             head.push('\n');
         }
-        head + &self.out
+        head.reserve_exact(self.out.len());
+        head.push_str(&self.out);
+        head
     }
 
     fn module(&mut self, m: &Module) {
@@ -155,8 +212,7 @@ impl Printer {
         }
         if !m.attrs.is_empty() {
             self.out.push_str(" attributes ");
-            let a = self.attrs_str(&m.attrs);
-            self.out.push_str(&a);
+            write_attrs(&mut self.out, &m.attrs, &self.aliases);
         }
         self.out.push_str(" {\n");
         for f in &m.functions {
@@ -165,36 +221,23 @@ impl Printer {
         self.out.push_str("}\n");
     }
 
-    fn ty(&mut self, t: &Type) -> String {
+    /// Appends a type (with aliases) to the output.
+    fn push_ty(&mut self, t: &Type) {
         if let Some(s) = self.type_cache.get(t) {
-            return s.clone();
+            self.out.push_str(s);
+            return;
         }
         let mut s = String::new();
         write_type(&mut s, t, &self.aliases);
-        self.type_cache.insert(t.clone(), s.clone());
-        s
-    }
-
-    fn attrs_str(&self, a: &Attrs) -> String {
-        let mut s = String::from("{");
-        for (i, (k, v)) in a.iter().enumerate() {
-            if i > 0 {
-                s.push_str(", ");
-            }
-            if is_bare_ident(k) {
-                s.push_str(k);
-            } else {
-                write_string(&mut s, k);
-            }
-            s.push_str(" = ");
-            write_attr(&mut s, v, &self.aliases);
-        }
-        s.push('}');
-        s
+        self.out.push_str(&s);
+        self.type_cache.insert(t.clone(), s);
     }
 
     fn function(&mut self, f: &Function, indent: &str) {
-        let mut names: HashMap<ValueId, String> = HashMap::new();
+        // Printed name of every value, by value index: arguments keep their (escaped)
+        // names, op results are numbered.
+        let mut names: Vec<Option<Name>> = vec![None; f.values.len()];
+        let mut arg_text: Vec<String> = Vec::with_capacity(f.args().len());
         let _ = write!(self.out, "{indent}func.func ");
         write_symbol(&mut self.out, &f.name);
         self.out.push('(');
@@ -211,9 +254,11 @@ impl Printer {
                 }
                 None => format!("%arg{i}"),
             };
-            let t = self.ty(f.ty(*a));
-            let _ = write!(self.out, "{name}: {t}");
-            names.insert(*a, name);
+            self.out.push_str(&name);
+            self.out.push_str(": ");
+            self.push_ty(f.ty(*a));
+            names[a.index()] = Some(Name::Arg(arg_text.len()));
+            arg_text.push(name);
         }
         self.out.push(')');
         let ret = f.returned();
@@ -223,8 +268,7 @@ impl Printer {
                 if i > 0 {
                     self.out.push_str(", ");
                 }
-                let t = self.ty(f.ty(*v));
-                self.out.push_str(&t);
+                self.push_ty(f.ty(*v));
                 if let Some(Some(n)) = f.result_names.get(i) {
                     self.out.push_str(" {name = ");
                     write_string(&mut self.out, n);
@@ -234,8 +278,8 @@ impl Printer {
             self.out.push(')');
         }
         if !f.attrs.is_empty() {
-            let a = self.attrs_str(&f.attrs);
-            let _ = write!(self.out, " attributes {a}");
+            self.out.push_str(" attributes ");
+            write_attrs(&mut self.out, &f.attrs, &self.aliases);
         }
         self.out.push_str(" {\n");
         let mut next = 0usize;
@@ -244,13 +288,13 @@ impl Printer {
             self.out.push_str(indent);
             self.out.push_str("  ");
             for (i, r) in o.results.iter().enumerate() {
-                let n = format!("%{next}");
-                next += 1;
                 if i > 0 {
                     self.out.push_str(", ");
                 }
-                self.out.push_str(&n);
-                names.insert(*r, n);
+                self.out.push('%');
+                push_usize(&mut self.out, next);
+                names[r.index()] = Some(Name::Result(next));
+                next += 1;
             }
             if !o.results.is_empty() {
                 self.out.push_str(" = ");
@@ -258,25 +302,34 @@ impl Printer {
             self.out.push_str(o.kind.name());
             for (i, v) in o.operands.iter().enumerate() {
                 self.out.push_str(if i == 0 { " " } else { ", " });
-                match names.get(v) {
-                    Some(n) => self.out.push_str(n),
+                match names.get(v.index()).copied().flatten() {
+                    Some(Name::Arg(i)) => self.out.push_str(&arg_text[i]),
+                    Some(Name::Result(n)) => {
+                        self.out.push('%');
+                        push_usize(&mut self.out, n);
+                    }
                     None => self.out.push_str("%<undefined>"),
                 }
             }
             if !o.attrs.is_empty() {
                 self.out.push(' ');
-                let a = self.attrs_str(&o.attrs);
-                self.out.push_str(&a);
+                write_attrs(&mut self.out, &o.attrs, &self.aliases);
             }
             match o.results.len() {
                 0 => {}
                 1 => {
-                    let t = self.ty(f.ty(o.results[0]));
-                    let _ = write!(self.out, " : {t}");
+                    self.out.push_str(" : ");
+                    self.push_ty(f.ty(o.results[0]));
                 }
                 _ => {
-                    let ts: Vec<String> = o.results.iter().map(|r| self.ty(f.ty(*r))).collect();
-                    let _ = write!(self.out, " : ({})", ts.join(", "));
+                    self.out.push_str(" : (");
+                    for (i, r) in o.results.iter().enumerate() {
+                        if i > 0 {
+                            self.out.push_str(", ");
+                        }
+                        self.push_ty(f.ty(*r));
+                    }
+                    self.out.push(')');
                 }
             }
             if let Some(n) = &o.name {
@@ -288,6 +341,58 @@ impl Printer {
         }
         let _ = writeln!(self.out, "{indent}}}");
     }
+}
+
+/// How a value is printed: an argument's name or a result number.
+#[derive(Clone, Copy)]
+enum Name {
+    Arg(usize),
+    Result(usize),
+}
+
+/// Appends a decimal number without going through `fmt`.
+fn push_usize(s: &mut String, mut n: usize) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for b in &buf[i..] {
+        s.push(*b as char);
+    }
+}
+
+/// Appends `bytes` as lowercase hex digits.
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    s.reserve(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+}
+
+/// `{k = v, ...}`.
+fn write_attrs(s: &mut String, a: &Attrs, aliases: &AliasMap) {
+    s.push('{');
+    for (i, (k, v)) in a.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        if is_bare_ident(k) {
+            s.push_str(k);
+        } else {
+            write_string(s, k);
+        }
+        s.push_str(" = ");
+        write_attr(s, v, aliases);
+    }
+    s.push('}');
 }
 
 fn is_value_name(n: &str) -> bool {
@@ -423,9 +528,7 @@ fn write_f32_array(s: &mut String, v: &[f32]) {
     if v.len() > INLINE_ARRAY_MAX {
         s.push_str("hex\"");
         for x in v {
-            for b in x.to_le_bytes() {
-                let _ = write!(s, "{b:02x}");
-            }
+            push_hex(s, &x.to_le_bytes());
         }
         s.push('"');
         return;
@@ -440,17 +543,15 @@ fn write_f32_array(s: &mut String, v: &[f32]) {
     s.push(']');
 }
 
-fn write_int_array<T: std::fmt::Display + Copy>(
+fn write_int_array<T: std::fmt::Display + Copy, const N: usize>(
     s: &mut String,
     v: &[T],
-    bytes: impl Fn(T) -> Vec<u8>,
+    bytes: impl Fn(T) -> [u8; N],
 ) {
     if v.len() > INLINE_ARRAY_MAX {
         s.push_str("hex\"");
         for x in v {
-            for b in bytes(*x) {
-                let _ = write!(s, "{b:02x}");
-            }
+            push_hex(s, &bytes(*x));
         }
         s.push('"');
         return;
@@ -482,7 +583,7 @@ fn write_quant(s: &mut String, q: &QuantType) {
             let _ = write!(s, "!quant.per_axis<{st}:{ex}, axis = {axis}, scales = ");
             write_f32_array(s, scales);
             s.push_str(", offsets = ");
-            write_int_array(s, offsets, |x: i32| x.to_le_bytes().to_vec());
+            write_int_array(s, offsets, |x: i32| x.to_le_bytes());
             s.push('>');
         }
         Encoding::Blockwise {
@@ -498,7 +599,7 @@ fn write_quant(s: &mut String, q: &QuantType) {
             );
             write_f32_array(s, channel_scales);
             s.push_str(", block_scales = ");
-            write_int_array(s, block_scales, |x: u8| vec![x]);
+            write_int_array(s, block_scales, |x: u8| [x]);
             s.push('>');
         }
     }

@@ -206,6 +206,30 @@ fn derived_by_quantizer(op: &str) -> bool {
     op.ends_with(".act.sigmoid")
 }
 
+/// Encodings our graph has and pymllm's naming has no QDQ for, written under names of the
+/// same pattern (mllm's loader pulls tensors by name and never asks for these): the RoPE
+/// rotate-half concat. In pymllm its encoding is the `ConcatObserver` union range, which
+/// `recompute_scale_zp` copies into both inputs' QDQs (`q_norm_output_qdq` and
+/// `q_rope_neg_half_qdq`; `validate_concat_observer` checks they agree), so a pymllm export
+/// without the extension imports the concat with the `*_rope_neg_half_qdq` encoding (the
+/// fallback, third element).
+pub fn extension_map(layers: usize) -> Vec<(QdqName, String)> {
+    let mut v = Vec::new();
+    for l in 0..layers {
+        let a = format!("model.layers.{l}.self_attn");
+        for w in ["q", "k"] {
+            v.push((
+                QdqName {
+                    qdq: format!("{a}.{w}_rope_concat_output_qdq"),
+                    op: format!("{a}.rope_{w}.rotate_half"),
+                },
+                format!("{a}.{w}_rope_neg_half_qdq"),
+            ));
+        }
+    }
+    v
+}
+
 /// The linear modules of a Qwen3 model (pymllm module path = our op name = HF prefix).
 pub fn linear_modules(layers: usize) -> Vec<String> {
     let mut v = Vec::new();
@@ -388,6 +412,14 @@ pub fn export_pymllm(module: &Module, out: &Path) -> Result<ExportSummary> {
         let (s, o) = per_tensor_of(&format!("op {}", q.op), e)?;
         add_enc(&mut plan, &format!("{}.fake_quant", q.qdq), s, -o);
         encodings += 1;
+    }
+    // Our extension names (see extension_map).
+    for (q, _) in extension_map(layers) {
+        if let Some(e) = elems.get(&q.op) {
+            let (s, o) = per_tensor_of(&format!("op {}", q.op), e)?;
+            add_enc(&mut plan, &format!("{}.fake_quant", q.qdq), s, -o);
+            encodings += 1;
+        }
     }
     // Constants (for mllm's compiler; see the module docs).
     for l in 0..layers {
@@ -999,12 +1031,28 @@ pub fn read_pymllm(export: &Path, cfg: &Qwen3Config, context_len: usize) -> Resu
             imp.encodings.insert(q.op, (s, -(zp as i32)));
         }
     }
+    for (q, fallback) in extension_map(layers) {
+        let own = format!("{}.fake_quant", q.qdq);
+        let base = if ckpt.contains(&format!("{own}.scale")) {
+            own
+        } else {
+            format!("{fallback}.fake_quant")
+        };
+        let (s, zp) = r.encoding(&base, &format!("encoding of op {}", q.op), u16_range)?;
+        imp.encodings.insert(q.op, (s, -(zp as i32)));
+    }
     for l in 0..layers {
         for w in ["k", "v"] {
             let base = format!("model.layers.{l}.self_attn.{w}_cast_to_int8_qdq.fake_quant");
             let (s, zp) = r.encoding(&base, "u8 KV-cache encoding", (128, 128))?;
             imp.encodings.insert(
                 format!("model.layers.{l}.self_attn.{w}_cache_requantize"),
+                (s, -(zp as i32)),
+            );
+            // The cache concatenation ends up with the KV encoding (the quantizer retypes it
+            // after requantizing the new entries); it only needs an entry to get there.
+            imp.encodings.insert(
+                format!("model.layers.{l}.self_attn.{w}_concat"),
                 (s, -(zp as i32)),
             );
         }

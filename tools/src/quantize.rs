@@ -334,6 +334,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<QuantizeSummary> {
         .with_context(|| format!("{}: cannot create", args.output.display()))?;
     let weights_path = args.output.join("model.mllm");
     write_weights(&m, &weights_path)?;
+    crate::pymllm::write_export(&m, &args.output, &args.checkpoint)?;
     m.attrs
         .insert("weights".into(), Attr::Str("model.mllm".into()));
     let ir_path = args.output.join("model.mlir");

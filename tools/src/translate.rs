@@ -133,6 +133,14 @@ pub fn run(args: &TranslateArgs) -> anyhow::Result<TranslateSummary> {
             }
         );
     }
+    // A pymllm export (quantized, pymllm names) is imported instead (see crate::pymllm).
+    if !is_mllm
+        && ckpt
+            .names()
+            .any(|n| n.ends_with(".scale1") || n.ends_with("_qdq.fake_quant.scale"))
+    {
+        return crate::pymllm::translate_export(args, ckpt.path(), &cfg, &cfg_path);
+    }
     let weights_path = std::fs::canonicalize(ckpt.path())
         .with_context(|| format!("{}: cannot resolve the path", ckpt.path().display()))?;
     let ckpt = Arc::new(ckpt);

@@ -39,6 +39,7 @@
 
 pub mod bench;
 pub mod buffer;
+pub mod cpu;
 pub mod error;
 pub mod executor;
 pub mod kv;

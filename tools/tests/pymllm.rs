@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "../../frontends/tests/pymllm_common/mod.rs"]
+mod pymllm_common;
+
 use mllm_frontends::qwen3::BuildOptions;
 use mllm_frontends::synth::{generate, Preset};
 use mllm_frontends::{Checkpoint, DType, Qwen3Config};
@@ -174,4 +177,88 @@ fn import_refuses_an_export_missing_a_weight() {
         msg.contains("empty.safetensors") && msg.contains("missing tensor"),
         "{msg}"
     );
+}
+
+#[test]
+fn hand_built_mllm_named_export_imports_to_a_quantized_module() {
+    let dir = Scratch::new("handbuilt");
+    let p = dir.path().join("model.safetensors");
+    let ts = pymllm_common::export_tensors(64);
+    pymllm_common::write(&p, &ts);
+    let cfg = pymllm_common::config();
+    let opts = BuildOptions {
+        ar_len: 4,
+        context_len: 32,
+        num_shards: 1,
+    };
+    let m = import_pymllm(&p, &cfg, opts).unwrap();
+    assert_eq!(m.functions.len(), 2);
+    let zp = |name: &str| {
+        let t = ts.iter().find(|t| t.name == name).unwrap();
+        i32::from_le_bytes(t.bytes[..4].try_into().unwrap())
+    };
+    let f = &m.functions[0];
+    let mut seen = 0;
+    for op in f.op_ids() {
+        let o = f.op(op);
+        let Some(res) = o.results.first() else {
+            continue;
+        };
+        let elem = f.ty(*res).elem().clone();
+        let enc = match &elem {
+            mllm_ir::ElemType::Quant(q) => q.encoding.per_tensor(),
+            _ => None,
+        };
+        match o.name.as_deref() {
+            // pymllm: the softmax output QDQ; the attention residual's; the rotate-half
+            // concat takes the neg-half QDQ (no extension tensor in a real export).
+            Some("model.layers.1.self_attn.softmax") => {
+                assert_eq!(
+                    enc.unwrap().1,
+                    -zp("model.layers.1.self_attn.softmax_output_qdq.fake_quant.zero_point")
+                );
+                seen += 1;
+            }
+            Some("model.layers.0.attn_residual") => {
+                assert_eq!(
+                    enc.unwrap().1,
+                    -zp("model.layers.0.add_0_output_qdq.fake_quant.zero_point")
+                );
+                seen += 1;
+            }
+            Some("model.layers.0.self_attn.rope_q.rotate_half") => {
+                assert_eq!(
+                    enc.unwrap().1,
+                    -zp("model.layers.0.self_attn.q_rope_neg_half_qdq.fake_quant.zero_point")
+                );
+                seen += 1;
+            }
+            Some("model.layers.1.self_attn.k_cache_requantize") => {
+                assert_eq!(enc, Some((0.02, -128)));
+                seen += 1;
+            }
+            Some("model.layers.0.mlp.act.sigmoid") => {
+                assert_eq!(enc, Some((1.0 / 65536.0, 0)));
+                seen += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen, 5, "every checked op is in the prefill graph");
+    // The hand-built block scales reach 16 (mllm's clamp): carried as 5-bit block scales.
+    let lin = f
+        .op_ids()
+        .into_iter()
+        .find(|o| f.op(*o).name.as_deref() == Some("lm_head"))
+        .unwrap();
+    let wty = f.ty(f.op(lin).operands[1]).elem().clone();
+    match wty {
+        mllm_ir::ElemType::Quant(q) => match q.encoding {
+            mllm_ir::Encoding::Blockwise {
+                block_scale_bits, ..
+            } => assert_eq!(block_scale_bits, 5),
+            e => panic!("lm_head weight encoding {e:?}"),
+        },
+        e => panic!("lm_head weight type {e:?}"),
+    }
 }

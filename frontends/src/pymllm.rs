@@ -32,6 +32,13 @@
 //! after calibration (`recompute_scale_zp` resizes it to the observer's shape): the reader
 //! accepts any shape with one element; the writer writes `[1]`.
 //!
+//! Beyond pymllm's names, the writer adds `model.layers.{l}.self_attn.{q,k}_rope_concat_output_qdq`
+//! (our RoPE rotate-half concat may carry its own encoding before `quant-fix`; see
+//! [`extension_map`]); the reader uses them when present and otherwise falls back to
+//! pymllm's meaning. Our RoPE tables have `context_len` rows, pymllm's `max_len`
+//! (`mllm_qualcomm_max_length`) rows: the writer writes `[1, context_len, D]`, the reader
+//! needs at least `context_len` rows and keeps the first `context_len`.
+//!
 //! Not exported by pymllm, so not written or read here: `constant_zero.{scale,zero_point}`
 //! (mllm's compile step pushes it itself), the observer state (`min_val`, `max_val`,
 //! `fake_quant_enabled`, ...) which the reader ignores. Encodings of constants

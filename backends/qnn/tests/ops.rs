@@ -748,3 +748,25 @@ fn float_graph_silu_and_bf16_linear() {
         0.02,
     );
 }
+
+#[test]
+fn outputs_that_are_arguments_or_repeated_get_copies() {
+    let _g = serial();
+    let Some(lib) = library() else { return };
+    // Returning an argument, a constant and the same op result twice.
+    let e = u16q(-1.0, 1.0);
+    let (mut f, x) = func("identity", &[("x", t(&[2, 8], e.clone()))]);
+    let y = op(&mut f, OpKind::Neg, &[x[0]], none(), t(&[2, 8], e.clone()));
+    let c = f.builder().constant(vec![0.25], t(&[2, 8], e));
+    ret(&mut f, &[x[0], y, y, c], &["x_out", "y0", "y1", "c"]);
+    let r = check(
+        &lib,
+        "identity outputs",
+        &f,
+        &WeightStore::new(),
+        40,
+        0,
+        0.0,
+    );
+    assert_eq!(r.qnn[0].len(), 32);
+}

@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 
-use egg::{Extractor, Id};
+use std::collections::VecDeque;
+
+use egg::{CostFunction, Id};
 use mllm_ir::{Function, ValueId};
 
-use crate::egraph::cost::QnnCost;
+use crate::egraph::cost::{CostModel, QnnCost};
 use crate::egraph::lang::{Node, Op};
 use crate::egraph::{EGraph, IrAnalysis};
 
@@ -62,15 +64,9 @@ pub fn to_egraph(f: &Function) -> Converted {
 
 /// Extracts the cheapest program for the roots and rebuilds `f` in place (arguments,
 /// names and attributes kept). Returns the number of ops in the new body.
-pub fn from_egraph(f: &mut Function, c: &Converted, batched_matmul_penalty: f64) -> usize {
+pub fn from_egraph(f: &mut Function, c: &Converted, model: CostModel) -> usize {
     let eg = &c.egraph;
-    let extractor = Extractor::new(
-        eg,
-        QnnCost {
-            eg,
-            batched_matmul_penalty,
-        },
-    );
+    let best = extract(eg, model);
     let mut out = Function::new(f.name.clone());
     out.attrs = f.attrs.clone();
     out.src = f.src.clone();
@@ -88,7 +84,7 @@ pub fn from_egraph(f: &mut Function, c: &Converted, batched_matmul_penalty: f64)
         if built.contains_key(&id) {
             continue;
         }
-        let node = extractor.find_best_node(id).clone();
+        let node = best[&id].clone();
         if !expanded {
             stack.push((id, true));
             for ch in node.children.iter().rev() {
@@ -125,4 +121,42 @@ pub fn from_egraph(f: &mut Function, c: &Converted, batched_matmul_penalty: f64)
     let n = out.num_ops();
     *f = out;
     n
+}
+
+/// The cheapest e-node of every e-class under `model`, by a worklist fixpoint: a class
+/// is re-evaluated only when one of its children got cheaper (linear in practice, where
+/// egg's extractor sweeps every class once per level of depth).
+pub fn extract(eg: &crate::egraph::EGraph, model: CostModel) -> HashMap<Id, crate::egraph::Node> {
+    let mut cf = QnnCost::new(eg, model);
+    let mut cost: HashMap<Id, (f64, usize)> = HashMap::new();
+    let mut queue: VecDeque<Id> = eg.classes().map(|c| c.id).collect();
+    let mut queued: std::collections::HashSet<Id> = queue.iter().copied().collect();
+    while let Some(id) = queue.pop_front() {
+        queued.remove(&id);
+        let class = &eg[id];
+        let mut best: Option<(f64, usize)> = None;
+        for (i, n) in class.nodes.iter().enumerate() {
+            if !n.children.iter().all(|c| cost.contains_key(&eg.find(*c))) {
+                continue;
+            }
+            let c = cf.cost(n, |ch| cost[&eg.find(ch)].0);
+            if best.is_none_or(|(b, _)| c < b) {
+                best = Some((c, i));
+            }
+        }
+        let Some(b) = best else { continue };
+        let improved = cost.get(&class.id).is_none_or(|(old, _)| b.0 < *old);
+        if improved {
+            cost.insert(class.id, b);
+            for (_, p) in class.parents() {
+                let p = eg.find(p);
+                if queued.insert(p) {
+                    queue.push_back(p);
+                }
+            }
+        }
+    }
+    cost.into_iter()
+        .map(|(id, (_, i))| (id, eg[id].nodes[i].clone()))
+        .collect()
 }

@@ -9,15 +9,51 @@ use mllm_ir::{AttrsExt, OpKind, Type};
 use crate::egraph::lang::{Node, Op, Tables};
 use crate::egraph::EGraph;
 
-/// Extraction cost function (tree cost: own cost plus children).
-pub struct QnnCost<'a> {
-    /// The e-graph (for operand types).
-    pub eg: &'a EGraph,
+/// Knobs of the cost model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostModel {
     /// Extra cost per additional batch entry of a matmul (multi-head attention): the
-    /// cost is multiplied by `1 + penalty * (batch - 1)`. 0 normally; `sha-split` raises
-    /// it so single-head forms win extraction (the HTP runs per-head matmuls faster and
-    /// compiles them faster).
+    /// cost is multiplied by `1 + penalty * (batch - 1)`. 0 normally; `sha-split` sets it
+    /// so single-head forms win extraction (the HTP runs per-head matmuls faster and
+    /// compiles them faster); infinity forbids batched matmuls wherever an alternative
+    /// exists.
     pub batched_matmul_penalty: f64,
+    /// Combine children by `max` (critical path) instead of `sum` (tree cost). Tree cost
+    /// counts a shared input once per user, which in deep graphs can outweigh any local
+    /// saving of a rewrite that adds users (one per head); the critical path does not.
+    pub critical_path: bool,
+}
+
+impl Default for CostModel {
+    fn default() -> Self {
+        CostModel {
+            batched_matmul_penalty: 0.0,
+            critical_path: false,
+        }
+    }
+}
+
+/// Extraction cost function: each e-node's own cost (precomputed once) plus its
+/// children's, summed or maxed per [`CostModel::critical_path`].
+pub struct QnnCost {
+    own: std::collections::HashMap<Node, f64>,
+    critical_path: bool,
+}
+
+impl QnnCost {
+    /// Precomputes the own cost of every e-node of `eg`.
+    pub fn new(eg: &EGraph, model: CostModel) -> QnnCost {
+        let mut own = std::collections::HashMap::new();
+        for class in eg.classes() {
+            for n in &class.nodes {
+                own.insert(n.clone(), node_cost(eg, n, model.batched_matmul_penalty));
+            }
+        }
+        QnnCost {
+            own,
+            critical_path: model.critical_path,
+        }
+    }
 }
 
 /// Cost of one op with result type `ty` and operand types `inputs`.
@@ -64,38 +100,42 @@ pub fn op_cost(kind: OpKind, attrs: &mllm_ir::Attrs, ty: &Type, inputs: &[&Type]
     }
 }
 
-impl CostFunction<Node> for QnnCost<'_> {
+fn node_cost(eg: &EGraph, enode: &Node, penalty: f64) -> f64 {
+    match enode.op {
+        Op::Arg { .. } => 0.0,
+        Op::Ir { kind, .. }
+            if (kind.is_data_movement() || kind == OpKind::Concat)
+                && enode.children.iter().all(|c| eg[*c].data.is_static) =>
+        {
+            0.001
+        }
+        Op::Ir { kind, attrs, ty } => {
+            let tables: &Tables = &eg.analysis.tables;
+            let inputs: Vec<&Type> = enode.children.iter().map(|c| &eg[*c].data.ty).collect();
+            let t = &tables.types[ty as usize];
+            let c = op_cost(kind, &tables.attrs[attrs as usize], t, &inputs);
+            let batch: usize = t.shape().iter().rev().skip(2).product();
+            if kind == OpKind::MatMul && batch > 1 {
+                // Grows with the batch, so fewer heads per matmul is always cheaper.
+                c * (1.0 + penalty * (batch - 1) as f64)
+            } else {
+                c
+            }
+        }
+    }
+}
+
+impl CostFunction<Node> for QnnCost {
     type Cost = f64;
     fn cost<C>(&mut self, enode: &Node, mut costs: C) -> f64
     where
         C: FnMut(Id) -> f64,
     {
-        let own = match enode.op {
-            Op::Arg { .. } => 0.0,
-            Op::Ir { kind, .. }
-                if (kind.is_data_movement() || kind == OpKind::Concat)
-                    && enode.children.iter().all(|c| self.eg[*c].data.is_static) =>
-            {
-                0.001
-            }
-            Op::Ir { kind, attrs, ty } => {
-                let tables: &Tables = &self.eg.analysis.tables;
-                let inputs: Vec<&Type> = enode
-                    .children
-                    .iter()
-                    .map(|c| &self.eg[*c].data.ty)
-                    .collect();
-                let t = &tables.types[ty as usize];
-                let c = op_cost(kind, &tables.attrs[attrs as usize], t, &inputs);
-                let batch: usize = t.shape().iter().rev().skip(2).product();
-                if kind == OpKind::MatMul && batch > 1 {
-                    // Grows with the batch, so fewer heads per matmul is always cheaper.
-                    c * (1.0 + self.batched_matmul_penalty * (batch - 1) as f64)
-                } else {
-                    c
-                }
-            }
-        };
-        enode.fold(own, |acc, c| acc + costs(c))
+        let own = self.own.get(enode).copied().unwrap_or(0.0);
+        if self.critical_path {
+            enode.fold(own, |acc, c| acc.max(own + costs(c)))
+        } else {
+            enode.fold(own, |acc, c| acc + costs(c))
+        }
     }
 }

@@ -215,6 +215,7 @@ pub fn run(eg: &mut EGraph, rules: &[&dyn Rule], limits: Limits) -> Result<RunSt
     let start = Instant::now();
     let mut iterations = 0;
     let mut applied = 0;
+    let mut fired: std::collections::HashSet<(usize, Node)> = std::collections::HashSet::new();
     let stop = loop {
         if iterations >= limits.iterations {
             break StopReason::IterationLimit;
@@ -226,14 +227,20 @@ pub fn run(eg: &mut EGraph, rules: &[&dyn Rule], limits: Limits) -> Result<RunSt
             break StopReason::TimeLimit;
         }
         iterations += 1;
-        // Search (read-only), then apply.
+        // Search (read-only), then apply. A rule that already fired on a (canonical)
+        // node would only rebuild the same terms: skip it. A rule that did not fire is
+        // retried, since the classes it looks into may have grown.
         let mut matches: Vec<(&'static str, Id, Build)> = Vec::new();
         for class in eg.classes() {
             for node in &class.nodes {
                 let Some(kind) = node.kind() else { continue };
-                for r in rules.iter().filter(|r| r.root() == kind) {
+                for (ri, r) in rules.iter().enumerate().filter(|(_, r)| r.root() == kind) {
+                    if fired.contains(&(ri, node.clone())) {
+                        continue;
+                    }
                     if let Some(b) = r.apply(eg, class.id, node) {
                         matches.push((r.name(), class.id, b));
+                        fired.insert((ri, node.clone()));
                     }
                 }
             }
@@ -325,7 +332,15 @@ pub fn rewrite_function(
     pass: &str,
 ) -> Result<bool, crate::PassError> {
     let conv = convert::to_egraph(f);
-    rewrite_converted(f, conv, rules, limits, 0.0, stats, pass)
+    rewrite_converted(
+        f,
+        conv,
+        rules,
+        limits,
+        cost::CostModel::default(),
+        stats,
+        pass,
+    )
 }
 
 /// [`rewrite_function`] on an already converted (and possibly seeded) e-graph.
@@ -334,7 +349,7 @@ pub fn rewrite_converted(
     mut conv: convert::Converted,
     rules: &[&dyn Rule],
     limits: Limits,
-    batched_matmul_penalty: f64,
+    cost_model: cost::CostModel,
     stats: &mut crate::PassStats,
     pass: &str,
 ) -> Result<bool, crate::PassError> {
@@ -344,7 +359,7 @@ pub fn rewrite_converted(
     })?;
     rs.record(stats);
     let before = f.clone();
-    convert::from_egraph(f, &conv, batched_matmul_penalty);
+    convert::from_egraph(f, &conv, cost_model);
     crate::transforms::cse::cse(f);
     crate::transforms::dce::dce(f);
     *f = f.compact();

@@ -9,8 +9,9 @@
 //! sliced on the output axis, their LPBQ block/channel scales or per-axis scales
 //! sliced in step), per-head norm and RoPE, per-head QK^T, scale, mask, softmax and PV,
 //! per-kv-head slices of the past K/V inputs. GQA falls out of slicing the grouped
-//! reshape: query head h reads kv head h / (H / Hkv). Extraction uses a cost model that
-//! penalises batched matmuls, so the single-head form is chosen; `canonical` rules
+//! reshape: query head h reads kv head h / (H / Hkv). Extraction minimises the critical path
+//! and forbids batched matmuls (or, with `heads`, penalises them by batch size), so the
+//! single-head form is chosen; `canonical` rules
 //! clean up reshapes. Graph I/O is unchanged.
 //!
 //! Contract: values are unchanged (slices and concatenations only regroup them); the
@@ -20,6 +21,7 @@ use egg::Id;
 use mllm_ir::{Function, OpKind};
 
 use crate::egraph::convert::to_egraph;
+use crate::egraph::cost::CostModel;
 use crate::egraph::rules::slicing::make_slice;
 use crate::egraph::{
     add_build, rewrite_converted, rules, Build, EGraph, EGraphExt, Limits, Rule, LIMIT_OPTIONS,
@@ -157,16 +159,18 @@ impl Pass for ShaSplit {
             .chain(rules::canonical::RULES)
             .copied()
             .collect();
-        // Extraction's tree cost counts a shared input once per head that reads it, so a
-        // finite penalty can lose to that duplication in deep graphs: a full split forbids
-        // batched matmuls outright; head groups use a penalty growing with the batch.
-        let penalty = if self.heads == 0 {
-            f64::INFINITY
-        } else {
-            1000.0
+        // Extraction by critical path (tree cost would count the shared input of the
+        // heads once per head); a full split forbids batched matmuls outright, head
+        // groups use a penalty growing with the batch.
+        let model = CostModel {
+            batched_matmul_penalty: if self.heads == 0 {
+                f64::INFINITY
+            } else {
+                1000.0
+            },
+            critical_path: true,
         };
-        let changed =
-            rewrite_converted(f, conv, &set, self.limits, penalty, ctx.stats, "sha-split")?;
+        let changed = rewrite_converted(f, conv, &set, self.limits, model, ctx.stats, "sha-split")?;
         Ok(PassResult::from_changed(changed))
     }
 }

@@ -10,8 +10,9 @@
 //!    quantized from those ranges (`mllm_passes::quant::apply`), so both graphs get the
 //!    same encodings and share bit-identical weights.
 //! 3. Outputs in `-o DIR`: `model.mlir` (quantized IR; its `weights` attribute names
-//!    `model.mllm`), `model.mllm` (every weight the IR references, .mllm v2), and
-//!    `quantize.json` (summary: weight SQNR, time).
+//!    `model.mllm`), `model.mllm` (every weight the IR references, .mllm v2),
+//!    `model.safetensors` (the same weights and encodings in pymllm's export naming, see
+//!    `crate::pymllm`), and `quantize.json` (summary: weight SQNR, time).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

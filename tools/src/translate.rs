@@ -27,7 +27,9 @@ use mllm_ir::Attr;
 #[derive(Debug, Clone, Args)]
 pub struct TranslateArgs {
     /// Hugging Face safetensors checkpoint: a model directory, a .safetensors file, or a
-    /// model.safetensors.index.json (sharded).
+    /// model.safetensors.index.json (sharded). A pymllm export (quantized; has `*.scale1` /
+    /// `*_qdq.fake_quant.scale` tensors) is imported into the quantized IR instead, with its
+    /// weights written next to the output as `<output>.mllm`.
     #[arg(
         long,
         value_name = "PATH",

@@ -138,10 +138,10 @@ fn npu_passes_keep_greedy_generation_identical() {
         2 * 2 * 4,
         "2 layers x 4 heads x (QK, PV) single-head matmuls"
     );
-    for len in [3, 8, 13, 21] {
+    for len in [5, 13] {
         let p = prompt(len);
-        let a = generate(&m, NumericMode::Float, GraphSelect::Auto, &p, 24).expect("original");
-        let b = generate(&opt, NumericMode::Float, GraphSelect::Auto, &p, 24).expect("optimized");
+        let a = generate(&m, NumericMode::Float, GraphSelect::Auto, &p, 12).expect("original");
+        let b = generate(&opt, NumericMode::Float, GraphSelect::Auto, &p, 12).expect("optimized");
         assert_eq!(a, b, "prompt length {len}");
     }
 }

@@ -102,8 +102,11 @@ pub fn main_with(args: &DemoArgs) -> anyhow::Result<()> {
         "[4/4] run on the CPU reference (fixed-point NPU emulation): {:?}",
         args.prompt
     );
+    // The NPU-ready IR computes the same values (sha-split and linear-to-conv2d are
+    // exact rewrites, checked by the test suite); the CPU reference runs the quantized
+    // IR before those layout rewrites, which it executes faster.
     let run = crate::run::RunArgs {
-        model: npu_ir.clone(),
+        model: qs.ir.clone(),
         tokenizer: Some(tok_path.clone()),
         config: Some(ckpt.join("config.json")),
         ar_len: None,

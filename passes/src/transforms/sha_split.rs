@@ -12,7 +12,8 @@
 //! reshape: query head h reads kv head h / (H / Hkv). Extraction minimises the critical path
 //! and forbids batched matmuls (or, with `heads`, penalises them by batch size), so the
 //! single-head form is chosen; `canonical` rules
-//! clean up reshapes. Graph I/O is unchanged.
+//! clean up reshapes. Graph I/O is unchanged. With `q-only`, slices stop at the KV-cache
+//! concatenations: K/V projections stay merged and each head reads a slice of its kv head.
 //!
 //! Contract: values are unchanged (slices and concatenations only regroup them); the
 //! function's signature is unchanged; encodings are copied per head.
@@ -33,14 +34,21 @@ use crate::registry::{OptKind, OptSpec, Options, PassInfo};
 pub struct ShaSplit {
     limits: Limits,
     heads: usize,
+    q_only: bool,
 }
 
-static OPTIONS: [OptSpec; 4] = [
+static OPTIONS: [OptSpec; 5] = [
     OptSpec {
         name: "heads",
         kind: OptKind::UInt,
         default: "0",
         help: "number of head groups to split into (0: one per head); must divide the head count",
+    },
+    OptSpec {
+        name: "q-only",
+        kind: OptKind::Bool,
+        default: "false",
+        help: "split only the query side: K/V projections and the cache concatenations stay merged (each head reads its kv head's slice)",
     },
     LIMIT_OPTIONS[0],
     LIMIT_OPTIONS[1],
@@ -59,6 +67,7 @@ pub const INFO: PassInfo = PassInfo {
         Ok(Box::new(ShaSplit {
             limits,
             heads: o.usize("heads"),
+            q_only: o.bool("q-only"),
         }))
     },
 };
@@ -139,7 +148,9 @@ impl Pass for ShaSplit {
         // Returned new K/V: split per kv head.
         for (i, root) in conv.roots.iter().enumerate() {
             let name = f.result_names.get(i).cloned().flatten().unwrap_or_default();
-            if name.starts_with("present_key") || name.starts_with("present_value") {
+            if !self.q_only
+                && (name.starts_with("present_key") || name.starts_with("present_value"))
+            {
                 let t = conv.egraph.ty(*root).clone();
                 if t.rank() >= 2 && t.shape()[1] > 1 {
                     seeds.push((*root, 1, t.shape()[1]));
@@ -154,7 +165,12 @@ impl Pass for ShaSplit {
         }
         conv.egraph.rebuild();
         ctx.stats.record("seeded splits", seeded);
-        let set: Vec<&dyn Rule> = rules::slicing::RULES
+        let slicing = if self.q_only {
+            rules::slicing::RULES_KEEP_CACHE
+        } else {
+            rules::slicing::RULES
+        };
+        let set: Vec<&dyn Rule> = slicing
             .iter()
             .chain(rules::canonical::RULES)
             .copied()

@@ -444,47 +444,75 @@ rule!(
     }
 );
 
+/// Slice of a concatenation; with `keep_cache`, a concatenation with a graph input
+/// (the KV cache) is left merged (`sha-split{q-only}`).
+fn slice_concat(eg: &EGraph, class: Id, node: &Node, keep_cache: bool) -> Option<Build> {
+    let (b, inner) = sliced_op(eg, node, OpKind::Concat)?;
+    let is_input = |c: &Id| eg[*c].nodes.iter().any(|n| n.kind().is_none());
+    if keep_cache && inner.children.iter().any(is_input) {
+        return None;
+    }
+    let axis =
+        mllm_ir::infer::norm_axis(eg.attrs_of(&inner).int("axis").unwrap_or(0), b.len()).ok()?;
+    let (s, e) = b[axis];
+    // Inside one input?
+    let mut at = 0usize;
+    let mut parts = Vec::new();
+    for c in &inner.children {
+        let ct = eg.ty(*c).clone();
+        let len = ct.shape()[axis];
+        let (ps, pe) = (s.max(at), e.min(at + len));
+        if ps < pe {
+            let mut cb = b.clone();
+            cb[axis] = (ps - at, pe - at);
+            parts.push(make_slice(&ct, Build::Class(*c), &cb)?.1);
+        }
+        at += len;
+    }
+    let ty = eg.ty(class).clone();
+    if parts.len() == 1 {
+        // A single input's slice keeps that input's element type only for equal encodings.
+        let only = parts.pop()?;
+        return match &only {
+            Build::Class(c) if eg.ty(*c) == &ty => Some(only),
+            Build::Op { ty: t, .. } if *t == ty => Some(only),
+            _ => None,
+        };
+    }
+    Some(Build::op(
+        OpKind::Concat,
+        eg.attrs_of(&inner).clone(),
+        ty,
+        parts,
+    ))
+}
+
 rule!(
     SliceConcat,
     "slice-concat",
     OpKind::Slice,
-    |eg, class, node| {
-        let (b, inner) = sliced_op(eg, node, OpKind::Concat)?;
-        let axis = mllm_ir::infer::norm_axis(eg.attrs_of(&inner).int("axis").unwrap_or(0), b.len())
-            .ok()?;
-        let (s, e) = b[axis];
-        // Inside one input?
-        let mut at = 0usize;
-        let mut parts = Vec::new();
-        for c in &inner.children {
-            let ct = eg.ty(*c).clone();
-            let len = ct.shape()[axis];
-            let (ps, pe) = (s.max(at), e.min(at + len));
-            if ps < pe {
-                let mut cb = b.clone();
-                cb[axis] = (ps - at, pe - at);
-                parts.push(make_slice(&ct, Build::Class(*c), &cb)?.1);
-            }
-            at += len;
-        }
-        let ty = eg.ty(class).clone();
-        if parts.len() == 1 {
-            // A single input's slice keeps that input's element type only for equal encodings.
-            let only = parts.pop()?;
-            return match &only {
-                Build::Class(c) if eg.ty(*c) == &ty => Some(only),
-                Build::Op { ty: t, .. } if *t == ty => Some(only),
-                _ => None,
-            };
-        }
-        Some(Build::op(
-            OpKind::Concat,
-            eg.attrs_of(&inner).clone(),
-            ty,
-            parts,
-        ))
-    }
+    |eg, class, node| { slice_concat(eg, class, node, false) }
 );
+
+rule!(
+    SliceConcatKeepCache,
+    "slice-concat-keep-cache",
+    OpKind::Slice,
+    |eg, class, node| { slice_concat(eg, class, node, true) }
+);
+
+/// The slicing rules with `slice-concat-keep-cache` instead of `slice-concat`: slices
+/// stop at the KV-cache concatenations, so K/V projections stay merged.
+pub static RULES_KEEP_CACHE: &[&dyn Rule] = &[
+    &SliceSlice,
+    &SliceReshape,
+    &SliceTranspose,
+    &SliceElementwise,
+    &SliceAxisOp,
+    &SliceMatmul,
+    &SliceLinear,
+    &SliceConcatKeepCache,
+];
 
 #[cfg(test)]
 mod tests {

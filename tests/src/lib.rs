@@ -25,7 +25,9 @@ pub fn parse_header(text: &str) -> Result<LitHeader, String> {
     };
     let mut expect_error = false;
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("//") else { break };
+        let Some(rest) = line.strip_prefix("//") else {
+            break;
+        };
         let rest = rest.trim();
         if let Some(p) = rest.strip_prefix("pipeline:") {
             cfg.pipeline = Some(p.trim().to_owned());
@@ -83,14 +85,23 @@ fn apply_flag(cfg: &mut OptConfig, w: &str) -> Result<(), String> {
 /// verifies; returns the first problem.
 pub fn check_round_trip(text: &str, file: &str) -> Result<(), String> {
     for (chunk, off) in split_input(text) {
-        let Ok(m) = parse_module_at(&chunk, file, off) else { continue };
+        let Ok(m) = parse_module_at(&chunk, file, off) else {
+            continue;
+        };
         if verify_module(&m).is_err() {
             continue;
         }
         let printed = print_module(&m);
-        let m2 = parse_module(&printed, "<printed>").map_err(|e| format!("{file}:{}: printed form does not parse: {e}\n{printed}", off + 1))?;
-        verify_module(&m2).map_err(|e| format!("{file}:{}: printed form does not verify: {e}", off + 1))?;
-        module_eq(&m, &m2).map_err(|e| format!("{file}:{}: round trip changed the module: {e}", off + 1))?;
+        let m2 = parse_module(&printed, "<printed>").map_err(|e| {
+            format!(
+                "{file}:{}: printed form does not parse: {e}\n{printed}",
+                off + 1
+            )
+        })?;
+        verify_module(&m2)
+            .map_err(|e| format!("{file}:{}: printed form does not verify: {e}", off + 1))?;
+        module_eq(&m, &m2)
+            .map_err(|e| format!("{file}:{}: round trip changed the module: {e}", off + 1))?;
         let again = print_module(&m2);
         if again != printed {
             return Err(format!("{file}:{}: printing is not stable", off + 1));
@@ -107,7 +118,11 @@ pub fn run_lit_file(text: &str, file: &str) -> Result<String, String> {
     if out.ok == h.expect_error {
         return Err(format!(
             "{file}: expected {}, got {}\nstdout:\n{}\nstderr:\n{}",
-            if h.expect_error { "an error" } else { "success" },
+            if h.expect_error {
+                "an error"
+            } else {
+                "success"
+            },
             if out.ok { "success" } else { "an error" },
             out.stdout,
             out.stderr

@@ -9,7 +9,9 @@ fn lit_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dirs = vec![root];
     while let Some(d) = dirs.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -28,7 +30,11 @@ fn lit_files() -> Vec<PathBuf> {
 #[test]
 fn lit() {
     let files = lit_files();
-    assert!(files.len() >= 25, "expected at least 25 lit files, found {}", files.len());
+    assert!(
+        files.len() >= 25,
+        "expected at least 25 lit files, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for path in &files {
         let rel = path
@@ -44,8 +50,15 @@ fn lit() {
                 continue;
             }
         };
-        let dir = path.parent().expect("lit file has a parent").join("snapshots");
-        let name = path.file_stem().expect("lit file has a name").to_string_lossy().to_string();
+        let dir = path
+            .parent()
+            .expect("lit file has a parent")
+            .join("snapshots");
+        let name = path
+            .file_stem()
+            .expect("lit file has a name")
+            .to_string_lossy()
+            .to_string();
         let r = std::panic::catch_unwind(|| {
             insta::with_settings!({
                 snapshot_path => dir.clone(),
@@ -57,8 +70,15 @@ fn lit() {
             });
         });
         if r.is_err() {
-            failures.push(format!("{rel}: snapshot mismatch (run `cargo insta review`)"));
+            failures.push(format!(
+                "{rel}: snapshot mismatch (run `cargo insta review`)"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} lit failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} lit failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

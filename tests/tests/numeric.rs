@@ -44,13 +44,26 @@ fn fill_weights(m: &mut Module, rng: &mut Rng) {
             let n = ty.numel();
             let (dt, bytes) = match ty.elem() {
                 ElemType::Quant(q) => match q.storage {
-                    Storage::I4 => (WDType::I8, (0..n).map(|_| (rng.below(16) as i8 - 8) as u8).collect()),
+                    Storage::I4 => (
+                        WDType::I8,
+                        (0..n).map(|_| (rng.below(16) as i8 - 8) as u8).collect(),
+                    ),
                     Storage::I8 => (WDType::I8, (0..n).map(|_| rng.next() as u8).collect()),
                     Storage::U8 => (WDType::U8, (0..n).map(|_| rng.next() as u8).collect()),
-                    Storage::U16 => (WDType::U16, (0..n).flat_map(|_| (rng.next() as u16).to_le_bytes()).collect()),
+                    Storage::U16 => (
+                        WDType::U16,
+                        (0..n)
+                            .flat_map(|_| (rng.next() as u16).to_le_bytes())
+                            .collect(),
+                    ),
                     _ => continue,
                 },
-                _ => (WDType::F32, (0..n).flat_map(|_| rng.unit().to_le_bytes()).collect::<Vec<u8>>()),
+                _ => (
+                    WDType::F32,
+                    (0..n)
+                        .flat_map(|_| rng.unit().to_le_bytes())
+                        .collect::<Vec<u8>>(),
+                ),
             };
             let w = Weight::owned(dt, ty.shape().to_vec(), bytes).expect("sized weight");
             m.weights.insert(name, w);
@@ -72,7 +85,9 @@ fn inputs_for(m: &Module, rng: &mut Rng) -> Vec<Vec<Input>> {
                 .map(|a| {
                     let t = f.ty(*a);
                     match t.elem() {
-                        ElemType::I32 | ElemType::I64 => Input::I((0..t.numel()).map(|_| rng.below(2) as i32).collect()),
+                        ElemType::I32 | ElemType::I64 => {
+                            Input::I((0..t.numel()).map(|_| rng.below(2) as i32).collect())
+                        }
                         _ => Input::F((0..t.numel()).map(|_| rng.unit()).collect()),
                     }
                 })
@@ -99,7 +114,10 @@ fn run(m: &Module, mode: NumericMode, ins: &[Vec<Input>]) -> Result<Vec<Vec<Vec<
 
 fn max_rel(a: &[f32], b: &[f32]) -> f32 {
     let scale = a.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    a.iter().zip(b).map(|(x, y)| (x - y).abs() / scale).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / scale)
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -108,21 +126,35 @@ fn every_pass_preserves_values() {
     let registry = Registry::with_all();
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut dirs: Vec<_> = std::fs::read_dir(&root).expect("lit dir").flatten().map(|e| e.path()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .expect("lit dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     dirs.sort();
     for dir in dirs {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-        let mut files: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "mlir")).collect();
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "mlir"))
+            .collect();
         files.sort();
         for path in files {
             let text = std::fs::read_to_string(&path).expect("readable");
             let header = mllm_tests::parse_header(&text).expect("header");
-            let Some(pipeline) = header.config.pipeline.clone() else { continue };
+            let Some(pipeline) = header.config.pipeline.clone() else {
+                continue;
+            };
             if header.expect_error {
                 continue;
             }
             for (ci, (chunk, off)) in split_input(&text).into_iter().enumerate() {
-                let Ok(before) = parse_module_at(&chunk, "x", off) else { continue };
+                let Ok(before) = parse_module_at(&chunk, "x", off) else {
+                    continue;
+                };
                 if mllm_ir::verify::verify_module(&before).is_err() {
                     continue;
                 }
@@ -130,15 +162,25 @@ fn every_pass_preserves_values() {
                 let mut before = before;
                 fill_weights(&mut before, &mut rng);
                 let mut after = before.clone();
-                let Ok(mut pm) = PassManager::parse(&pipeline, &registry) else { continue };
+                let Ok(mut pm) = PassManager::parse(&pipeline, &registry) else {
+                    continue;
+                };
                 if pm.run(&mut after, &mut []).is_err() {
                     continue;
                 }
                 // The pass may add weights (slices are ops, not store entries); fill any new.
                 fill_weights(&mut after, &mut rng);
                 let ins = inputs_for(&before, &mut rng);
-                let quantized = before.functions.iter().any(|f| f.op_ids().iter().any(|o| f.op(*o).results.iter().any(|r| f.ty(*r).quant().is_some())));
-                let label = format!("{}#{}", path.strip_prefix(&root).unwrap_or(&path).display(), ci + 1);
+                let quantized = before.functions.iter().any(|f| {
+                    f.op_ids()
+                        .iter()
+                        .any(|o| f.op(*o).results.iter().any(|r| f.ty(*r).quant().is_some()))
+                });
+                let label = format!(
+                    "{}#{}",
+                    path.strip_prefix(&root).unwrap_or(&path).display(),
+                    ci + 1
+                );
                 let modes: &[NumericMode] = if quantized {
                     &[NumericMode::Float, NumericMode::Fixed(Default::default())]
                 } else {
@@ -156,20 +198,29 @@ fn every_pass_preserves_values() {
                     let b = match run(&after, *mode, &ins) {
                         Ok(b) => b,
                         Err(e) => {
-                            failures.push(format!("{label} ({mode:?}): the rewritten module does not run: {e}"));
+                            failures.push(format!(
+                                "{label} ({mode:?}): the rewritten module does not run: {e}"
+                            ));
                             continue;
                         }
                     };
                     for (g, (ga, gb)) in a.iter().zip(&b).enumerate() {
                         for (o, (x, y)) in ga.iter().zip(gb).enumerate() {
-                            let tol = if *mode == NumericMode::Float { 1e-5 } else { 0.0 };
+                            let tol = if *mode == NumericMode::Float {
+                                1e-5
+                            } else {
+                                0.0
+                            };
                             let e = max_rel(x, y);
                             let lsb_ok = *mode != NumericMode::Float && {
                                 // fixed point: outputs are dequantized reals; compare in output LSBs
                                 let f = &before.functions[g];
                                 let t = f.ty(f.returned()[o]);
                                 match t.quant().and_then(|q| q.encoding.per_tensor()) {
-                                    Some((s, _)) => x.iter().zip(y).all(|(p, q)| ((p - q) / s).abs() <= 1.0 + 1e-3),
+                                    Some((s, _)) => x
+                                        .iter()
+                                        .zip(y)
+                                        .all(|(p, q)| ((p - q) / s).abs() <= 1.0 + 1e-3),
                                     None => false,
                                 }
                             };

@@ -28,6 +28,8 @@ enum Cmd {
     Run(mllm_tools::run::RunArgs),
     /// The whole flow on a built-in tiny model: synthesize, quantize, optimize, run.
     Demo(mllm_tools::demo::DemoArgs),
+    /// List the graphs, I/O tensors (shapes, types, encodings), SoC and QNN version of a context binary.
+    Inspect(mllm_tools::qnn::InspectArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(mllm_tools::bench::BenchCmd),
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Cmd::Quantize(a) => mllm_tools::quantize::main_with(&a),
         Cmd::Run(a) => mllm_tools::run::main_with(&a),
         Cmd::Demo(a) => mllm_tools::demo::main_with(&a),
+        Cmd::Inspect(a) => mllm_tools::qnn::inspect(&a),
         Cmd::Bench(c) => mllm_tools::bench::run(c, &|| GLOBAL.stats().allocations as u64),
     };
     match r {

@@ -34,8 +34,8 @@ pub mod synth;
 pub mod weights;
 
 // Model builders on top of the IR (added by the model-builder work):
-pub mod qwen3;
 pub mod pymllm;
+pub mod qwen3;
 
 pub use checkpoint::{Checkpoint, CheckpointFormat, Progress, ScanReport, TensorInfo, TensorView};
 pub use config::{LmHead, Qwen3Config};

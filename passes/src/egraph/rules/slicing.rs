@@ -351,10 +351,33 @@ rule!(
                 .collect::<Option<Vec<_>>>()?,
             _ => vec![rank - 1],
         };
-        if axes.iter().any(|d| !full(&b, &out_shape, *d)) {
+        if kind == OpKind::ReduceMin && !a.bool("keepdims").unwrap_or(true) {
             return None;
         }
-        if kind == OpKind::ReduceMin && !a.bool("keepdims").unwrap_or(true) {
+        // A slice that also cuts the op's own axis: push the rest through the op and
+        // keep that cut as an outer slice, `slice(op(slice(x, rest)), cut)`.
+        let outer: Option<Bounds> = if axes.iter().any(|d| !full(&b, &out_shape, *d)) {
+            if axes.iter().all(|d| !full(&b, &out_shape, *d)) && axes.len() == rank {
+                return None;
+            }
+            Some(b.clone())
+        } else {
+            None
+        };
+        let b: Bounds = (0..rank)
+            .map(|d| {
+                if axes.contains(&d) {
+                    (0, out_shape[d])
+                } else {
+                    b[d]
+                }
+            })
+            .collect();
+        if outer.is_some()
+            && b.iter()
+                .zip(&out_shape)
+                .all(|((s, e), d)| *s == 0 && e == d)
+        {
             return None;
         }
         // The input box: reduced axes full.
@@ -376,8 +399,27 @@ rule!(
                 children.push(Build::Class(*c));
             }
         }
-        let ty = eg.ty(class).clone();
-        Some(Build::op(kind, a, ty, children).named(eg.name(src)))
+        let name = eg.name(src);
+        match outer {
+            None => {
+                let ty = eg.ty(class).clone();
+                Some(Build::op(kind, a, ty, children).named(name))
+            }
+            Some(ob) => {
+                let rt = eg.node_ty(&inner);
+                let shape: Vec<usize> = b.iter().map(|(s, e)| e - s).collect();
+                let mid_ty = Type::tensor(shape, rt.elem().clone());
+                let mid = Build::op(kind, a, mid_ty.clone(), children).named(name);
+                // The cut, relative to the pushed-through box.
+                let rel: Bounds = ob
+                    .iter()
+                    .zip(&b)
+                    .map(|((s, e), (bs, _))| (s - bs, e - bs))
+                    .collect();
+                let (t, r) = make_slice(&mid_ty, mid, &rel)?;
+                (t == *eg.ty(class)).then_some(r)
+            }
+        }
     }
 );
 

@@ -2,7 +2,7 @@
 //! with a `// pipeline:` that succeeds) runs on the CPU reference executor before and
 //! after its pipeline, on random inputs and random weights; outputs must agree within
 //! 1e-5 relative (float mode) and, for quantized graphs, bit for bit in fixed-point
-//! mode when the pass only moves data, or within 1 LSB otherwise.
+//! mode — except `quant-fix`, which changes encodings on purpose (within 1 LSB).
 
 use std::path::Path;
 
@@ -212,7 +212,9 @@ fn every_pass_preserves_values() {
                                 0.0
                             };
                             let e = max_rel(x, y);
-                            let lsb_ok = *mode != NumericMode::Float && {
+                            // quant-fix changes encodings on purpose: its outputs may move by one LSB
+                            // of the new encoding; every other pass must be exact in fixed point.
+                            let lsb_ok = label.starts_with("quant-fix/") && {
                                 // fixed point: outputs are dequantized reals; compare in output LSBs
                                 let f = &before.functions[g];
                                 let t = f.ty(f.returned()[o]);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mllm_ir::print::{print_function, print_module};
 use mllm_ir::verify::{verify_function, verify_module};
-use mllm_ir::{Function, Module};
+use mllm_ir::{Function, IrError, Module};
 
 use crate::pass::{Anchor, FuncContext, Pass, PassError, PassResult, PassStats};
 use crate::pipeline::{parse_pipeline, Element, Pipeline};
@@ -211,37 +211,15 @@ impl PassManager {
         for item in &mut self.items {
             match item {
                 Item::Pass(p) => {
-                    let name = p.name();
-                    for i in instr.iter_mut() {
-                        i.before_pass(name, IrUnit::Module(m));
-                    }
-                    let mut stats = PassStats::default();
-                    let t = Instant::now();
-                    let r = p.run_on_module(m, &mut stats);
-                    let dt = t.elapsed();
-                    let r = r.and_then(|r| {
-                        if verify && r == PassResult::Changed {
-                            verify_module(m).map_err(|e| PassError::Verify {
-                                pass: name.into(),
-                                source: e,
-                            })?;
-                        }
-                        Ok(r)
-                    });
-                    match r {
-                        Ok(r) => {
-                            for i in instr.iter_mut() {
-                                i.after_pass(name, IrUnit::Module(m), r, &stats, dt);
-                            }
-                            any = any.or(r);
-                        }
-                        Err(e) => {
-                            for i in instr.iter_mut() {
-                                i.after_failed(name, IrUnit::Module(m), &e);
-                            }
-                            return Err(e);
-                        }
-                    }
+                    let check = verify.then_some(verify_module as Verifier<Module>);
+                    any = any.or(instrumented(
+                        p.name(),
+                        m,
+                        |m| IrUnit::Module(m),
+                        check,
+                        instr,
+                        |m, stats| p.run_on_module(m, stats),
+                    )?);
                 }
                 Item::Nested(n) => {
                     let weights = &mut m.weights;
@@ -264,46 +242,62 @@ impl PassManager {
         let mut any = PassResult::Unchanged;
         for item in &mut self.items {
             let Item::Pass(p) = item else { continue };
-            let name = p.name();
-            for i in instr.iter_mut() {
-                i.before_pass(name, IrUnit::Function(f));
-            }
-            let mut stats = PassStats::default();
-            let t = Instant::now();
-            let r = p.run_on_function(
+            let check = verify.then_some(verify_function as Verifier<Function>);
+            any = any.or(instrumented(
+                p.name(),
                 f,
-                &mut FuncContext {
-                    weights,
-                    stats: &mut stats,
-                },
-            );
-            let dt = t.elapsed();
-            let r = r.and_then(|r| {
-                if verify && r == PassResult::Changed {
-                    verify_function(f).map_err(|e| PassError::Verify {
-                        pass: name.into(),
-                        source: e,
-                    })?;
-                }
-                Ok(r)
-            });
-            match r {
-                Ok(r) => {
-                    for i in instr.iter_mut() {
-                        i.after_pass(name, IrUnit::Function(f), r, &stats, dt);
-                    }
-                    any = any.or(r);
-                }
-                Err(e) => {
-                    for i in instr.iter_mut() {
-                        i.after_failed(name, IrUnit::Function(f), &e);
-                    }
-                    return Err(e);
-                }
-            }
+                |f| IrUnit::Function(f),
+                check,
+                instr,
+                |f, stats| p.run_on_function(f, &mut FuncContext { weights, stats }),
+            )?);
         }
         Ok(any)
     }
+}
+
+/// A verifier of the IR a pass ran on.
+type Verifier<T> = fn(&T) -> Result<(), IrError>;
+
+/// Runs one pass on `target` with the instrumentation hooks around it, timing it, and
+/// verifying afterwards (with `check`) when it changed the IR.
+fn instrumented<T>(
+    name: &'static str,
+    target: &mut T,
+    unit: fn(&T) -> IrUnit<'_>,
+    check: Option<Verifier<T>>,
+    instr: &mut [&mut dyn Instrumentation],
+    run: impl FnOnce(&mut T, &mut PassStats) -> Result<PassResult, PassError>,
+) -> Result<PassResult, PassError> {
+    for i in instr.iter_mut() {
+        i.before_pass(name, unit(target));
+    }
+    let mut stats = PassStats::default();
+    let t = Instant::now();
+    let r = run(target, &mut stats);
+    let dt = t.elapsed();
+    let r = r.and_then(|r| {
+        if let (Some(check), PassResult::Changed) = (check, r) {
+            check(target).map_err(|e| PassError::Verify {
+                pass: name.into(),
+                source: e,
+            })?;
+        }
+        Ok(r)
+    });
+    match &r {
+        Ok(res) => {
+            for i in instr.iter_mut() {
+                i.after_pass(name, unit(target), *res, &stats, dt);
+            }
+        }
+        Err(e) => {
+            for i in instr.iter_mut() {
+                i.after_failed(name, unit(target), e);
+            }
+        }
+    }
+    r
 }
 
 /// Which passes to print IR around.

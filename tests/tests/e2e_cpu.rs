@@ -145,3 +145,38 @@ fn npu_passes_keep_greedy_generation_identical() {
         assert_eq!(a, b, "prompt length {len}");
     }
 }
+
+#[test]
+fn layout_passes_convert_every_linear_of_a_deep_model() {
+    // Deep graphs where one value feeds many heads make tree costs lose all precision
+    // (they grow like fan-out^depth); extraction must still pick every conv2d.
+    let dir = std::env::temp_dir().join(format!("mllm-e2e-deep-{}", std::process::id()));
+    let mut cfg = Preset::Tiny.config();
+    cfg.num_hidden_layers = 16;
+    synth::generate_from_config(&cfg, 3, DType::BF16, &dir, &mut |_| {}).expect("synth");
+    let mut m = build(&dir, 4, 16);
+    let mut pm = PassManager::parse(
+        "builtin.module(func.func(decompose,sha-split,linear-to-conv2d,canonicalize,cse,dce))",
+        &Registry::with_all(),
+    )
+    .expect("pipeline");
+    pm.run(&mut m, &mut []).expect("passes");
+    for f in &m.functions {
+        let count = |k: mllm_ir::OpKind| f.op_ids().iter().filter(|o| f.op(**o).kind == k).count();
+        assert_eq!(
+            count(mllm_ir::OpKind::Linear),
+            0,
+            "@{}: every linear becomes a conv2d",
+            f.name
+        );
+        // per layer: 4 q + 2 k + 2 v heads, o, gate, up, down (12); plus lm_head
+        assert_eq!(count(mllm_ir::OpKind::Conv2d), 16 * 12 + 1, "@{}", f.name);
+        assert_eq!(
+            count(mllm_ir::OpKind::MatMul),
+            16 * 4 * 2,
+            "@{}: single-head attention",
+            f.name
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

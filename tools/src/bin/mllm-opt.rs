@@ -120,12 +120,16 @@ fn main() -> ExitCode {
     // Diagnostics first, so the first line of stderr is the first error.
     eprint!("{}", out.stderr);
     let written = match &args.output {
-        Some(path) if out.ok || cfg.split_input_file => write_atomic(path, out.stdout.as_bytes()),
+        Some(path) if out.ok || cfg.split_input_file => {
+            mllm_tools::translate::write_output(path, out.stdout.as_bytes())
+        }
         Some(_) => Ok(()),
-        None => std::io::stdout().write_all(out.stdout.as_bytes()),
+        None => std::io::stdout()
+            .write_all(out.stdout.as_bytes())
+            .map_err(anyhow::Error::from),
     };
     if let Err(e) = written {
-        eprintln!("error: cannot write output: {e}");
+        eprintln!("error: cannot write output: {e:#}");
         return ExitCode::from(1);
     }
     if out.ok {
@@ -139,20 +143,4 @@ fn read_stdin() -> (std::io::Result<String>, String) {
     let mut s = String::new();
     let r = std::io::stdin().read_to_string(&mut s).map(|_| s);
     (r, "<stdin>".into())
-}
-
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }

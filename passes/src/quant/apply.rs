@@ -109,6 +109,14 @@ struct WeightQuantizer<'a> {
 }
 
 impl WeightQuantizer<'_> {
+    /// The float weight `name` to quantize.
+    fn source(&self, name: &str) -> Result<std::sync::Arc<Weight>, QuantError> {
+        self.store
+            .get(name)
+            .cloned()
+            .ok_or_else(|| QuantError::Model(format!("weight '{name}' is not in the weight store")))
+    }
+
     /// Quantizes the `[N, K]` weight `name` for a linear; returns (new name, elem).
     fn linear(
         &mut self,
@@ -119,13 +127,7 @@ impl WeightQuantizer<'_> {
         if let Some(r) = self.done.get(&key) {
             return Ok(r.clone());
         }
-        let w = self
-            .store
-            .get(name)
-            .ok_or_else(|| {
-                QuantError::Model(format!("weight '{name}' is not in the weight store"))
-            })?
-            .clone();
+        let w = self.source(name)?;
         if w.shape.len() != 2 {
             return Err(QuantError::Model(format!(
                 "linear weight '{name}' has shape {:?}, expected [N, K]",
@@ -195,13 +197,7 @@ impl WeightQuantizer<'_> {
         if let Some(r) = self.done.get(&key) {
             return Ok(r.clone());
         }
-        let w = self
-            .store
-            .get(name)
-            .ok_or_else(|| {
-                QuantError::Model(format!("weight '{name}' is not in the weight store"))
-            })?
-            .clone();
+        let w = self.source(name)?;
         let f = w.to_f32();
         let (lo, hi) = f
             .iter()

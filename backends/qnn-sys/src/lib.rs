@@ -32,6 +32,7 @@ pub mod discover;
 mod error;
 mod graph;
 mod library;
+pub mod manifest;
 pub mod sys;
 mod system;
 mod types;

@@ -15,7 +15,8 @@
 pub mod binary;
 pub mod fold;
 pub mod lower;
-pub mod manifest;
+/// The sidecar manifest (lives in `mllm-qnn-sys` so the runtime can read it).
+pub use mllm_qnn_sys::manifest;
 
 pub use binary::{compile_module, write_model, CompileError, CompileOptions, Compiled, GraphStats};
 pub use lower::{lower_function, qnn_type, IoTensor, LowerError, LoweredGraph};

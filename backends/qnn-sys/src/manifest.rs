@@ -4,9 +4,8 @@
 //! I/O tensors (names, shapes, QNN data types, encodings, IR types) and `ar_len` (tokens
 //! per step), the target (SoC model, Hexagon arch), the QNN versions and build id the
 //! binary was produced with, and the SHA-256 of the binary (QNN itself does not detect
-//! a flipped byte). This module depends on `serde`, `sha2` and `mllm-qnn-sys` only, not
-//! on the IR, so a runtime can read manifests through it (or it can move to
-//! `mllm-qnn-sys` later).
+//! a flipped byte). It lives here, below both the backend (which writes it) and the
+//! runtime (which checks it before loading a binary), and depends on no IR.
 //!
 //! Format (JSON, `format_version` 1):
 //!
@@ -26,7 +25,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use mllm_qnn_sys::{DataType, Quant};
+use crate::{DataType, Quant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -260,6 +260,19 @@ pub struct ManifestGraph {
     pub outputs: Vec<ManifestTensor>,
 }
 
+/// Another context binary of the same model, listed by the manifest of the binary the
+/// runtime is given (see [`Manifest::shards`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestShard {
+    /// File name of the shard's binary, relative to the listing manifest's directory. The
+    /// shard has its own complete manifest next to it (`<binary>.json`).
+    pub binary: String,
+    /// Size of that binary in bytes.
+    pub binary_size: u64,
+    /// Lower-case hex SHA-256 of that binary.
+    pub sha256: String,
+}
+
 /// The sidecar manifest of a context binary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -279,8 +292,15 @@ pub struct Manifest {
     pub qnn: ManifestQnn,
     /// Whether the graphs share weights (such binaries do not load in the x86 emulator).
     pub weight_sharing: bool,
-    /// Graphs.
+    /// Graphs of this binary.
     pub graphs: Vec<ManifestGraph>,
+    /// A model compiled into several contexts (`model.{i}.s{N}` graphs in context `i`) is
+    /// written as one binary per context, each with its own manifest; the manifest of the
+    /// binary handed to the runtime (context 0) lists the *other* binaries here, in context
+    /// order, so the runtime verifies and loads them together and presents all their graphs.
+    /// Empty for a single-context model (and omitted from the JSON).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ManifestShard>,
 }
 
 impl Manifest {
@@ -355,6 +375,35 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64), ManifestError> {
         h.update(&buf[..n]);
     }
     Ok((hex(&h.finalize()), total))
+}
+
+/// Checks bytes already read from `bin_path` against a manifest: size, then SHA-256.
+pub fn verify_bytes(bin_path: &Path, bytes: &[u8], m: &Manifest) -> Result<(), ManifestError> {
+    check_digest(bin_path, m, bytes.len() as u64, || sha256_hex(bytes))
+}
+
+fn check_digest(
+    bin_path: &Path,
+    m: &Manifest,
+    size: u64,
+    digest: impl FnOnce() -> String,
+) -> Result<(), ManifestError> {
+    if size != m.binary_size {
+        return Err(ManifestError::Size {
+            path: bin_path.to_path_buf(),
+            expected: m.binary_size,
+            actual: size,
+        });
+    }
+    let actual = digest();
+    if actual != m.sha256 {
+        return Err(ManifestError::Hash {
+            path: bin_path.to_path_buf(),
+            expected: m.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 /// Loader-side check: reads `<bin>.json`, checks the binary's size and SHA-256 against
@@ -451,6 +500,7 @@ mod tests {
                 }],
                 outputs: vec![],
             }],
+            shards: vec![],
         }
     }
 
@@ -472,6 +522,27 @@ mod tests {
             Err(ManifestError::Version { found: 99, .. })
         ));
         assert!(Manifest::from_json("{", Path::new("m.json")).is_err());
+        // Without shards the key is omitted (older readers see the same JSON) and reads back
+        // empty; a shard list round-trips.
+        assert!(!m.to_json().contains("shards"));
+        let mut sh = m.clone();
+        sh.shards.push(ManifestShard {
+            binary: "model.1.bin".into(),
+            binary_size: 9,
+            sha256: sha256_hex(b"x"),
+        });
+        let back = Manifest::from_json(&sh.to_json(), Path::new("m.json")).unwrap();
+        assert_eq!(back.shards, sh.shards);
+        // verify_bytes: size first, then digest.
+        assert!(verify_bytes(Path::new("b"), b"abc", &m).is_ok());
+        assert!(matches!(
+            verify_bytes(Path::new("b"), b"abd", &m),
+            Err(ManifestError::Hash { .. })
+        ));
+        assert!(matches!(
+            verify_bytes(Path::new("b"), b"ab", &m),
+            Err(ManifestError::Size { .. })
+        ));
         for d in [DataType::UFixed8, DataType::Float32, DataType::Bool8] {
             assert_eq!(dtype_from_name(dtype_name(d)), Some(d));
         }

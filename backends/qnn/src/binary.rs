@@ -271,6 +271,7 @@ pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled
                 outputs: g.outputs.iter().map(manifest_tensor).collect(),
             })
             .collect(),
+        shards: Vec::new(),
     };
     Ok(Compiled {
         binary,

@@ -7,3 +7,4 @@ pub mod decompose;
 pub mod linear_to_conv2d;
 pub mod quant_fix;
 pub mod sha_split;
+pub mod split_graph;

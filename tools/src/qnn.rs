@@ -11,9 +11,10 @@
 //!
 //! Target: `--soc` (a name such as `SM8650` or a numeric SoC model) overrides the AOT
 //! config (`target_machine.htp_chipset`, `htp_arch`, `htp_vtcm_capability_in_mb` of
-//! mllm's `qnn_aot_cfg_*.json`). Weight sharing is off by default (the x86 emulator
-//! cannot load binaries with shared weights); pass `--weight-sharing` for device
-//! builds.
+//! mllm's `qnn_aot_cfg_*.json`). Weight sharing is on by default (device builds: the
+//! graphs of a context store their weights once); pass `--no-weight-sharing` for
+//! binaries that must run in the x86 emulator, which refuses weight-shared binaries
+//! (QNN error 1000, "Shared weights buffer isn't supported on this platform").
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -53,11 +54,11 @@ pub struct ToQnnArgs {
     /// VTCM size in MB [default: from --aot_config].
     #[arg(long, value_name = "MB")]
     pub vtcm_mb: Option<u32>,
-    /// Share weights between the graphs (device builds; such binaries do not load in
-    /// the x86 emulator).
+    /// Share weights between the graphs (the default; kept for compatibility).
     #[arg(long, conflicts_with = "no_weight_sharing")]
     pub weight_sharing: bool,
-    /// Do not share weights between graphs (the default).
+    /// Do not share weights between graphs: needed for binaries that run in the x86
+    /// emulator, which refuses weight-shared binaries.
     #[arg(long)]
     pub no_weight_sharing: bool,
     /// HTP finalize optimization level (0..=3).
@@ -160,7 +161,7 @@ pub fn compile_options(args: &ToQnnArgs) -> anyhow::Result<CompileOptions> {
         soc,
         arch: if soc.is_some() { None } else { aot.arch },
         vtcm_mb: args.vtcm_mb.or(aot.vtcm_mb),
-        weight_sharing: args.weight_sharing && !args.no_weight_sharing,
+        weight_sharing: !args.no_weight_sharing,
         fp16_precision: true,
         optimization_level: Some(args.optimization_level),
         functions: if args.graphs.is_empty() {
@@ -420,8 +421,15 @@ mod tests {
         let o = compile_options(&args).unwrap();
         assert_eq!(
             (o.soc, o.arch, o.vtcm_mb, o.weight_sharing),
-            (Some(69), None, Some(8), false)
+            (Some(69), None, Some(8), true),
+            "weight sharing is on by default"
         );
+        let o = compile_options(&ToQnnArgs {
+            no_weight_sharing: true,
+            ..args.clone()
+        })
+        .unwrap();
+        assert!(!o.weight_sharing);
         std::fs::write(&p, r#"{"target_machine": {"htp_chipset": 5}}"#).unwrap();
         assert!(read_aot_config(&p).is_err());
         std::fs::write(&p, r#"{"other": 1}"#).unwrap();

@@ -1,13 +1,29 @@
-//! Compiling a whole module into one QNN context binary plus its manifest.
+//! Compiling a whole module into QNN context binaries plus their manifests.
 //!
 //! Every function of the module (e.g. prefill `model.0.s32` and decode `model.0.s1`)
 //! becomes a graph of ONE context; each graph is lowered ([`crate::lower`]) and
-//! finalized in turn, then the context is serialized.
+//! finalized in turn, then the context is serialized. [`compile_module`] compiles one
+//! context (all functions, or those in [`CompileOptions::functions`]).
 //!
-//! Weight sharing: with [`CompileOptions::weight_sharing`] the HTP deduplicates static
-//! weights between the graphs, but the x86 emulator refuses to load such binaries
-//! (error 1000), so it is off by default (binaries for tests / the emulator) and should
-//! be turned on for device builds.
+//! Weight sharing ([`CompileOptions::weight_sharing`], on by default): the HTP context
+//! option WEIGHT_SHARING_ENABLED makes the graphs of one context share their static
+//! weights, so the binary holds them once instead of once per graph. The x86 library
+//! *creates* such binaries, but its HTP emulator refuses to *load* them ("Shared weights
+//! buffer isn't supported on this platform", QNN error 1000), so binaries meant to run
+//! in the emulator (tests, `mllm demo`) must be compiled with `weight_sharing: false`
+//! (`--no-weight-sharing` on the command line). The manifest records the choice.
+//!
+//! Shards (`split_graph` / `--shards k`): a module split by the `split-graph` pass holds
+//! graphs `model.{i}.s{N}` for shards `i = 0..k`; each shard becomes its own context and
+//! file, compiled with [`compile_module`] restricted to that shard's functions
+//! ([`shard_functions`]). File naming ([`shard_path`]): with one shard the binary is
+//! exactly the requested path (`out.bin`, manifest `out.bin.json`); with k > 1 shards,
+//! shard `i` goes to `out.{i}.bin` (the index is inserted before the extension) with its
+//! own manifest `out.{i}.bin.json`. Shard 0's graphs take `sequence` and return
+//! `hidden_states`; shard `i > 0` takes `hidden_states` from shard `i - 1`; the last
+//! shard returns `logits`; every shard reads and writes the KV cache of its own layers
+//! under their global indices (`past_key_{l}`, `present_key_{l}`), which is how the
+//! runtime (`GraphBindings::resolve`) recovers each shard's layer range.
 //!
 //! Crashes: a segfault inside the QNN library (seen with broken op configs, e.g. LPBQ
 //! `FullyConnected` with N > K) kills the calling process. This crate does not
@@ -44,7 +60,8 @@ pub struct CompileOptions {
     pub arch: Option<u32>,
     /// VTCM size in MB.
     pub vtcm_mb: Option<u32>,
-    /// HTP weight sharing between graphs (device builds; not loadable in the emulator).
+    /// HTP weight sharing between the graphs of a context (default: on; such binaries
+    /// do not load in the x86 emulator, so turn it off for emulator runs).
     pub weight_sharing: bool,
     /// Float ops in FP16.
     pub fp16_precision: bool,
@@ -61,7 +78,7 @@ impl Default for CompileOptions {
             soc: None,
             arch: None,
             vtcm_mb: None,
-            weight_sharing: false,
+            weight_sharing: true,
             fp16_precision: true,
             optimization_level: Some(3),
             functions: None,
@@ -155,9 +172,92 @@ pub fn soc_info(model: u32) -> Option<(&'static str, u32)> {
         .map(|(n, _, a)| (*n, *a))
 }
 
+/// What [`compile_module_with_progress`] reports while it works.
+#[derive(Debug, Clone, Copy)]
+pub enum CompileEvent<'a> {
+    /// Lowering graph `index` (of `total`) named `name` starts.
+    Lower {
+        /// Graph name.
+        name: &'a str,
+        /// 0-based index.
+        index: usize,
+        /// Number of graphs.
+        total: usize,
+    },
+    /// Finalizing that graph starts.
+    Finalize {
+        /// Graph name.
+        name: &'a str,
+        /// 0-based index.
+        index: usize,
+        /// Number of graphs.
+        total: usize,
+    },
+    /// Serializing the context starts.
+    Serialize,
+}
+
+/// The functions of shard `shard` in `module` (`model.{shard}.s{N}`), in module order.
+pub fn shard_functions(module: &Module, shard: usize) -> Vec<String> {
+    let prefix = format!("model.{shard}.s");
+    module
+        .functions
+        .iter()
+        .filter(|f| {
+            f.name
+                .strip_prefix(&prefix)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|f| f.name.clone())
+        .collect()
+}
+
+/// Number of shards of a module: one more than the largest `i` of its `model.{i}.s{N}`
+/// functions (1 when it has none).
+pub fn num_shards(module: &Module) -> usize {
+    module
+        .functions
+        .iter()
+        .filter_map(|f| {
+            let rest = f.name.strip_prefix("model.")?;
+            let (i, n) = rest.split_once(".s")?;
+            n.parse::<usize>().ok()?;
+            i.parse::<usize>().ok()
+        })
+        .max()
+        .map_or(1, |i| i + 1)
+}
+
+/// The file of shard `shard` of `shards` for the requested output `path` (see the module
+/// docs): `path` itself for one shard, else `stem.{shard}.ext` (`out.bin` -> `out.1.bin`;
+/// `out` -> `out.1`).
+pub fn shard_path(path: &Path, shard: usize, shards: usize) -> PathBuf {
+    if shards <= 1 {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{shard}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{shard}"),
+    };
+    path.with_file_name(name)
+}
+
 /// Builds every function of `module` (or those in `opts.functions`) as a graph of one
 /// context, finalizes them and returns the context binary with its manifest.
 pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    compile_module_with_progress(module, opts, &mut |_| {})
+}
+
+/// [`compile_module`], reporting each graph's lowering and finalization to `progress`.
+pub fn compile_module_with_progress(
+    module: &Module,
+    opts: &CompileOptions,
+    progress: &mut dyn FnMut(CompileEvent<'_>),
+) -> Result<Compiled, CompileError> {
     let funcs: Vec<&mllm_ir::Function> = match &opts.functions {
         None => module.functions.iter().collect(),
         Some(names) => {
@@ -199,7 +299,13 @@ pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled
     };
     let mut lowered: Vec<(LoweredGraph, Option<usize>)> = Vec::new();
     let mut stats = Vec::new();
-    for f in &funcs {
+    let total = funcs.len();
+    for (index, f) in funcs.iter().enumerate() {
+        progress(CompileEvent::Lower {
+            name: &f.name,
+            index,
+            total,
+        });
         let t0 = Instant::now();
         let mut g =
             GraphBuilder::create(&ctx, &f.name, gopts).map_err(|source| CompileError::Graph {
@@ -208,6 +314,11 @@ pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled
             })?;
         let lg = lower_function(&mut g, f, &module.weights)?;
         let lower_secs = t0.elapsed().as_secs_f64();
+        progress(CompileEvent::Finalize {
+            name: &f.name,
+            index,
+            total,
+        });
         let t1 = Instant::now();
         let graph = g.finalize().map_err(|source| CompileError::Graph {
             graph: f.name.clone(),
@@ -224,6 +335,7 @@ pub fn compile_module(module: &Module, opts: &CompileOptions) -> Result<Compiled
         });
         lowered.push((lg, ar_len_of(f)));
     }
+    progress(CompileEvent::Serialize);
     let t2 = Instant::now();
     let binary = ctx
         .binary()
@@ -292,4 +404,38 @@ pub fn write_model(path: &Path, compiled: &Compiled) -> Result<Manifest, Compile
     write_atomic(path, &compiled.binary)?;
     write_atomic(&manifest_path(path), manifest.to_json().as_bytes())?;
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_file_names() {
+        let p = Path::new("/x/qwen3-1.7B-lpbq-sha.bin");
+        assert_eq!(shard_path(p, 0, 1), p);
+        assert_eq!(
+            shard_path(p, 1, 2),
+            Path::new("/x/qwen3-1.7B-lpbq-sha.1.bin")
+        );
+        assert_eq!(shard_path(Path::new("out"), 0, 3), Path::new("out.0"));
+    }
+
+    #[test]
+    fn shards_of_a_module() {
+        let mut m = Module::new();
+        assert_eq!(num_shards(&m), 1);
+        for n in [
+            "model.0.s32",
+            "model.0.s1",
+            "model.1.s32",
+            "model.1.s1",
+            "other",
+        ] {
+            m.functions.push(mllm_ir::Function::new(n));
+        }
+        assert_eq!(num_shards(&m), 2);
+        assert_eq!(shard_functions(&m, 1), ["model.1.s32", "model.1.s1"]);
+        assert!(shard_functions(&m, 2).is_empty());
+    }
 }

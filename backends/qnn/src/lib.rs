@@ -4,7 +4,8 @@
 //! - [`lower`]: one IR function -> one QNN graph (types, encodings, op mapping).
 //! - [`fold`]: weight chains (slice/transpose/reshape over `builtin.weight` /
 //!   `builtin.constant`) folded into static tensor bytes, one weight at a time.
-//! - [`binary`]: a whole module -> one context binary (`model.bin`) and its manifest.
+//! - [`binary`]: a whole module -> one context binary (`model.bin`) and its manifest per
+//!   shard (weight sharing on by default; shard file naming).
 //! - [`manifest`]: the sidecar `model.bin.json` (no IR dependency; shared with the
 //!   runtime) and its loader-side verification.
 //!
@@ -18,6 +19,9 @@ pub mod lower;
 /// The sidecar manifest (lives in `mllm-qnn-sys` so the runtime can read it).
 pub use mllm_qnn_sys::manifest;
 
-pub use binary::{compile_module, write_model, CompileError, CompileOptions, Compiled, GraphStats};
+pub use binary::{
+    compile_module, compile_module_with_progress, num_shards, shard_functions, shard_path,
+    write_model, CompileError, CompileEvent, CompileOptions, Compiled, GraphStats,
+};
 pub use lower::{lower_function, qnn_type, IoTensor, LowerError, LoweredGraph};
 pub use manifest::{verify_manifest, Manifest, ManifestError};

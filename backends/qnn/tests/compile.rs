@@ -75,9 +75,12 @@ fn module() -> Module {
     m
 }
 
+/// Options for binaries executed in the emulator: no weight sharing (the emulator
+/// refuses weight-shared binaries).
 fn opts() -> CompileOptions {
     CompileOptions {
         soc: Some(SOC),
+        weight_sharing: false,
         ..CompileOptions::default()
     }
 }
@@ -173,6 +176,49 @@ fn two_graphs_one_context_written_reloaded_and_executed() {
     std::fs::remove_file(manifest_path(&path)).unwrap();
     let e = verify_manifest(&path).unwrap_err();
     assert!(e.to_string().contains("model.bin.json"), "{e}");
+}
+
+/// Weight sharing is the default: the x86 library creates a weight-shared binary (smaller:
+/// the weight is stored once for both graphs), the manifest records it, and the emulator
+/// refuses to load it with a clear error (hence `--no-weight-sharing` for emulator runs).
+#[test]
+fn weight_sharing_by_default_creates_a_binary_the_emulator_refuses() {
+    let _g = serial();
+    let Some(lib) = library() else { return };
+    assert!(CompileOptions::default().weight_sharing);
+    let m = module();
+    let shared = compile_module(
+        &m,
+        &CompileOptions {
+            soc: Some(SOC),
+            ..CompileOptions::default()
+        },
+    )
+    .expect("a weight-shared binary compiles on x86");
+    let plain = compile_module(&m, &opts()).expect("compile");
+    assert!(shared.manifest.weight_sharing && !plain.manifest.weight_sharing);
+    assert!(
+        shared.binary.len() < plain.binary.len(),
+        "the shared weight is stored once: {} vs {} bytes",
+        shared.binary.len(),
+        plain.binary.len()
+    );
+    println!(
+        "binary with weight sharing {} bytes, without {} bytes",
+        shared.binary.len(),
+        plain.binary.len()
+    );
+    let backend = Backend::new(&lib).unwrap();
+    let device = Device::new(&backend, DeviceTarget::soc(SOC)).unwrap();
+    match Context::from_binary(&backend, &device, &shared.binary) {
+        Err(e) => println!("emulator on a weight-shared binary: {e}"),
+        Ok(ctx) => {
+            // Should the library ever accept it, the graphs must still be there.
+            ctx.retrieve_graph("model.0.s1")
+                .expect("a loadable weight-shared binary holds its graphs");
+            println!("note: this library loaded a weight-shared binary");
+        }
+    }
 }
 
 #[test]

@@ -115,8 +115,24 @@ impl Context {
         if bytes.is_empty() {
             return Err(QnnError::invalid("context binary", "empty buffer"));
         }
+        let info = SystemContext::new(backend.library())?.binary_info(bytes)?;
+        Self::from_binary_with_info(backend, device, bytes, info)
+    }
+
+    /// Like [`Context::from_binary`], with the binary's metadata already read by
+    /// [`SystemContext::binary_info`] on the same bytes (a loader that checks the
+    /// metadata before loading does not parse it twice). Graphs are retrieved by the
+    /// names in `info`, which must describe `bytes`.
+    pub fn from_binary_with_info(
+        backend: &Backend,
+        device: &Device,
+        bytes: &[u8],
+        info: BinaryInfo,
+    ) -> Result<Context> {
+        if bytes.is_empty() {
+            return Err(QnnError::invalid("context binary", "empty buffer"));
+        }
         let lib = backend.library();
-        let info = SystemContext::new(lib)?.binary_info(bytes)?;
         let create = qnn_fn!(lib, contextCreateFromBinary)?;
         let mark = library::log_mark();
         let mut handle: sys::Qnn_ContextHandle_t = std::ptr::null_mut();

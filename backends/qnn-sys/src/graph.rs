@@ -604,6 +604,32 @@ pub struct Graph {
     name: String,
     inputs: Vec<IoTensor>,
     outputs: Vec<IoTensor>,
+    /// The tensor arrays handed to `graphExecute`, built once: each call only patches the
+    /// client-buffer pointer and size of every entry (and clears them afterwards), so
+    /// executing allocates nothing.
+    exec_in: Vec<sys::Qnn_Tensor_t>,
+    exec_out: Vec<sys::Qnn_Tensor_t>,
+    /// Number of `graphExecute` calls and the wall time spent inside them.
+    exec_calls: u64,
+    exec_time: std::time::Duration,
+}
+
+/// Points a raw tensor's client buffer at `data` (`size` bytes).
+fn set_client_buffer(t: &mut sys::Qnn_Tensor_t, data: *mut c_void, size: u32) {
+    // Every raw I/O tensor is built as a V1 tensor by `RawTensor::build`; writing
+    // plain-data union fields is safe.
+    t.u.v1.memType = sys::mem_type::RAW;
+    t.u.v1.mem.clientBuf = sys::Qnn_ClientBuffer_t {
+        data,
+        dataSize: size,
+    };
+}
+
+/// Clears the client buffers of `ts` so no pointer to caller memory outlives a call.
+fn clear_client_buffers(ts: &mut [sys::Qnn_Tensor_t]) {
+    for t in ts {
+        set_client_buffer(t, std::ptr::null_mut(), 0);
+    }
 }
 
 // SAFETY: the graph handle belongs to the context, whose calls are serialized
@@ -666,18 +692,35 @@ impl Graph {
     ) -> Result<Graph> {
         let inputs = io_tensors(&name, inputs, TensorKind::AppWrite)?;
         let outputs = io_tensors(&name, outputs, TensorKind::AppRead)?;
+        let blank = |ts: &[IoTensor]| -> Vec<sys::Qnn_Tensor_t> {
+            ts.iter()
+                .map(|t| t.raw.with_buffer(std::ptr::null_mut(), 0))
+                .collect()
+        };
+        let exec_in = blank(&inputs);
+        let exec_out = blank(&outputs);
         Ok(Graph {
             ctx,
             handle,
             name,
             inputs,
             outputs,
+            exec_in,
+            exec_out,
+            exec_calls: 0,
+            exec_time: std::time::Duration::ZERO,
         })
     }
 
     /// Graph name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Number of `graphExecute` calls made on this graph and the total wall time spent
+    /// inside the library call itself (what the caller's host overhead is measured against).
+    pub fn execute_stats(&self) -> (u64, std::time::Duration) {
+        (self.exec_calls, self.exec_time)
     }
 
     /// Input tensors, in execution order.
@@ -705,6 +748,10 @@ impl Graph {
     /// Executes with buffers given in the graph's input/output order
     /// (see [`Graph::input_infos`]). Every buffer must have exactly the
     /// tensor's byte size: the library does not check and would overrun.
+    ///
+    /// Zero copy and no allocation: the library reads and writes the caller's
+    /// buffers directly through tensor arrays prepared when the graph was
+    /// created (only their client-buffer pointers change per call).
     pub fn execute_ordered(&mut self, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<()> {
         if inputs.len() != self.inputs.len() || outputs.len() != self.outputs.len() {
             return Err(QnnError::invalid(
@@ -718,53 +765,41 @@ impl Graph {
                 ),
             ));
         }
-        let mut raw_in = Vec::with_capacity(inputs.len());
         for (t, buf) in self.inputs.iter().zip(inputs) {
             self.check_size(t, buf.len())?;
-            // The library only reads APP_WRITE buffers; the C field is non-const.
-            raw_in.push(
-                t.raw
-                    .with_buffer(buf.as_ptr() as *mut c_void, buf.len() as u32),
-            );
         }
-        let mut raw_out = Vec::with_capacity(outputs.len());
-        for (t, buf) in self.outputs.iter().zip(outputs.iter_mut()) {
+        for (t, buf) in self.outputs.iter().zip(outputs.iter()) {
             self.check_size(t, buf.len())?;
-            raw_out.push(t.raw.with_buffer(buf.as_mut_ptr().cast(), buf.len() as u32));
         }
-        self.execute_raw(&raw_in, &mut raw_out)
+        for (raw, buf) in self.exec_in.iter_mut().zip(inputs) {
+            // The library only reads APP_WRITE buffers; the C field is non-const.
+            // Sizes fit in u32 (checked when the graph was created).
+            set_client_buffer(raw, buf.as_ptr() as *mut c_void, buf.len() as u32);
+        }
+        for (raw, buf) in self.exec_out.iter_mut().zip(outputs.iter_mut()) {
+            set_client_buffer(raw, buf.as_mut_ptr().cast(), buf.len() as u32);
+        }
+        self.execute_prepared()
     }
 
     /// Executes with buffers bound by tensor name. Every input and output of
     /// the graph must be bound exactly once, with exactly its byte size.
+    /// Allocates nothing unless it fails.
     pub fn execute(&mut self, inputs: &[Input<'_>], outputs: &mut [Output<'_>]) -> Result<()> {
         let subject = || format!("graph '{}'", self.name);
-        let mut raw_in = Vec::with_capacity(self.inputs.len());
-        for t in &self.inputs {
-            let mut found = inputs.iter().filter(|b| b.name == t.info.name);
-            let b = found.next().ok_or_else(|| {
-                QnnError::invalid(subject(), format!("input '{}' not bound", t.info.name))
-            })?;
-            if found.next().is_some() {
+        for b in inputs {
+            if inputs.iter().filter(|o| o.name == b.name).count() > 1 {
                 return Err(QnnError::invalid(
                     subject(),
-                    format!("input '{}' bound twice", t.info.name),
+                    format!("input '{}' bound twice", b.name),
                 ));
             }
-            self.check_size(t, b.data.len())?;
-            raw_in.push(
-                t.raw
-                    .with_buffer(b.data.as_ptr() as *mut c_void, b.data.len() as u32),
-            );
-        }
-        if let Some(extra) = inputs
-            .iter()
-            .find(|b| !self.inputs.iter().any(|t| t.info.name == b.name))
-        {
-            return Err(QnnError::invalid(
-                subject(),
-                format!("'{}' is not an input of the graph", extra.name),
-            ));
+            if !self.inputs.iter().any(|t| t.info.name == b.name) {
+                return Err(QnnError::invalid(
+                    subject(),
+                    format!("'{}' is not an input of the graph", b.name),
+                ));
+            }
         }
         for b in outputs.iter() {
             if outputs.iter().filter(|o| o.name == b.name).count() > 1 {
@@ -780,51 +815,76 @@ impl Graph {
                 ));
             }
         }
-        let mut raw_out = Vec::with_capacity(self.outputs.len());
+        for t in &self.inputs {
+            let b = inputs
+                .iter()
+                .find(|b| b.name == t.info.name)
+                .ok_or_else(|| {
+                    QnnError::invalid(subject(), format!("input '{}' not bound", t.info.name))
+                })?;
+            self.check_size(t, b.data.len())?;
+        }
         for t in &self.outputs {
             let b = outputs
-                .iter_mut()
+                .iter()
                 .find(|b| b.name == t.info.name)
                 .ok_or_else(|| {
                     QnnError::invalid(subject(), format!("output '{}' not bound", t.info.name))
                 })?;
             self.check_size(t, b.data.len())?;
-            raw_out.push(
-                t.raw
-                    .with_buffer(b.data.as_mut_ptr().cast(), b.data.len() as u32),
-            );
         }
-        self.execute_raw(&raw_in, &mut raw_out)
+        for (t, raw) in self.inputs.iter().zip(self.exec_in.iter_mut()) {
+            if let Some(b) = inputs.iter().find(|b| b.name == t.info.name) {
+                set_client_buffer(raw, b.data.as_ptr() as *mut c_void, b.data.len() as u32);
+            }
+        }
+        for (t, raw) in self.outputs.iter().zip(self.exec_out.iter_mut()) {
+            if let Some(b) = outputs.iter_mut().find(|b| b.name == t.info.name) {
+                set_client_buffer(raw, b.data.as_mut_ptr().cast(), b.data.len() as u32);
+            }
+        }
+        self.execute_prepared()
     }
 
-    fn execute_raw(
-        &mut self,
-        inputs: &[sys::Qnn_Tensor_t],
-        outputs: &mut [sys::Qnn_Tensor_t],
-    ) -> Result<()> {
-        let lib = self.ctx.lib().clone();
-        let execute = qnn_fn!(lib, graphExecute)?;
-        let _guard = self.ctx.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mark = library::log_mark();
-        // SAFETY: live graph handle; the tensor arrays and the buffers they
-        // point at (sizes checked to match each tensor exactly) are valid
-        // for the duration of the call; NULL profile/signal are allowed.
-        let rc = unsafe {
-            execute(
-                self.handle,
-                inputs.as_ptr(),
-                inputs.len() as u32,
-                outputs.as_mut_ptr(),
-                outputs.len() as u32,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
+    /// Calls `graphExecute` on the prepared tensor arrays, then clears their
+    /// buffer pointers. The caller has pointed every entry at a live buffer of
+    /// exactly the tensor's size.
+    fn execute_prepared(&mut self) -> Result<()> {
+        let result = (|| {
+            let lib = self.ctx.lib();
+            let execute = qnn_fn!(lib, graphExecute)?;
+            let _guard = self.ctx.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let mark = library::log_mark();
+            let t0 = std::time::Instant::now();
+            // SAFETY: live graph handle (the context is kept alive by `self.ctx`);
+            // every entry of the tensor arrays was built by `RawTensor::build`
+            // (name, dims and quant storage owned by `self.inputs` /
+            // `self.outputs`) and points at a caller buffer whose size was
+            // checked to equal the tensor's byte size, borrowed for the whole
+            // call by `execute_ordered` / `execute`; NULL profile/signal are
+            // allowed.
+            let rc = unsafe {
+                execute(
+                    self.handle,
+                    self.exec_in.as_ptr(),
+                    self.exec_in.len() as u32,
+                    self.exec_out.as_mut_ptr(),
+                    self.exec_out.len() as u32,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                )
+            };
+            self.exec_time += t0.elapsed();
+            self.exec_calls += 1;
+            lib.check(
+                rc,
+                "graphExecute",
+                || format!("graph '{}'", self.name),
+                mark,
             )
-        };
-        lib.check(
-            rc,
-            "graphExecute",
-            || format!("graph '{}'", self.name),
-            mark,
-        )
+        })();
+        clear_client_buffers(&mut self.exec_in);
+        clear_client_buffers(&mut self.exec_out);
+        result
     }
 }

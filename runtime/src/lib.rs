@@ -9,6 +9,8 @@
 //! * [`sampler`] — greedy / temperature / top-k / top-p / repetition penalty, seeded.
 //! * [`tokenizer`] — `tokenizer.json` wrapper, Qwen3 chat template, streaming detokenizer.
 //! * [`npy`] — `.npy` writer for recorded logits.
+//! * [`qnn`] — the QNN executor: runs the graphs of a compiled context binary (verified
+//!   against its manifest) with zero-copy, allocation-free execution.
 //! * [`bench`](mod@bench) — host-overhead benchmark of the scheduler.
 //!
 //! Nothing here allocates per generated token once a generation has started.
@@ -44,6 +46,7 @@ pub mod error;
 pub mod executor;
 pub mod kv;
 pub mod npy;
+pub mod qnn;
 pub mod sampler;
 pub mod scheduler;
 pub mod tokenizer;
@@ -54,6 +57,7 @@ pub use executor::{
     DType, Executor, GraphBindings, GraphDesc, InputRole, ModelDims, Quant, TensorDesc,
 };
 pub use kv::KvCache;
+pub use qnn::{QnnExecutor, QnnOptions};
 pub use sampler::{Sampler, SamplerConfig};
 pub use scheduler::{GenerationStats, Scheduler, SchedulerConfig, StopReason};
 pub use tokenizer::{ChatSession, StreamDecoder, Tokenizer};

@@ -22,6 +22,7 @@ pub fn register_all(r: &mut Registry) {
     r.register(transforms::decompose::INFO);
     r.register(transforms::canonicalize::INFO);
     r.register(transforms::linear_to_conv2d::INFO);
+    r.register(transforms::lpbq_fold::INFO);
     r.register(transforms::sha_split::INFO);
     r.register(transforms::quant_fix::INFO);
     r.register(transforms::split_graph::INFO);

@@ -2,6 +2,7 @@
 
 pub mod canonical;
 pub mod layout;
+pub mod lpbq;
 pub mod slicing;
 
 use crate::egraph::Rule;

@@ -16,7 +16,8 @@
 //! ```
 //!
 //! (int weight x u8 block scale x f32 channel scale), or `codes x f32 per-block scale`, in
-//! the `[N, K]` layout or pymllm's HWIO `[1, 1, In, Out]` layout feeding a conv.
+//! the `[N, K]` layout or pymllm's HWIO `[1, 1, In, Out]` layout (feeding a conv, or a
+//! linear through a transpose).
 //!
 //! Result: the chain's value becomes `quant.dequantize(builtin.weight : !quant.lpbq<..>)`
 //! (the consumer keeps its float operand: the verifier does not let a float matmul read
@@ -26,9 +27,10 @@
 //! - **exact** when the chain's per-block scales split into u8 block scales x f32 channel
 //!   scales such that the reference LPBQ dequantization `(code * q) * s_c` equals the
 //!   chain's f32 value for every code of the storage range: then the new weight reuses the
-//!   codes' payload under its own name, nothing is read or copied (scales given as
-//!   constants need no weight store at all), and outputs are bit-identical in float and
-//!   fixed-point mode;
+//!   codes' payload under its own name (typed in the codes' layout, followed by the codes'
+//!   own reshapes/transposes), nothing is read or copied (scales given as constants need
+//!   no weight store at all), and outputs are bit-identical in float and fixed-point
+//!   mode;
 //! - otherwise, with `requantize=true` (the default), the float block scales are
 //!   requantized into the two-level form (`quant::lpbq` math, the closer of keeping the
 //!   codes and requantizing the values, per channel) into a new payload `<codes>.lpbq`
@@ -38,8 +40,8 @@
 //!   dequantize) is not a chain and is left alone: running the pass twice is running it
 //!   once;
 //! - a chain not feeding a matmul/conv weight, scales that vary inside a block or do not
-//!   form blocks, a second code leaf, codes that are transposed/sliced/broadcast, or a
-//!   payload missing from the store: left alone (counted per reason in `--timing`).
+//!   form blocks, a second code leaf, codes that are sliced or broadcast, or a payload
+//!   missing from the store: left alone (counted per reason in `--timing`).
 //!
 //! When no rule fired the function is returned untouched (no cse/dce rebuild).
 
@@ -439,6 +441,62 @@ func.func @f(%x: tensor<3x32xf32>) -> (tensor<3x4xf32>) {
         // Idempotent.
         let (r2, _) = run_pass(&mut m, true);
         assert_eq!(r2, PassResult::Unchanged);
+    }
+
+    #[test]
+    fn codes_reordered_inside_a_channel_are_copied_exactly() {
+        // Codes [N=2, 2, 4] transposed to [2, 4, 2]: the reduction elements change order,
+        // so no blockwise type on the codes' own layout can follow; the fold copies the
+        // codes into the consumer's layout (exact: the block scales are integers).
+        let src = r#"
+func.func @f(%x: tensor<3x8xf32>) -> (tensor<3x2xf32>) {
+  %q = builtin.weight {name = "w.q"} : tensor<2x2x4x!quant.uniform<i4:f32, scale = 1.0, offset = 0>>
+  %qf = quant.dequantize %q : tensor<2x2x4xf32>
+  %qt = tensor.transpose %qf {perm = [0, 2, 1]} : tensor<2x4x2xf32>
+  %s = builtin.constant {value = [3.0, 3.0, 15.0, 15.0, 15.0, 15.0, 1.0, 1.0]} : tensor<2x4x1xf32>
+  %m = nn.mul %qt, %s : tensor<2x4x2xf32>
+  %c = builtin.constant {value = [0.02, 0.0625]} : tensor<2x1x1xf32>
+  %m2 = nn.mul %m, %c : tensor<2x4x2xf32>
+  %w = tensor.reshape %m2 {shape = [2, 8]} : tensor<2x8xf32>
+  %y = nn.linear %x, %w : tensor<3x2xf32>
+  func.return %y
+}"#;
+        let mut m = parse_module(src, "t").expect("parses");
+        mllm_ir::verify::verify_module(&m).expect("valid input");
+        let codes: Vec<i8> = (0..16).map(|i| (i * 5 % 16) as i8 - 8).collect();
+        m.weights.insert(
+            "w.q",
+            Weight::owned(
+                WDType::I8,
+                vec![2, 2, 4],
+                codes.iter().map(|c| *c as u8).collect(),
+            )
+            .unwrap(),
+        );
+        // Chain value of linear-weight element (n, j), j = 2*a + b over [4, 2] = [a, b]:
+        // codes[n, b, a] * s[n, a, 0] * c[n].
+        let s = [3.0f32, 3.0, 15.0, 15.0, 15.0, 15.0, 1.0, 1.0];
+        let c = [0.02f32, 0.0625];
+        let want: Vec<f32> = (0..16)
+            .map(|i| {
+                let (n, j) = (i / 8, i % 8);
+                let (a, b) = (j / 2, j % 2);
+                (codes[n * 8 + b * 4 + a] as f32 * s[n * 4 + a]) * c[n]
+            })
+            .collect();
+        let (r, stats) = run_pass(&mut m, false);
+        assert_eq!(r, PassResult::Changed);
+        let (name, ty) = folded_weight(&m).expect("folded");
+        assert_eq!(name, "w.q.lpbq");
+        assert_eq!(ty.shape(), &[2, 8]);
+        let got = dequant(&m.weights, &name, &ty);
+        for (a, b) in got.iter().zip(&want) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+        assert!(stats
+            .entries
+            .iter()
+            .any(|(k, v)| k == "chains folded exactly" && v == "1"));
     }
 
     #[test]

@@ -53,3 +53,23 @@ func.func @sixteen(%x: tensor<2x16xf32>) -> (tensor<2x2xf32>) {
   %y = nn.linear %x, %w : tensor<2x2xf32>
   func.return %y
 }
+// -----
+// pymllm's HWIO codes [1,1,In=32,Out=4] read by a linear as [Out, In] through a
+// transpose: the weight keeps its own layout (axis 3) and the reshape/transpose carry the
+// encoding to the linear's axis 0 (the codes' payload is reused, nothing is copied).
+!c4 = !quant.uniform<i4:f32, scale = 1.0, offset = 0>
+func.func @hwio_linear(%x: tensor<3x32xf32>) -> (tensor<3x4xf32>) {
+  %q = builtin.weight {name = "model.layers.0.self_attn.o_proj.weight"} : tensor<1x1x32x4x!c4>
+  %qf = quant.dequantize %q : tensor<1x1x32x4xf32>
+  %q2 = tensor.reshape %qf {shape = [32, 4]} : tensor<32x4xf32>
+  %qt = tensor.transpose %q2 {perm = [1, 0]} : tensor<4x32xf32>
+  %q3 = tensor.reshape %qt {shape = [4, 4, 8]} : tensor<4x4x8xf32>
+  %s1 = builtin.constant {value = [1.0, 2.0, 3.0, 15.0, 4.0, 5.0, 15.0, 6.0, 15.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 15.0]} : tensor<16xf32>
+  %s1r = tensor.reshape %s1 {shape = [4, 4, 1]} : tensor<4x4x1xf32>
+  %m1 = nn.mul %q3, %s1r : tensor<4x4x8xf32>
+  %s2 = builtin.constant {value = [0.5, 0.25, 0.001, 0.03]} : tensor<4x1x1xf32>
+  %m2 = nn.mul %m1, %s2 : tensor<4x4x8xf32>
+  %w = tensor.reshape %m2 {shape = [4, 32]} : tensor<4x32xf32>
+  %y = nn.linear %x, %w : tensor<3x4xf32> loc("model.layers.0.self_attn.o_proj")
+  func.return %y
+}

@@ -16,8 +16,8 @@
 //! `tensor.transpose` and `tensor.slice` over leaves:
 //! - exactly one *code* leaf: `quant.dequantize` of a `builtin.weight` of per-tensor type
 //!   `<i4|i8:f32, scale = 1.0, offset = 0>`, or `nn.cast` to f32 of a plain `i8` weight.
-//!   Between the codes and the matmul only reshapes and non-broadcasting muls are allowed
-//!   (the codes keep their row-major order, so their payload is reused as is);
+//!   Between the codes and the matmul: reshapes, transposes and non-broadcasting muls
+//!   (no slice, no broadcast of the codes);
 //! - *scale* leaves: f32 `builtin.constant`s, f32 `builtin.weight`s, or `nn.cast` to f32
 //!   of a f16/bf16/u8/u16/i16/i32 `builtin.weight` (u8 block scales, f32 channel scales,
 //!   f32 per-block scales, ...), broadcast/reshaped/transposed/sliced in any way.
@@ -33,8 +33,12 @@
 //! every `q <= 15`, up to 8 bits otherwise), and the split is kept only if, for every
 //! block and *every* code of the storage range, `(code * q) * s_c` in f32 — the CPU
 //! reference's LPBQ dequantization — equals the chain's f32 value bit for bit. Then the
-//! new weight reuses the codes' payload under its name with the blockwise type: no data
-//! is read or written.
+//! new weight reuses the codes' payload under its name, typed blockwise in the codes' own
+//! layout, followed by the codes' reshapes/transposes (the encoding moves along with
+//! `mllm_ir::infer::moved_elem`, e.g. pymllm's HWIO `[1,1,In,Out]` codes, axis 3, read by a
+//! linear as `[Out, In]`, axis 0): no data is read or written. If the encoding cannot
+//! follow the movement, the codes are copied into a new payload in the consumer's layout
+//! (still exact; needs the codes' payload).
 //!
 //! **Requantized fold** (when not exact and the pass's `requantize` option is on): needs
 //! the codes' payload; each channel is requantized from the chain's values into the
@@ -113,11 +117,44 @@ impl Expr {
     }
 }
 
+/// A data-movement op on the codes' way to the matmul: kind, attributes, result shape.
+type Move = (OpKind, Attrs, Vec<usize>);
+
+/// A data-movement op to rebuild: kind, attributes, result type.
+type TypedMove = (OpKind, Attrs, Type);
+
 #[derive(Debug, Clone)]
 struct CodeLeaf {
     name: String,
     storage: Storage,
     shape: Vec<usize>,
+    /// Index maps from the chain's output to the codes.
+    maps: Vec<Strided>,
+    /// Reshapes/transposes applied to the codes, in the order they are applied.
+    moves: Vec<Move>,
+}
+
+/// Where the parser is: index maps from the chain's output to this class, the data
+/// movement from this class to the output (outermost last), and whether codes may be
+/// here (not under a broadcast or a slice).
+#[derive(Debug, Clone, Default)]
+struct Path {
+    maps: Vec<Strided>,
+    moves: Vec<Move>,
+    code_ok: bool,
+}
+
+impl Path {
+    fn with_map(&self, m: Strided, code_ok: bool) -> Path {
+        let mut p = self.clone();
+        p.maps.push(m);
+        p.code_ok &= code_ok;
+        p
+    }
+    fn with_move(mut self, m: Move) -> Path {
+        self.moves.insert(0, m);
+        self
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -168,16 +205,8 @@ fn weight_name(eg: &EGraph, n: &Node) -> Option<String> {
     eg.attrs_of(n).str("name").map(str::to_owned)
 }
 
-/// Parses the chain rooted at `node` (of class `id`); `maps` maps the chain's output
-/// to this class, `identity` says whether that map is the identity on flat indices.
-fn parse(
-    eg: &EGraph,
-    id: Id,
-    node: &Node,
-    maps: &[Strided],
-    identity: bool,
-    out: &mut Chain,
-) -> Option<Expr> {
+/// Parses the chain rooted at `node` (of class `id`), reached by `path`.
+fn parse(eg: &EGraph, id: Id, node: &Node, path: &Path, out: &mut Chain) -> Option<Expr> {
     let ty = eg.ty(id).clone();
     let kind = node.kind()?;
     let f32_result = ty.elem() == &ElemType::F32;
@@ -192,25 +221,30 @@ fn parse(
                 let (c, cn) = child(i)?;
                 let cs = eg.ty(c).shape().to_vec();
                 if cs == ty.shape() {
-                    parts.push(parse(eg, c, &cn, maps, identity, out)?);
+                    parts.push(parse(eg, c, &cn, path, out)?);
                 } else {
                     // Broadcast: right-aligned, size-1 (or missing) dims read index 0.
                     let r = ty.rank();
+                    if cs.len() > r {
+                        return None;
+                    }
                     let cst = row_major(&cs);
                     let mut strides = vec![0usize; r];
                     for d in 0..cs.len() {
                         let od = r - cs.len() + d;
                         if cs[d] != 1 {
+                            if cs[d] != ty.shape()[od] {
+                                return None;
+                            }
                             strides[od] = cst[d];
                         }
                     }
-                    let mut m = maps.to_vec();
-                    m.push(Strided {
+                    let m = Strided {
                         out_shape: ty.shape().to_vec(),
                         strides,
                         base: 0,
-                    });
-                    parts.push(parse(eg, c, &cn, &m, false, out)?);
+                    };
+                    parts.push(parse(eg, c, &cn, &path.with_map(m, false), out)?);
                 }
             }
             let b = parts.pop()?;
@@ -219,7 +253,8 @@ fn parse(
         }
         OpKind::Reshape if f32_result => {
             let (c, cn) = child(0)?;
-            parse(eg, c, &cn, maps, identity, out)
+            let mv = (kind, eg.attrs_of(node).clone(), ty.shape().to_vec());
+            parse(eg, c, &cn, &path.clone().with_move(mv), out)
         }
         OpKind::Transpose | OpKind::Slice if f32_result => {
             let (c, cn) = child(0)?;
@@ -244,13 +279,15 @@ fn parse(
                 let b = (0..ins.len()).map(|d| ist[d] * starts[d] as usize).sum();
                 (s, b)
             };
-            let mut m = maps.to_vec();
-            m.push(Strided {
+            let m = Strided {
                 out_shape: ty.shape().to_vec(),
                 strides,
                 base,
-            });
-            parse(eg, c, &cn, &m, false, out)
+            };
+            // Codes may be transposed (the encoding moves along), not sliced.
+            let p = path.with_map(m, kind == OpKind::Transpose);
+            let mv = (kind, a.clone(), ty.shape().to_vec());
+            parse(eg, c, &cn, &p.with_move(mv), out)
         }
         OpKind::Dequantize if f32_result => {
             let (c, cn) = child(0)?;
@@ -262,7 +299,7 @@ fn parse(
             if scale != 1.0 || offset != 0 || !matches!(q.storage, Storage::I4 | Storage::I8) {
                 return None;
             }
-            code_leaf(eg, c, &cn, q.storage, identity, out)
+            code_leaf(eg, c, &cn, q.storage, path, out)
         }
         OpKind::Cast if f32_result => {
             let (c, cn) = child(0)?;
@@ -271,7 +308,7 @@ fn parse(
             }
             let cty = eg.ty(c);
             match cty.elem() {
-                ElemType::I8 => code_leaf(eg, c, &cn, Storage::I8, identity, out),
+                ElemType::I8 => code_leaf(eg, c, &cn, Storage::I8, path, out),
                 e @ (ElemType::F16
                 | ElemType::BF16
                 | ElemType::U8
@@ -279,14 +316,14 @@ fn parse(
                 | ElemType::I16
                 | ElemType::I32) => {
                     let src = ScaleSrc::Weight(weight_name(eg, &cn)?, e.clone());
-                    Some(scale_leaf(src, cty.numel(), maps, out))
+                    Some(scale_leaf(src, cty.numel(), path, out))
                 }
                 _ => None,
             }
         }
         OpKind::Weight if f32_result => {
             let src = ScaleSrc::Weight(weight_name(eg, node)?, ElemType::F32);
-            Some(scale_leaf(src, ty.numel(), maps, out))
+            Some(scale_leaf(src, ty.numel(), path, out))
         }
         OpKind::Constant if f32_result => {
             let v: Vec<f32> = eg
@@ -299,7 +336,7 @@ fn parse(
                 return None;
             }
             let n = v.len();
-            Some(scale_leaf(ScaleSrc::Values(v), n, maps, out))
+            Some(scale_leaf(ScaleSrc::Values(v), n, path, out))
         }
         _ => None,
     }
@@ -310,10 +347,10 @@ fn code_leaf(
     id: Id,
     node: &Node,
     storage: Storage,
-    identity: bool,
+    path: &Path,
     out: &mut Chain,
 ) -> Option<Expr> {
-    if out.code.is_some() || !identity {
+    if out.code.is_some() || !path.code_ok {
         out.bad = true;
         return None;
     }
@@ -321,15 +358,17 @@ fn code_leaf(
         name: weight_name(eg, node)?,
         storage,
         shape: eg.ty(id).shape().to_vec(),
+        maps: path.maps.clone(),
+        moves: path.moves.clone(),
     });
     Some(Expr::Code)
 }
 
-fn scale_leaf(src: ScaleSrc, numel: usize, maps: &[Strided], out: &mut Chain) -> Expr {
+fn scale_leaf(src: ScaleSrc, numel: usize, path: &Path, out: &mut Chain) -> Expr {
     out.scales.push(ScaleLeaf {
         src,
         numel,
-        maps: maps.to_vec(),
+        maps: path.maps.clone(),
     });
     Expr::Scale(out.scales.len() - 1)
 }
@@ -359,16 +398,66 @@ impl Skip {
     }
 }
 
-/// A fold's result: the blockwise element type and where its codes are.
+/// A fold's result: the new weight and the data movement that brings it to the
+/// consumer's layout.
 #[derive(Debug, Clone)]
 struct Folded {
-    elem: ElemType,
     /// Store name of the codes.
     name: String,
-    /// Shape of the new weight op (the codes' own shape when the payload is reused).
-    shape: Vec<usize>,
+    /// Type of the new weight op (in the codes' own layout when the payload is reused).
+    weight_ty: Type,
+    /// Data movement applied to the weight, with result types (the last one is the
+    /// consumer's layout).
+    moves: Vec<TypedMove>,
     /// A new payload to add under `name`.
     payload: Option<Weight>,
+}
+
+/// The codes' data movement with consecutive reshapes merged and no-op reshapes dropped.
+fn simplify(moves: &[Move], from: &[usize]) -> Vec<Move> {
+    let mut out: Vec<Move> = Vec::new();
+    for m in moves {
+        match out.last_mut() {
+            Some(last) if m.0 == OpKind::Reshape && last.0 == OpKind::Reshape => *last = m.clone(),
+            _ => out.push(m.clone()),
+        }
+    }
+    // Drop reshapes that do not change the shape.
+    let mut prev = from.to_vec();
+    out.retain(|(k, _, shape)| {
+        let keep = *k != OpKind::Reshape || *shape != prev;
+        prev.clone_from(shape);
+        keep
+    });
+    out
+}
+
+/// The blockwise type of the codes in their own layout whose data movement (`moves`)
+/// gives `consumer`, with the moved types; `None` if the encoding cannot follow.
+fn replay(code_shape: &[usize], moves: &[Move], consumer: &Type) -> Option<(Type, Vec<TypedMove>)> {
+    let q = consumer.quant()?;
+    let Encoding::Blockwise { axis, .. } = &q.encoding else {
+        return None;
+    };
+    let ch = consumer.shape()[*axis as usize];
+    let moves = simplify(moves, code_shape);
+    (0..code_shape.len())
+        .filter(|d| code_shape[*d] == ch)
+        .find_map(|d| {
+            let mut e = q.clone();
+            if let Encoding::Blockwise { axis, .. } = &mut e.encoding {
+                *axis = d as u32;
+            }
+            let own = Type::tensor(code_shape.to_vec(), ElemType::Quant(e));
+            let mut cur = own.clone();
+            let mut out = Vec::new();
+            for (k, a, shape) in &moves {
+                let elem = moved_elem(*k, a, &cur, shape).ok()?;
+                cur = Type::tensor(shape.clone(), elem);
+                out.push((*k, a.clone(), cur.clone()));
+            }
+            (&cur == consumer).then_some((own, out))
+        })
 }
 
 /// Weight geometry seen by the consumer: flat index of element `p` of channel `c`.
@@ -571,7 +660,7 @@ fn fold(
                     .scales
                     .iter()
                     .zip(&leaves)
-                    .map(|(l, v)| v[idx(l, flat)])
+                    .map(|(l, v)| v.get(idx(l, flat)).copied().unwrap_or(f32::NAN))
                     .collect()
             })
             .collect()
@@ -596,23 +685,30 @@ fn fold(
         }
     }
     if all_exact {
-        let elem = blockwise(code.storage, axis, block, bs, cs);
-        return Ok((
-            Folded {
-                elem,
+        let elem = blockwise(code.storage, axis, block, bs.clone(), cs.clone());
+        let consumer = Type::tensor(shape.to_vec(), elem);
+        if let Some((weight_ty, moves)) = replay(&code.shape, &code.moves, &consumer) {
+            let f = Folded {
                 name: code.name.clone(),
-                shape: code.shape.clone(),
+                weight_ty,
+                moves,
                 payload: None,
-            },
-            true,
-        ));
-    }
-    if !requantize {
+            };
+            return Ok((f, true));
+        }
+        // The encoding cannot follow the codes' data movement: copy the codes into the
+        // consumer's layout (values unchanged).
+    } else if !requantize {
         return Err(Skip::NotExact);
     }
-    // Requantize the channels that are not exact from the chain's values.
+    // A new payload in the consumer's layout: codes copied for exact channels, the other
+    // channels requantized from the chain's values.
     let numel = g.dim * g.per;
     let codes = code_values(store, code, numel)?;
+    let code_at = |flat: usize| {
+        let i = code.maps.iter().fold(flat, |i, m| m.apply(i));
+        codes.get(i).copied().unwrap_or(f32::NAN)
+    };
     let mut out = vec![0i8; numel];
     let mut values = vec![0f32; g.per];
     let mut qs = vec![0f32; g.per];
@@ -620,8 +716,8 @@ fn fold(
         let vals = block_vals(c);
         for p in 0..g.per {
             let flat = g.flat(c, p);
-            qs[p] = codes[flat];
-            values[p] = expr.eval(codes[flat], &vals[p / block]);
+            qs[p] = code_at(flat);
+            values[p] = expr.eval(qs[p], &vals[p / block]);
             if !values[p].is_finite() {
                 return Err(Skip::Unfoldable);
             }
@@ -660,15 +756,13 @@ fn fold(
         name = format!("{base}.{i}");
         i += 1;
     }
-    Ok((
-        Folded {
-            elem,
-            name,
-            shape: shape.to_vec(),
-            payload: Some(payload),
-        },
-        false,
-    ))
+    let f = Folded {
+        name,
+        weight_ty: Type::tensor(shape.to_vec(), elem),
+        moves: Vec::new(),
+        payload: Some(payload),
+    };
+    Ok((f, all_exact))
 }
 
 /// One channel requantized into the two-level form: the closer (squared error against
@@ -825,7 +919,11 @@ impl<'a> LpbqFold<'a> {
         let axis = Self::consumer_axis(eg, class)?;
         let ty = eg.ty(class).clone();
         let mut chain = Chain::default();
-        let expr = parse(eg, class, node, &[], true, &mut chain);
+        let start = Path {
+            code_ok: true,
+            ..Path::default()
+        };
+        let expr = parse(eg, class, node, &start, &mut chain);
         let expr = match expr {
             Some(e) if !chain.bad && chain.code.is_some() && !chain.scales.is_empty() => e,
             _ => return None,
@@ -866,27 +964,11 @@ impl<'a> LpbqFold<'a> {
                 st.payloads.push((f.name.clone(), p));
             }
         }
-        // The weight in the consumer's layout; a reused payload keeps its own shape when a
-        // reshape can carry the encoding to the consumer's.
-        let consumer = Type::tensor(ty.shape().to_vec(), f.elem.clone());
         let name_attrs = attrs([("name", Attr::Str(f.name.clone()))]);
-        let weight = if f.shape == ty.shape() {
-            Build::op(OpKind::Weight, name_attrs, consumer, vec![])
-        } else {
-            match own_layout(&f.elem, &f.shape, ty.shape(), &consumer) {
-                Some(own) => {
-                    let w = Build::op(OpKind::Weight, name_attrs, own, vec![]);
-                    let shape = Attr::Ints(ty.shape().iter().map(|d| *d as i64).collect());
-                    Build::op(
-                        OpKind::Reshape,
-                        attrs([("shape", shape)]),
-                        consumer,
-                        vec![w],
-                    )
-                }
-                None => Build::op(OpKind::Weight, name_attrs, consumer, vec![]),
-            }
-        };
+        let mut weight = Build::op(OpKind::Weight, name_attrs, f.weight_ty, vec![]);
+        for (k, a, t) in f.moves {
+            weight = Build::op(k, a, t, vec![weight]);
+        }
         Some(Build::op(
             OpKind::Dequantize,
             Attrs::new(),
@@ -894,25 +976,6 @@ impl<'a> LpbqFold<'a> {
             vec![weight],
         ))
     }
-}
-
-/// The blockwise type in the codes' own `shape` whose reshape to `to` is `consumer`.
-fn own_layout(elem: &ElemType, shape: &[usize], to: &[usize], consumer: &Type) -> Option<Type> {
-    let q = elem.quant()?;
-    let Encoding::Blockwise { axis, .. } = &q.encoding else {
-        return None;
-    };
-    let ch = to[*axis as usize];
-    let a = attrs([("shape", Attr::Ints(to.iter().map(|d| *d as i64).collect()))]);
-    (0..shape.len()).filter(|d| shape[*d] == ch).find_map(|d| {
-        let mut e = q.clone();
-        if let Encoding::Blockwise { axis, .. } = &mut e.encoding {
-            *axis = d as u32;
-        }
-        let own = Type::tensor(shape.to_vec(), ElemType::Quant(e));
-        let moved = moved_elem(OpKind::Reshape, &a, &own, to).ok()?;
-        (&moved == consumer.elem()).then_some(own)
-    })
 }
 
 impl Rule for LpbqRule<'_> {

@@ -1077,3 +1077,166 @@ pub fn is_pymllm_export(path: &Path) -> bool {
         })
         .unwrap_or(false)
 }
+
+// ------------------------------------------------------------------------------------------
+// LPBQ exports as dequantization chains (for the `lpbq-fold` pass)
+
+/// The export module name (`<lin>`) of the linear reading our weight `weight`.
+fn export_linear_name(weight: &str) -> Option<String> {
+    if weight == EMBED_TOKENS || weight == LM_HEAD {
+        return Some("lm_head".into());
+    }
+    weight.strip_suffix(".weight").map(str::to_owned)
+}
+
+/// Rewrites the weight operand of every `nn.linear` of `m` that has an LPBQ export in `ckpt`
+/// (a pymllm `model.safetensors`) into the dequantization chain its three tensors denote,
+/// `w[o, i] = nibble(<lin>.weight[0, 0, i, o]) * <lin>.scale1[o * In/B + i / B] *
+/// <lin>.scale2[o]`, over zero-copy views of those tensors, added to the weight store as
+/// `<lin>.weight.q` (int8 HWIO `[1, 1, In, Out]` nibbles, typed
+/// `!quant.uniform<i4:f32, scale = 1.0, offset = 0>`), `<lin>.scale1` (u8) and `<lin>.scale2`
+/// (f32):
+///
+/// ```text
+/// codes -> quant.dequantize -> reshape [In, Out] -> transpose -> reshape [Out, In/B, B]
+///   * reshape(cast(scale1), [Out, In/B, 1]) * reshape(scale2, [Out, 1, 1]) -> reshape [Out, In]
+/// ```
+///
+/// The module stays a float module (the CPU reference runs it in float mode with the export's
+/// exact dequantized weights); the `lpbq-fold` pass folds every chain back into one LPBQ weight
+/// (the codes' payload reused, the encoding moved from HWIO axis 3 to the linear's axis 0).
+/// Linears without `<lin>.scale1` (per-channel int8 exports, float weights) are left as they
+/// are; a weight op no other op reads any more is removed. Returns the number of chains built;
+/// every problem with the three tensors (dtype, shape, non-nibble codes, block scales outside
+/// 1..=16, non-positive channel scales) is an error naming the file and tensor.
+pub fn emit_lpbq_chains(m: &mut Module, ckpt: &Arc<Checkpoint>) -> Result<usize> {
+    use mllm_ir::Builder;
+    let file = ckpt.path().to_path_buf();
+    let r = Reader {
+        ckpt: ckpt.as_ref(),
+        file: file.clone(),
+    };
+    let ir = |t: &str, e: mllm_ir::IrError| PymllmError::Bad {
+        file: file.clone(),
+        tensor: t.to_string(),
+        msg: e.to_string(),
+    };
+    let codes_ty = |k: usize, n: usize| {
+        mllm_ir::Type::tensor(vec![1, 1, k, n], per_tensor(Storage::I4, 1.0, 0))
+    };
+    let mut built = 0;
+    let mut checked: HashMap<String, usize> = HashMap::new();
+    for f in m.functions.iter_mut() {
+        for op in f.op_ids() {
+            if f.op(op).kind != OpKind::Linear {
+                continue;
+            }
+            let wv = f.op(op).operands[1];
+            let Some(wop) = f.def_op(wv).filter(|d| f.op(*d).kind == OpKind::Weight) else {
+                continue;
+            };
+            let wname = f.op(wop).attrs.str("name").unwrap_or_default().to_owned();
+            let Some(lin) = export_linear_name(&wname) else {
+                continue;
+            };
+            let (s1n, s2n, qn) = (
+                format!("{lin}.scale1"),
+                format!("{lin}.scale2"),
+                format!("{lin}.weight"),
+            );
+            if !ckpt.contains(&s1n) {
+                continue;
+            }
+            let shape = f.ty(wv).shape().to_vec();
+            if shape.len() != 2 {
+                continue;
+            }
+            let (n, k) = (shape[0], shape[1]);
+            // Check the three tensors once per linear.
+            let b = match checked.get(&lin) {
+                Some(b) => *b,
+                None => {
+                    let w = r.shaped(&qn, "LPBQ codes", &[DType::I8], &[vec![1, 1, k, n]])?;
+                    if let Some(i) = w.bytes.iter().position(|v| *v > 0x0F) {
+                        return Err(r.bad(
+                            &qn,
+                            format!("value {} at {i} is not a 4-bit nibble", w.bytes[i] as i8),
+                        ));
+                    }
+                    let s1 = r.get(&s1n, "LPBQ block scales", &[DType::U8])?;
+                    let nb = s1.numel() / n.max(1);
+                    if s1.shape.len() != 1 || nb == 0 || nb * n != s1.numel() || k % nb != 0 {
+                        return Err(r.bad(
+                            &s1n,
+                            format!("shape {:?} does not hold {n} channels x a whole number of blocks of {k} inputs", s1.shape),
+                        ));
+                    }
+                    if let Some(i) = s1.bytes.iter().position(|v| *v == 0 || *v > 16) {
+                        return Err(r.bad(
+                            &s1n,
+                            format!("block scale {} at {i} is outside 1..=16", s1.bytes[i]),
+                        ));
+                    }
+                    let s2 = r.shaped(&s2n, "LPBQ channel scales", &[DType::F32], &[vec![n]])?;
+                    if let Some(i) = s2.bytes.chunks_exact(4).position(|c| {
+                        let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                        !(v.is_finite() && v > 0.0)
+                    }) {
+                        return Err(r.bad(
+                            &s2n,
+                            format!("channel scale at {i} is not finite and positive"),
+                        ));
+                    }
+                    let b = k / nb;
+                    for (store_name, t) in [
+                        (format!("{qn}.q"), &qn),
+                        (s1n.clone(), &s1n),
+                        (s2n.clone(), &s2n),
+                    ] {
+                        let w = crate::weights::import_tensor(ckpt, t).map_err(|e| {
+                            PymllmError::Bad {
+                                file: file.clone(),
+                                tensor: t.clone(),
+                                msg: e.to_string(),
+                            }
+                        })?;
+                        m.weights.insert(store_name, w);
+                    }
+                    checked.insert(lin.clone(), b);
+                    b
+                }
+            };
+            let nb = k / b;
+            let chain = {
+                let mut bd = Builder::before(f, op);
+                let q = bd.weight(&format!("{qn}.q"), codes_ty(k, n));
+                let qf = bd.convert(
+                    OpKind::Dequantize,
+                    q,
+                    mllm_ir::Type::tensor(vec![1, 1, k, n], ElemType::F32),
+                );
+                let q2 = bd.reshape(qf, &[k, n]).map_err(|e| ir(&qn, e))?;
+                let qt = bd.transpose(q2, &[1, 0]).map_err(|e| ir(&qn, e))?;
+                let q3 = bd.reshape(qt, &[n, nb, b]).map_err(|e| ir(&qn, e))?;
+                let s1 = bd.weight(&s1n, mllm_ir::Type::tensor(vec![n * nb], ElemType::U8));
+                let s1f = bd.convert(
+                    OpKind::Cast,
+                    s1,
+                    mllm_ir::Type::tensor(vec![n * nb], ElemType::F32),
+                );
+                let s1r = bd.reshape(s1f, &[n, nb, 1]).map_err(|e| ir(&s1n, e))?;
+                let m1 = bd.binary(OpKind::Mul, q3, s1r).map_err(|e| ir(&s1n, e))?;
+                let s2 = bd.weight(&s2n, mllm_ir::Type::tensor(vec![n], ElemType::F32));
+                let s2r = bd.reshape(s2, &[n, 1, 1]).map_err(|e| ir(&s2n, e))?;
+                let m2 = bd.binary(OpKind::Mul, m1, s2r).map_err(|e| ir(&s2n, e))?;
+                bd.reshape(m2, &[n, k]).map_err(|e| ir(&qn, e))?
+            };
+            f.op_mut(op).operands[1] = chain;
+            if !f.op_ids().iter().any(|u| f.op(*u).operands.contains(&wv)) {
+                f.unlink(wop);
+            }
+            built += 1;
+        }
+    }
+    Ok(built)
+}

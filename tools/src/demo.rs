@@ -2,9 +2,10 @@
 //! synthetic Qwen3 checkpoint is generated, quantized (W4A16 LPBQ, u16 activations, u8
 //! KV) with built-in calibration text, optimized for the NPU (decompose, sha-split,
 //! linear-to-conv2d, quant-fix, cleanup), compiled to a QNN context binary when the QNN
-//! libraries are installed, and run on a prompt with the real (bundled) Qwen3 tokenizer
-//! on the CPU reference in fixed-point mode (running the binary itself through QNN is
-//! the QNN executor's job, not built yet).
+//! libraries are installed (without weight sharing: the x86 emulator cannot load
+//! weight-shared binaries), and run on a prompt with the real (bundled) Qwen3 tokenizer:
+//! through the QNN executor (the HTP emulator on x86) when the binary was compiled, else
+//! on the CPU reference in fixed-point mode.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -130,34 +131,28 @@ pub fn main_with(args: &DemoArgs) -> anyhow::Result<()> {
         }
     };
 
-    eprintln!(
-        "[4/4] run on the CPU reference (fixed-point NPU emulation): {:?}",
-        args.prompt
-    );
-    // The NPU-ready IR computes the same values (sha-split and linear-to-conv2d are
-    // exact rewrites, checked by the test suite); the CPU reference runs the quantized
-    // IR before those layout rewrites, which it executes faster.
-    let run = crate::run::RunArgs {
-        model: qs.ir.clone(),
-        tokenizer: Some(tok_path.clone()),
-        config: Some(ckpt.join("config.json")),
-        ar_len: None,
-        context_len: None,
-        prompt: Some(args.prompt.clone()),
-        prompt_ids: None,
-        max_new_tokens: args.max_new_tokens,
-        temperature: 0.0,
-        top_k: 0,
-        top_p: 1.0,
-        repetition_penalty: 1.0,
-        seed: 0,
-        chat: false,
-        think: false,
-        logits_out: None,
-        stats: crate::run::StatsArg::Text,
-        backend: crate::run::BackendArg::Cpu,
-        mode: None,
-    };
+    // The CPU reference runs the quantized IR before the layout rewrites (sha-split and
+    // linear-to-conv2d are exact rewrites, checked by the test suite), which it executes
+    // faster; the QNN executor runs the compiled binary.
+    let mut run = crate::run::RunArgs::new(if compiled { bin.clone() } else { qs.ir.clone() });
+    run.tokenizer = Some(tok_path.clone());
+    run.config = Some(ckpt.join("config.json"));
+    run.prompt = Some(args.prompt.clone());
+    run.max_new_tokens = args.max_new_tokens;
+    run.qnn_env_path = args.qnn_env_path.clone();
+    run.reference = Some(qs.ir.clone());
+    if compiled {
+        eprintln!(
+            "[4/4] run {} through the QNN executor (HTP emulator on x86): {:?}",
+            bin.display(),
+            args.prompt
+        );
+    } else {
+        eprintln!(
+            "[4/4] run on the CPU reference (fixed-point NPU emulation): {:?}",
+            args.prompt
+        );
+    }
     crate::run::main_with(&run)?;
     eprintln!("\nartifacts:");
     eprintln!("  checkpoint      {}", ckpt.display());
@@ -170,6 +165,17 @@ pub fn main_with(args: &DemoArgs) -> anyhow::Result<()> {
             "  QNN binary      {} (+ {}.json manifest; inspect with `mllm inspect`)",
             bin.display(),
             bin.display()
+        );
+        eprintln!(
+            "run it again:     mllm-run -m {} -c {} -t {} -p \"...\"",
+            bin.display(),
+            ckpt.join("config.json").display(),
+            tok_path.display()
+        );
+        eprintln!(
+            "compare with CPU: mllm-run -m {} --reference {} --compare -p \"...\"",
+            bin.display(),
+            qs.ir.display()
         );
     }
     eprintln!(

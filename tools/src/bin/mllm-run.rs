@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Runs a model (checkpoint or quantized IR) with chunked prefill and token-by-token decode.
+/// Runs a model (QNN context binary, checkpoint or quantized IR) with chunked prefill and
+/// token-by-token decode; `--compare` runs a binary against its CPU reference.
 #[derive(Parser)]
 #[command(name = "mllm-run", version)]
 struct Cli {

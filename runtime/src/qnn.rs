@@ -754,6 +754,251 @@ impl Executor for QnnExecutor {
     }
 }
 
+/// Writes `path` (and its manifest) holding one decode graph `model.0.s1` that follows the
+/// I/O contract for `dims` with trivial compute: `present_key_{l}` / `present_value_{l}`
+/// are the first cache column / row of `past_key_{l}` / `past_value_{l}`, and the logits
+/// are the causal mask tiled to the vocabulary. Its `graphExecute` is cheap, so it measures
+/// the host side of a decode step at a real model's I/O shape (and tests the executor
+/// without compiling a model). KV tensors are u8 (offset -128), mask and logits u16.
+pub fn write_contract_binary(
+    path: &Path,
+    dims: &crate::ModelDims,
+    lib_dir: Option<&Path>,
+    soc: u32,
+) -> std::result::Result<Manifest, QnnLoadError> {
+    use mllm_qnn_sys::manifest::{
+        dtype_name, ManifestEncoding, ManifestGraph, ManifestQnn, ManifestTarget, ManifestTensor,
+        MANIFEST_VERSION,
+    };
+    use mllm_qnn_sys::{
+        ContextOptions, GraphBuilder, GraphOptions, OpSpec, Quant as QQuant, TensorKind, TensorSpec,
+    };
+    let lib_err = |e: QnnError| QnnLoadError::Library(Box::new(e));
+    let dim = |v: usize, what: &str| {
+        u32::try_from(v)
+            .ok()
+            .filter(|&d| d > 0)
+            .ok_or_else(|| QnnLoadError::Unsupported {
+                path: path.to_path_buf(),
+                graph: "model.0.s1".into(),
+                msg: format!("{what} {v} out of range"),
+            })
+    };
+    let (l, h, d, c, v) = (
+        dim(dims.layers, "layers")?,
+        dim(dims.kv_heads, "kv_heads")?,
+        dim(dims.head_dim, "head_dim")?,
+        dim(dims.context, "context")?,
+        dim(dims.vocab, "vocab")?,
+    );
+    if c < 2 {
+        return Err(QnnLoadError::Unsupported {
+            path: path.to_path_buf(),
+            graph: "model.0.s1".into(),
+            msg: "context must be at least 2".into(),
+        });
+    }
+    let lib = QnnLibrary::load(lib_dir).map_err(lib_err)?;
+    let backend = Backend::new(&lib).map_err(lib_err)?;
+    let device = Device::new(&backend, DeviceTarget::soc(soc)).map_err(lib_err)?;
+    let ctx = Context::new(&backend, &device, ContextOptions::default()).map_err(lib_err)?;
+    let qnn_err = |e: QnnError| QnnLoadError::Qnn {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    };
+    let mut g =
+        GraphBuilder::create(&ctx, "model.0.s1", GraphOptions::default()).map_err(qnn_err)?;
+    let kv_q = |i: u32| QQuant::ScaleOffset {
+        scale: 0.01 + i as f32 * 1e-4,
+        offset: -128,
+    };
+    let mask_q = QQuant::ScaleOffset {
+        scale: 1.0 / 65535.0,
+        offset: 0,
+    };
+    let mut man_in = Vec::new();
+    let mut man_out = Vec::new();
+    let describe = |s: &TensorSpec<'_>| ManifestTensor {
+        name: s.name.clone(),
+        shape: s.dims.clone(),
+        dtype: dtype_name(s.dtype).into(),
+        ir_type: None,
+        encoding: ManifestEncoding::from(&s.quant),
+    };
+    let add = |g: &mut GraphBuilder,
+               list: &mut Vec<ManifestTensor>,
+               s: TensorSpec<'static>|
+     -> std::result::Result<mllm_qnn_sys::TensorId, QnnLoadError> {
+        list.push(describe(&s));
+        g.add_tensor(s).map_err(qnn_err)
+    };
+    let ranges = |r: &[(u32, u32)]| -> Vec<u8> {
+        r.iter()
+            .flat_map(|&(a, b)| [a as i32, b as i32, 1])
+            .flat_map(|x| x.to_le_bytes())
+            .collect()
+    };
+    let aw = TensorKind::AppWrite;
+    add(
+        &mut g,
+        &mut man_in,
+        TensorSpec::new("sequence", aw, DataType::Int32, &[1, 1], QQuant::None),
+    )?;
+    add(
+        &mut g,
+        &mut man_in,
+        TensorSpec::new("position_ids", aw, DataType::Int32, &[1], QQuant::None),
+    )?;
+    let mask = add(
+        &mut g,
+        &mut man_in,
+        TensorSpec::new(
+            "causal_mask",
+            aw,
+            DataType::UFixed16,
+            &[1, 1, 1, c],
+            mask_q.clone(),
+        ),
+    )?;
+    let mut past = Vec::new();
+    for (kind, shape) in [("key", [1, h, d, c - 1]), ("value", [1, h, c - 1, d])] {
+        for i in 0..l {
+            let q = kv_q(if kind == "key" { i } else { i + 100 });
+            let s = TensorSpec::new(
+                format!("past_{kind}_{i}"),
+                aw,
+                DataType::UFixed8,
+                &shape,
+                q.clone(),
+            );
+            past.push((kind, i, q, add(&mut g, &mut man_in, s)?));
+        }
+    }
+    let reps = v.div_ceil(c);
+    let tiled = g
+        .add_tensor(TensorSpec::new(
+            "tiled_mask",
+            TensorKind::Native,
+            DataType::UFixed16,
+            &[1, 1, 1, c * reps],
+            mask_q.clone(),
+        ))
+        .map_err(qnn_err)?;
+    let mult: Vec<u8> = [1u32, 1, 1, reps]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    g.add_node(
+        OpSpec::new("tile_mask", "Tile")
+            .inputs(&[mask])
+            .outputs(&[tiled])
+            .tensor_param(
+                "multiples",
+                TensorSpec::constant("", DataType::UInt32, &[4], QQuant::None, &mult),
+            ),
+    )
+    .map_err(qnn_err)?;
+    let cut = g
+        .add_tensor(TensorSpec::new(
+            "cut_mask",
+            TensorKind::Native,
+            DataType::UFixed16,
+            &[1, 1, 1, v],
+            mask_q.clone(),
+        ))
+        .map_err(qnn_err)?;
+    let r = ranges(&[(0, 1), (0, 1), (0, 1), (0, v)]);
+    g.add_node(
+        OpSpec::new("cut_mask", "StridedSlice")
+            .inputs(&[tiled])
+            .outputs(&[cut])
+            .tensor_param(
+                "ranges",
+                TensorSpec::constant("", DataType::Int32, &[4, 3], QQuant::None, &r),
+            ),
+    )
+    .map_err(qnn_err)?;
+    let ls = TensorSpec::new(
+        "logits",
+        TensorKind::AppRead,
+        DataType::UFixed16,
+        &[1, 1, v],
+        mask_q,
+    );
+    man_out.push(describe(&ls));
+    let logits = g.add_tensor(ls).map_err(qnn_err)?;
+    g.add_node(
+        OpSpec::new("logits", "Reshape")
+            .inputs(&[cut])
+            .outputs(&[logits]),
+    )
+    .map_err(qnn_err)?;
+    for (kind, i, q, id) in past {
+        let (shape, r) = if kind == "key" {
+            ([1, h, d, 1], ranges(&[(0, 1), (0, h), (0, d), (0, 1)]))
+        } else {
+            ([1, h, 1, d], ranges(&[(0, 1), (0, h), (0, 1), (0, d)]))
+        };
+        let s = TensorSpec::new(
+            format!("present_{kind}_{i}"),
+            TensorKind::AppRead,
+            DataType::UFixed8,
+            &shape,
+            q,
+        );
+        man_out.push(describe(&s));
+        let out = g.add_tensor(s).map_err(qnn_err)?;
+        g.add_node(
+            OpSpec::new(format!("slice_{kind}_{i}"), "StridedSlice")
+                .inputs(&[id])
+                .outputs(&[out])
+                .tensor_param(
+                    "ranges",
+                    TensorSpec::constant("", DataType::Int32, &[4, 3], QQuant::None, &r),
+                ),
+        )
+        .map_err(qnn_err)?;
+    }
+    drop(g.finalize().map_err(qnn_err)?);
+    let bytes = ctx.binary().map_err(qnn_err)?;
+    let info = SystemContext::new(&lib)
+        .and_then(|s| s.binary_info(&bytes))
+        .map_err(qnn_err)?;
+    let (cv, bv) = (lib.core_api_version(), lib.backend_api_version());
+    let known = KNOWN_SOCS.iter().find(|s| s.1 == soc);
+    let m = Manifest {
+        format_version: MANIFEST_VERSION,
+        generator: format!("mllm-runtime {} contract graph", env!("CARGO_PKG_VERSION")),
+        binary: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model.bin".into()),
+        binary_size: bytes.len() as u64,
+        sha256: manifest::sha256_hex(&bytes),
+        target: ManifestTarget {
+            soc_model: info.soc_model.or(Some(soc)),
+            soc_name: known.map(|s| s.0.to_string()),
+            htp_arch: known.map(|s| s.2),
+        },
+        qnn: ManifestQnn {
+            core_api: [cv.0, cv.1, cv.2],
+            backend_api: [bv.0, bv.1, bv.2],
+            build_id: lib.build_id().to_string(),
+        },
+        weight_sharing: false,
+        graphs: vec![ManifestGraph {
+            name: "model.0.s1".into(),
+            ar_len: Some(1),
+            inputs: man_in,
+            outputs: man_out,
+        }],
+        shards: Vec::new(),
+    };
+    manifest::write_atomic(path, &bytes)?;
+    manifest::write_atomic(&manifest::manifest_path(path), m.to_json().as_bytes())?;
+    Ok(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ pub struct DemoArgs {
     )]
     pub prompt: String,
     /// New tokens to generate.
-    #[arg(long = "max-new-tokens", default_value_t = 32)]
+    #[arg(long = "max-new-tokens", default_value_t = 16)]
     pub max_new_tokens: usize,
     /// Prefill chunk length of the compiled graphs.
     #[arg(long = "ar_len", alias = "ar-len", default_value_t = 16)]

@@ -223,7 +223,14 @@ fn pymllm_chains_fold_exactly_into_one_lpbq_weight_per_linear() {
     let registry = Registry::with_all();
     let mut pm =
         PassManager::parse("builtin.module(func.func(lpbq-fold))", &registry).expect("pipeline");
+    let t = std::time::Instant::now();
     pm.run(&mut folded, &mut []).expect("lpbq-fold runs");
+    let params: usize = quantized.values().map(|l| l.n * l.k).sum();
+    eprintln!(
+        "lpbq-fold: {} functions, {params} LPBQ parameters per function, {:.3} s",
+        folded.functions.len(),
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(folded.weights.len(), payloads, "exact folds add no payload");
 
     // Every linear reads dequantize(transpose(reshape(weight : lpbq))) whose type in the

@@ -49,7 +49,7 @@ use mllm_ir::Function;
 
 use crate::egraph::convert::{from_egraph, to_egraph};
 use crate::egraph::cost::CostModel;
-use crate::egraph::rules::lpbq::LpbqFold;
+use crate::egraph::rules::lpbq::{FoldCache, LpbqFold};
 use crate::egraph::{run, Limits, Rule, LIMIT_OPTIONS};
 use crate::pass::{Anchor, FuncContext, Pass, PassError, PassResult};
 use crate::registry::{OptKind, OptSpec, Options, PassInfo};
@@ -58,6 +58,8 @@ use crate::registry::{OptKind, OptSpec, Options, PassInfo};
 pub struct LpbqFoldPass {
     limits: Limits,
     requantize: bool,
+    /// Fold results shared by the functions of a module (keyed by payload identity).
+    cache: FoldCache,
 }
 
 static OPTIONS: [OptSpec; 4] = [
@@ -82,6 +84,7 @@ pub const INFO: PassInfo = PassInfo {
         Ok(Box::new(LpbqFoldPass {
             limits: Limits::from_options(o),
             requantize: o.bool("requantize"),
+            cache: FoldCache::default(),
         }))
     },
 };
@@ -99,7 +102,7 @@ impl Pass for LpbqFoldPass {
         ctx: &mut FuncContext<'_>,
     ) -> Result<PassResult, PassError> {
         let mut conv = to_egraph(f);
-        let fold = LpbqFold::new(ctx.weights, self.requantize);
+        let fold = LpbqFold::new(ctx.weights, self.requantize).with_cache(&self.cache);
         let bound = fold.rules();
         let set: Vec<&dyn Rule> = bound.iter().map(|r| r as &dyn Rule).collect();
         let rs = run(&mut conv.egraph, &set, self.limits).map_err(|message| PassError::Failed {
@@ -164,6 +167,7 @@ mod tests {
         let mut p = LpbqFoldPass {
             limits: Limits::default(),
             requantize,
+            cache: FoldCache::default(),
         };
         let mut stats = PassStats::default();
         let mut f = m.functions[0].clone();

@@ -73,3 +73,31 @@ func.func @hwio_linear(%x: tensor<3x32xf32>) -> (tensor<3x4xf32>) {
   %y = nn.linear %x, %w : tensor<3x4xf32> loc("model.layers.0.self_attn.o_proj")
   func.return %y
 }
+// -----
+// Two graphs (prefill and decode) reading the same chain get the same LPBQ weight (the
+// second one from the pass's cache).
+!c4 = !quant.uniform<i4:f32, scale = 1.0, offset = 0>
+func.func @s4(%x: tensor<4x16xf32>) -> (tensor<4x2xf32>) {
+  %q = builtin.weight {name = "w.q"} : tensor<2x16x!c4>
+  %qf = quant.dequantize %q : tensor<2x16xf32>
+  %q3 = tensor.reshape %qf {shape = [2, 2, 8]} : tensor<2x2x8xf32>
+  %s1 = builtin.constant {value = [5.0, 15.0, 15.0, 2.0]} : tensor<2x2x1xf32>
+  %m1 = nn.mul %q3, %s1 : tensor<2x2x8xf32>
+  %s2 = builtin.constant {value = [0.125, 0.0078125]} : tensor<2x1x1xf32>
+  %m2 = nn.mul %m1, %s2 : tensor<2x2x8xf32>
+  %w = tensor.reshape %m2 {shape = [2, 16]} : tensor<2x16xf32>
+  %y = nn.linear %x, %w : tensor<4x2xf32>
+  func.return %y
+}
+func.func @s1(%x: tensor<1x16xf32>) -> (tensor<1x2xf32>) {
+  %q = builtin.weight {name = "w.q"} : tensor<2x16x!c4>
+  %qf = quant.dequantize %q : tensor<2x16xf32>
+  %q3 = tensor.reshape %qf {shape = [2, 2, 8]} : tensor<2x2x8xf32>
+  %s1 = builtin.constant {value = [5.0, 15.0, 15.0, 2.0]} : tensor<2x2x1xf32>
+  %m1 = nn.mul %q3, %s1 : tensor<2x2x8xf32>
+  %s2 = builtin.constant {value = [0.125, 0.0078125]} : tensor<2x1x1xf32>
+  %m2 = nn.mul %m1, %s2 : tensor<2x2x8xf32>
+  %w = tensor.reshape %m2 {shape = [2, 16]} : tensor<2x16xf32>
+  %y = nn.linear %x, %w : tensor<1x2xf32>
+  func.return %y
+}

@@ -401,7 +401,7 @@ impl Skip {
 /// A fold's result: the new weight and the data movement that brings it to the
 /// consumer's layout.
 #[derive(Debug, Clone)]
-struct Folded {
+pub struct Folded {
     /// Store name of the codes.
     name: String,
     /// Type of the new weight op (in the codes' own layout when the payload is reused).
@@ -834,6 +834,57 @@ pub struct LpbqFold<'a> {
     store: &'a WeightStore,
     requantize: bool,
     state: Mutex<FoldState>,
+    cache: Option<&'a FoldCache>,
+}
+
+/// Fold results shared by the functions of one module (prefill and decode graphs read
+/// the same chains), keyed by the chain's structure, its consumer layout, and the identity
+/// (address, size, first and last bytes) of every payload it reads.
+#[derive(Debug, Default)]
+pub struct FoldCache(Mutex<HashMap<String, FoldResult>>);
+
+/// A fold or why not; the flag says the fold is exact.
+type FoldResult = Result<(Folded, bool), Skip>;
+
+impl FoldCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, FoldResult>> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+fn cache_key(
+    store: &WeightStore,
+    chain: &Chain,
+    expr: &Expr,
+    shape: &[usize],
+    axis: usize,
+    requantize: bool,
+) -> String {
+    let mut names: Vec<&str> = chain.code.iter().map(|c| c.name.as_str()).collect();
+    for l in &chain.scales {
+        if let ScaleSrc::Weight(n, _) = &l.src {
+            names.push(n);
+        }
+    }
+    // Payload identity: address, size, and the first and last bytes (a freed and reused
+    // address with other data does not hit).
+    let ids: Vec<(usize, usize, Vec<u8>)> = names
+        .iter()
+        .map(|n| match store.get(n) {
+            Some(w) => {
+                let b = w.bytes();
+                let edge = b.len().min(64);
+                let mut f = b[..edge].to_vec();
+                f.extend_from_slice(&b[b.len() - edge..]);
+                (std::sync::Arc::as_ptr(w) as usize, w.numel(), f)
+            }
+            None => (0, 0, Vec::new()),
+        })
+        .collect();
+    format!("{chain:?}|{expr:?}|{shape:?}|{axis}|{requantize}|{ids:?}")
 }
 
 /// One entry of [`RULES`] bound to a [`LpbqFold`] context.
@@ -850,7 +901,14 @@ impl<'a> LpbqFold<'a> {
             store,
             requantize,
             state: Mutex::new(FoldState::default()),
+            cache: None,
         }
+    }
+
+    /// Shares fold results through `cache` (one per pass instance and module).
+    pub fn with_cache(mut self, cache: &'a FoldCache) -> LpbqFold<'a> {
+        self.cache = Some(cache);
+        self
     }
 
     /// The rules of [`RULES`] bound to this context.
@@ -928,7 +986,16 @@ impl<'a> LpbqFold<'a> {
             Some(e) if !chain.bad && chain.code.is_some() && !chain.scales.is_empty() => e,
             _ => return None,
         };
-        let res = {
+        let key = self
+            .cache
+            .map(|_| cache_key(self.store, &chain, &expr, ty.shape(), axis, self.requantize));
+        let cached = match (self.cache, &key) {
+            (Some(c), Some(k)) => c.lock().get(k).cloned(),
+            _ => None,
+        };
+        let res = if let Some(r) = cached {
+            r
+        } else {
             let st = self.lock();
             let store = self.store;
             let taken = |name: &str, w: &Weight| -> bool {
@@ -946,6 +1013,9 @@ impl<'a> LpbqFold<'a> {
                 &taken,
             )
         };
+        if let (Some(c), Some(k)) = (self.cache, key) {
+            c.lock().insert(k, res.clone());
+        }
         let mut st = self.lock();
         let (f, exact) = match res {
             Ok(r) => r,

@@ -1092,10 +1092,11 @@ fn export_linear_name(weight: &str) -> Option<String> {
 /// Rewrites the weight operand of every `nn.linear` of `m` that has an LPBQ export in `ckpt`
 /// (a pymllm `model.safetensors`) into the dequantization chain its three tensors denote,
 /// `w[o, i] = nibble(<lin>.weight[0, 0, i, o]) * <lin>.scale1[o * In/B + i / B] *
-/// <lin>.scale2[o]`, over zero-copy views of those tensors, added to the weight store as
-/// `<lin>.weight.q` (int8 HWIO `[1, 1, In, Out]` nibbles, typed
+/// <lin>.scale2[o]`, added to the weight store as `<lin>.weight.q` (int8 HWIO
+/// `[1, 1, In, Out]`, the nibbles sign-extended to -8..7 — one byte per parameter, like the
+/// direct importer, since QNN takes i4 values, not nibbles — typed
 /// `!quant.uniform<i4:f32, scale = 1.0, offset = 0>`), `<lin>.scale1` (u8) and `<lin>.scale2`
-/// (f32):
+/// (f32) (both zero-copy views of the file):
 ///
 /// ```text
 /// codes -> quant.dequantize -> reshape [In, Out] -> transpose -> reshape [Out, In/B, B]
@@ -1188,11 +1189,17 @@ pub fn emit_lpbq_chains(m: &mut Module, ckpt: &Arc<Checkpoint>) -> Result<usize>
                         ));
                     }
                     let b = k / nb;
-                    for (store_name, t) in [
-                        (format!("{qn}.q"), &qn),
-                        (s1n.clone(), &s1n),
-                        (s2n.clone(), &s2n),
-                    ] {
+                    let codes: Vec<u8> = w
+                        .bytes
+                        .iter()
+                        .map(|v| if *v >= 8 { v.wrapping_sub(16) } else { *v })
+                        .collect();
+                    m.weights.insert(
+                        format!("{qn}.q"),
+                        Weight::owned(WDType::I8, vec![1, 1, k, n], codes)
+                            .map_err(|e| ir(&qn, e))?,
+                    );
+                    for (store_name, t) in [(s1n.clone(), &s1n), (s2n.clone(), &s2n)] {
                         let w = crate::weights::import_tensor(ckpt, t).map_err(|e| {
                             PymllmError::Bad {
                                 file: file.clone(),

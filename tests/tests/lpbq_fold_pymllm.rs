@@ -261,6 +261,9 @@ fn pymllm_chains_fold_exactly_into_one_lpbq_weight_per_linear() {
         let lin = name
             .strip_suffix(".weight.q")
             .expect("the codes' payload is reused");
+        // i4 values as QNN takes them (not pymllm's nibbles).
+        let codes = folded.weights.get(&name).expect("payload").to_f32();
+        assert!(codes.iter().all(|c| (-8.0..=7.0).contains(c)), "{name}");
         let l = &quantized[lin];
         match &lty.quant().expect("quantized").encoding {
             Encoding::Blockwise {

@@ -43,7 +43,15 @@
 //!   form blocks, a second code leaf, codes that are sliced or broadcast, or a payload
 //!   missing from the store: left alone (counted per reason in `--timing`).
 //!
-//! When no rule fired the function is returned untouched (no cse/dce rebuild).
+//! When no rule fired the function is returned untouched (no cse/dce rebuild). Fold results
+//! are shared by the functions of a module (prefill and decode read the same chains).
+//!
+//! Use: run it before `sha-split` (a chain sliced per head has sliced codes and is left
+//! alone; sha-split slices an LPBQ weight with its scales). Scale leaves that are weights
+//! need their payloads: `mllm-opt` loads no weight store, so there only chains with
+//! constant scales fold (the lit tests); in-process pipelines on a `Module` with its
+//! weights fold every chain (see `mllm_frontends::pymllm::emit_lpbq_chains`, which turns a
+//! pymllm export into such chains, and the `lpbq_fold_pymllm` test).
 
 use mllm_ir::Function;
 

@@ -1,6 +1,7 @@
 //! Shared helpers of the command-line tools.
 pub mod bench;
 pub mod bench_ir;
+pub mod compile;
 pub mod demo;
 pub mod pymllm;
 pub mod qnn;

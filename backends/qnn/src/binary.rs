@@ -16,10 +16,12 @@
 //! Shards (`split_graph` / `--shards k`): a module split by the `split-graph` pass holds
 //! graphs `model.{i}.s{N}` for shards `i = 0..k`; each shard becomes its own context and
 //! file, compiled with [`compile_module`] restricted to that shard's functions
-//! ([`shard_functions`]). File naming ([`shard_path`]): with one shard the binary is
-//! exactly the requested path (`out.bin`, manifest `out.bin.json`); with k > 1 shards,
-//! shard `i` goes to `out.{i}.bin` (the index is inserted before the extension) with its
-//! own manifest `out.{i}.bin.json`. Shard 0's graphs take `sequence` and return
+//! ([`shard_functions`]). File naming ([`shard_path`]): context 0 is always exactly the
+//! requested path (`out.bin`, manifest `out.bin.json`), so the runtime is handed the same
+//! file whatever the shard count; with k > 1 shards, context `i > 0` goes to
+//! `out.{i}.bin` (the index inserted before the extension) with its own complete manifest
+//! `out.{i}.bin.json`, and context 0's manifest lists those binaries (name, size,
+//! SHA-256) in its `shards` field, in context order. Shard 0's graphs take `sequence` and return
 //! `hidden_states`; shard `i > 0` takes `hidden_states` from shard `i - 1`; the last
 //! shard returns `logits`; every shard reads and writes the KV cache of its own layers
 //! under their global indices (`past_key_{l}`, `present_key_{l}`), which is how the
@@ -228,11 +230,11 @@ pub fn num_shards(module: &Module) -> usize {
         .map_or(1, |i| i + 1)
 }
 
-/// The file of shard `shard` of `shards` for the requested output `path` (see the module
-/// docs): `path` itself for one shard, else `stem.{shard}.ext` (`out.bin` -> `out.1.bin`;
-/// `out` -> `out.1`).
+/// The file of context `shard` of `shards` for the requested output `path` (see the
+/// module docs): `path` itself for context 0, else `stem.{shard}.ext` (`out.bin` ->
+/// `out.1.bin`; `out` -> `out.1`).
 pub fn shard_path(path: &Path, shard: usize, shards: usize) -> PathBuf {
-    if shards <= 1 {
+    if shards <= 1 || shard == 0 {
         return path.to_path_buf();
     }
     let stem = path
@@ -418,7 +420,8 @@ mod tests {
             shard_path(p, 1, 2),
             Path::new("/x/qwen3-1.7B-lpbq-sha.1.bin")
         );
-        assert_eq!(shard_path(Path::new("out"), 0, 3), Path::new("out.0"));
+        assert_eq!(shard_path(p, 0, 2), p);
+        assert_eq!(shard_path(Path::new("out"), 2, 3), Path::new("out.2"));
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! - every shard takes `position_ids`, `causal_mask` and `past_key_{l}` /
 //!   `past_value_{l}` of its own layers (global layer indices), in the original order;
 //! - the last shard returns the original first output (`logits`), the others
-//!   `hidden_states`; each shard returns `present_key_{l}` / `present_value_{l}` of its
-//!   layers, in the original order;
+//!   `hidden_states`, except a middle shard (k >= 3), which already takes an input of
+//!   that name and QNN needs distinct tensor names: it returns `hidden_states_out`
+//!   ([`HIDDEN_STATES_OUT`]); each shard returns `present_key_{l}` / `present_value_{l}`
+//!   of its layers, in the original order;
 //! - a shard holds exactly the ops its outputs need (a backward slice that stops at the
 //!   cut), so ops shared by every layer (RoPE gathers, the mask compare) are duplicated
 //!   into each shard; program order and op names are kept. Function attributes are
@@ -33,6 +35,9 @@ use crate::registry::{OptKind, OptSpec, Options, PassInfo};
 
 /// Name of the tensor passed between shards (graph output of shard i, input of shard i+1).
 pub const HIDDEN_STATES: &str = "hidden_states";
+/// Name of the hidden-state output of a middle shard (one that also takes
+/// [`HIDDEN_STATES`] as input: graph tensor names must be unique).
+pub const HIDDEN_STATES_OUT: &str = "hidden_states_out";
 
 /// The pass.
 pub struct SplitGraph {
@@ -221,8 +226,10 @@ pub fn split_function(f: &Function, shards: usize) -> Result<Vec<Function>, Pass
                 None if ri == 0 => {
                     if last {
                         outs.push((*v, name));
-                    } else {
+                    } else if first {
                         outs.push((cuts[i], HIDDEN_STATES.to_string()));
+                    } else {
+                        outs.push((cuts[i], HIDDEN_STATES_OUT.to_string()));
                     }
                 }
                 None => {
@@ -439,6 +446,17 @@ mod tests {
         k.op_mut(last).operands[1] = pk0;
         let e = split_function(&k, 2).unwrap_err().to_string();
         assert!(e.contains("needs input 'past_key_0'"), "{e}");
+        // Three shards: the middle one's output has its own name.
+        let parts = split_function(&toy(4), 3).unwrap();
+        assert_eq!(
+            names(&parts[1].arg_names),
+            ["hidden_states", "position_ids", "past_key_1"]
+        );
+        assert_eq!(
+            names(&parts[1].result_names),
+            ["hidden_states_out", "present_key_1"]
+        );
+        assert_eq!(names(&parts[2].result_names), ["logits", "present_key_2"]);
         // One shard: unchanged.
         let mut m = Module::new();
         m.functions.push(toy(4));

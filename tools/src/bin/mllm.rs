@@ -24,6 +24,9 @@ enum Cmd {
     Synth(mllm_tools::synth::SynthArgs),
     /// Quantize a float checkpoint (W4A16 LPBQ, u16 activations, u8 KV) into IR + weights.
     Quantize(mllm_tools::quantize::QuantizeArgs),
+    /// Compile a model (float checkpoint, .mllm, pymllm export or quantized IR) into QNN
+    /// context binaries: import, quantize, NPU passes, lower + finalize, write.
+    Compile(mllm_tools::compile::CompileArgs),
     /// Generate text with a model (same as mllm-run).
     Run(mllm_tools::run::RunArgs),
     /// The whole flow on a built-in tiny model: synthesize, quantize, optimize, run.
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Synth(a) => mllm_tools::synth::run(a),
         Cmd::Quantize(a) => mllm_tools::quantize::main_with(&a),
+        Cmd::Compile(a) => mllm_tools::compile::main_with(&a),
         Cmd::Run(a) => mllm_tools::run::main_with(&a),
         Cmd::Demo(a) => mllm_tools::demo::main_with(&a),
         Cmd::Inspect(a) => mllm_tools::qnn::inspect(&a),

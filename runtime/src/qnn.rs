@@ -212,6 +212,7 @@ pub struct QnnExecutor {
     report: LoadReport,
     calls: u64,
     execute_time: Duration,
+    fastest: Option<Duration>,
 }
 
 /// Time accounting of [`QnnExecutor::execute`] calls.
@@ -223,6 +224,9 @@ pub struct ExecOverhead {
     pub execute_time: Duration,
     /// Wall time inside the library's `graphExecute` (part of `execute_time`).
     pub library_time: Duration,
+    /// The smallest per-call overhead (`execute` minus `graphExecute`) seen since the
+    /// executor was opened (means suffer from preemption on a loaded machine).
+    pub fastest: Option<Duration>,
 }
 
 impl ExecOverhead {
@@ -240,6 +244,7 @@ impl ExecOverhead {
             calls: self.calls - earlier.calls.min(self.calls),
             execute_time: self.execute_time.saturating_sub(earlier.execute_time),
             library_time: self.library_time.saturating_sub(earlier.library_time),
+            fastest: self.fastest,
         }
     }
 }
@@ -661,6 +666,7 @@ impl QnnExecutor {
             report,
             calls: 0,
             execute_time: Duration::ZERO,
+            fastest: None,
         })
     }
 
@@ -703,6 +709,7 @@ impl QnnExecutor {
             calls: self.calls,
             execute_time: self.execute_time,
             library_time,
+            fastest: self.fastest,
         }
     }
 }
@@ -741,6 +748,7 @@ impl Executor for QnnExecutor {
         };
         let t0 = Instant::now();
         desc.check_buffers(inputs, outputs)?;
+        let lib_before = self.graphs[graph].execute_stats().1;
         let r = self.graphs[graph]
             .execute_ordered(inputs, outputs)
             .map_err(|e| RuntimeError::Execute {
@@ -748,8 +756,15 @@ impl Executor for QnnExecutor {
                 graph: desc.name.clone(),
                 msg: e.to_string(),
             });
+        let total = t0.elapsed();
+        let lib = self.graphs[graph]
+            .execute_stats()
+            .1
+            .saturating_sub(lib_before);
+        let own = total.saturating_sub(lib);
         self.calls += 1;
-        self.execute_time += t0.elapsed();
+        self.execute_time += total;
+        self.fastest = Some(self.fastest.map_or(own, |f| f.min(own)));
         r
     }
 }

@@ -93,6 +93,7 @@ fn run(bin: &Path, steps: usize) -> Result<(), Box<dyn std::error::Error>> {
     let total: usize = per_step.iter().sum();
     let sched_us = stats.host_overhead_per_step().as_secs_f64() * 1e6;
     let exec_us = o.per_call().as_secs_f64() * 1e6;
+    let fastest_us = o.fastest.unwrap_or_default().as_secs_f64() * 1e6;
     println!(
         "{} decode steps: decode {:.1} tok/s, graphExecute {:.2} ms/call",
         stats.decode_steps,
@@ -100,7 +101,7 @@ fn run(bin: &Path, steps: usize) -> Result<(), Box<dyn std::error::Error>> {
         o.library_time.as_secs_f64() * 1e3 / o.calls.max(1) as f64
     );
     println!(
-        "host overhead per decode step excluding graphExecute: {:.1} us (scheduler {sched_us:.1} us outside execute + executor {exec_us:.1} us inside execute)",
+        "host overhead per decode step excluding graphExecute: {:.1} us (scheduler {sched_us:.1} us outside execute + executor {exec_us:.1} us inside execute; fastest executor call {fastest_us:.1} us)",
         sched_us + exec_us
     );
     println!(

@@ -80,6 +80,7 @@ pub fn main_with(args: &DemoArgs) -> anyhow::Result<()> {
         context_len: args.context_len,
         output: out.join("quantized"),
         quiet: true,
+        report: Default::default(),
     };
     let qs = crate::quantize::run(&q)?;
     eprintln!(

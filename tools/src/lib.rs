@@ -6,6 +6,7 @@ pub mod demo;
 pub mod pymllm;
 pub mod qnn;
 pub mod quantize;
+pub mod report;
 pub mod run;
 pub mod synth;
 pub mod translate;

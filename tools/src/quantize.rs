@@ -70,6 +70,9 @@ pub struct QuantizeArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Quality report (`--report`, `--plot`, held-out text).
+    #[command(flatten)]
+    pub report: crate::report::ReportArgs,
 }
 
 /// What `run` produced.
@@ -87,6 +90,8 @@ pub struct QuantizeSummary {
     pub mean_weight_sqnr: f64,
     /// Minimum weight SQNR (dB) and its weight.
     pub min_weight_sqnr: (f64, String),
+    /// The quality report, when `--report` or `--plot` asked for one.
+    pub report: Option<crate::report::QualityReport>,
 }
 
 fn sibling(ckpt: &Path, name: &str) -> PathBuf {
@@ -98,8 +103,18 @@ fn sibling(ckpt: &Path, name: &str) -> PathBuf {
 }
 
 fn read_calibration(p: Option<&Path>) -> anyhow::Result<Vec<String>> {
+    read_docs(p, BUILTIN_CALIBRATION, "calibration")
+}
+
+/// Documents (paragraphs) of a text file or of a directory of `.txt` files, or of
+/// `builtin` when `p` is `None`.
+pub(crate) fn read_docs(
+    p: Option<&Path>,
+    builtin: &str,
+    what: &str,
+) -> anyhow::Result<Vec<String>> {
     let Some(p) = p else {
-        return Ok(BUILTIN_CALIBRATION
+        return Ok(builtin
             .split("\n\n")
             .map(str::to_owned)
             .filter(|s| !s.trim().is_empty())
@@ -115,7 +130,7 @@ fn read_calibration(p: Option<&Path>) -> anyhow::Result<Vec<String>> {
         }
         files.sort();
         if files.is_empty() {
-            bail!("{}: no .txt files for calibration", p.display());
+            bail!("{}: no .txt files for {what}", p.display());
         }
     } else {
         files.push(p.to_path_buf());
@@ -123,7 +138,7 @@ fn read_calibration(p: Option<&Path>) -> anyhow::Result<Vec<String>> {
     let mut docs = Vec::new();
     for f in files {
         let t = std::fs::read_to_string(&f)
-            .with_context(|| format!("{}: cannot read calibration text", f.display()))?;
+            .with_context(|| format!("{}: cannot read {what} text", f.display()))?;
         docs.extend(
             t.split("\n\n")
                 .map(str::to_owned)
@@ -135,7 +150,7 @@ fn read_calibration(p: Option<&Path>) -> anyhow::Result<Vec<String>> {
 
 /// Token samples of exactly `len` tokens: documents wrapped in the chat template and
 /// concatenated, then cut.
-fn samples(
+pub(crate) fn samples(
     tok: &Tokenizer,
     docs: &[String],
     len: usize,
@@ -196,6 +211,90 @@ fn decompose_all(m: &mut Module) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The float full-length graph of calibration (and of the quality report): the
+/// checkpoint built with `ar_len = len` and a one-slot masked past (`context = len + 1`),
+/// only the `S = len` function, decomposed like the compiled graphs.
+pub fn full_length_module(
+    ckpt: &Path,
+    config: Option<&Path>,
+    len: usize,
+) -> anyhow::Result<Module> {
+    let (_, mut m) = load_module(
+        ckpt,
+        config,
+        BuildOptions {
+            ar_len: len,
+            context_len: len + 1,
+            num_shards: 1,
+        },
+    )?;
+    m.functions
+        .retain(|f| f.name.ends_with(&format!(".s{len}")));
+    if m.functions.is_empty() {
+        bail!("{}: no graph of length {len} was built", ckpt.display());
+    }
+    decompose_all(&mut m)?;
+    Ok(m)
+}
+
+/// The inputs of a [`full_length_module`] graph besides the tokens: positions
+/// `0..len`, the causal mask (row i attends chunk columns 1..=i+1; column 0 is the
+/// empty past slot) and zero past K/V. The same real values serve the float graph and
+/// its quantized form (quantized on entry in fixed-point mode).
+pub struct FullLengthInputs {
+    mask: Vec<f32>,
+    pos: Vec<i32>,
+    past: Vec<Vec<f32>>,
+}
+
+impl FullLengthInputs {
+    /// Inputs for the function `f` of sequence length `len`.
+    pub fn new(f: &mllm_ir::Function, len: usize) -> FullLengthInputs {
+        let c = len + 1;
+        let mut mask = vec![0f32; len * c];
+        for i in 0..len {
+            for j in 0..=i {
+                mask[i * c + 1 + j] = 1.0;
+            }
+        }
+        let mut past = Vec::new();
+        for (i, a) in f.args().iter().enumerate() {
+            let name = f.arg_names[i].as_deref().unwrap_or_default();
+            if name.starts_with("past_") {
+                past.push(vec![0f32; f.ty(*a).numel()]);
+            }
+        }
+        FullLengthInputs {
+            mask,
+            pos: (0..len as i32).collect(),
+            past,
+        }
+    }
+
+    /// The argument list of `f` for the token sample `s`.
+    pub fn refs<'a>(
+        &'a self,
+        f: &mllm_ir::Function,
+        s: &'a [i32],
+    ) -> anyhow::Result<Vec<TensorRef<'a>>> {
+        let mut inputs: Vec<TensorRef<'_>> = Vec::new();
+        let mut past = self.past.iter();
+        for name in f.arg_names.iter() {
+            let name = name.as_deref().unwrap_or_default();
+            match name {
+                "sequence" => inputs.push(TensorRef::I32(s)),
+                "position_ids" => inputs.push(TensorRef::I32(&self.pos)),
+                "causal_mask" => inputs.push(TensorRef::F32(&self.mask)),
+                _ => match past.next() {
+                    Some(b) => inputs.push(TensorRef::F32(b)),
+                    None => bail!("full-length graph has an unexpected input %{name}"),
+                },
+            }
+        }
+        Ok(inputs)
+    }
+}
+
 /// Runs calibration: returns the ranges and the number of tokens processed.
 pub fn calibrate(
     ckpt: &Path,
@@ -206,56 +305,16 @@ pub fn calibrate(
     n: usize,
     bar: &ProgressBar,
 ) -> anyhow::Result<(Calibration, usize)> {
-    let (_, mut m) = load_module(
-        ckpt,
-        config,
-        BuildOptions {
-            ar_len: len,
-            context_len: len + 1,
-            num_shards: 1,
-        },
-    )?;
-    // Only the full-length graph.
-    m.functions
-        .retain(|f| f.name.ends_with(&format!(".s{len}")));
-    decompose_all(&mut m)?;
+    let m = full_length_module(ckpt, config, len)?;
     let mut exec = CpuExecutor::new(&m, NumericMode::Float)?;
     let f = &m.functions[0];
     let samples = samples(tok, docs, len, n)?;
     bar.set_length(samples.len() as u64);
-    let c = len + 1;
-    // Mask: row i attends the chunk columns 1..=i+1 (column 0 is the empty past slot).
-    let mut mask = vec![0f32; len * c];
-    for i in 0..len {
-        for j in 0..=i {
-            mask[i * c + 1 + j] = 1.0;
-        }
-    }
-    let pos: Vec<i32> = (0..len as i32).collect();
+    let fixed = FullLengthInputs::new(f, len);
     let mut calib = Calibration::default();
-    let mut buffers: Vec<Vec<f32>> = Vec::new();
-    for (i, a) in f.args().iter().enumerate() {
-        let name = f.arg_names[i].clone().unwrap_or_default();
-        if name.starts_with("past_") {
-            buffers.push(vec![0f32; f.ty(*a).numel()]);
-        }
-    }
     let mut tokens = 0;
     for s in &samples {
-        let mut inputs: Vec<TensorRef<'_>> = Vec::new();
-        let mut past = buffers.iter();
-        for name in f.arg_names.iter() {
-            let name = name.as_deref().unwrap_or_default();
-            match name {
-                "sequence" => inputs.push(TensorRef::I32(s)),
-                "position_ids" => inputs.push(TensorRef::I32(&pos)),
-                "causal_mask" => inputs.push(TensorRef::F32(&mask)),
-                _ => match past.next() {
-                    Some(b) => inputs.push(TensorRef::F32(b)),
-                    None => bail!("calibration graph has an unexpected input %{name}"),
-                },
-            }
-        }
+        let inputs = fixed.refs(f, s)?;
         exec.run_f32_observed(0, &inputs, &mut |o| {
             if let Some(name) = o.name {
                 let (lo, hi) = o
@@ -329,32 +388,79 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<QuantizeSummary> {
         }
     }
     decompose_all(&mut m)?;
+    // The float module of the same shape, for the report's greedy comparison (weights
+    // are shared, not copied).
+    let float_m = args.report.wanted().then(|| m.clone());
     let summary = quantize_module(&mut m, &calib, &recipe)?;
     mllm_ir::verify::verify_module(&m).context("quantized module does not verify")?;
-    std::fs::create_dir_all(&args.output)
-        .with_context(|| format!("{}: cannot create", args.output.display()))?;
-    let weights_path = args.output.join("model.mllm");
-    write_weights(&m, &weights_path)?;
-    crate::pymllm::write_export(&m, &args.output, &args.checkpoint)?;
-    m.attrs
-        .insert("weights".into(), Attr::Str("model.mllm".into()));
-    let ir_path = args.output.join("model.mlir");
-    crate::translate::write_output(&ir_path, mllm_ir::print::print_module(&m).as_bytes())?;
+    let report = match float_m {
+        Some(fm) => Some(crate::report::measure(
+            crate::report::ReportInputs {
+                checkpoint: &args.checkpoint,
+                config: args.config.as_deref(),
+                tokenizer: &tok,
+                recipe: &recipe,
+                calib: &calib,
+                len: args.max_length,
+                float_module: fm,
+                quant_module: &m,
+                quiet: args.quiet,
+            },
+            &args.report,
+        )?),
+        None => None,
+    };
     let sq: Vec<f64> = summary.weights.iter().map(|w| w.2).collect();
     let mean = sq.iter().sum::<f64>() / sq.len().max(1) as f64;
     let min = summary.weights.iter().map(|w| (w.2, w.0.clone())).fold(
         (f64::INFINITY, String::new()),
         |a, b| if b.0 < a.0 { b } else { a },
     );
-    let report = serde_json::json!({
+    let mut q_json = serde_json::json!({
         "calibration": {"samples": tokens / args.max_length.max(1), "tokens": tokens, "seconds": calib_secs},
         "weights": summary.weights.iter().map(|(n, s, q)| serde_json::json!({"name": n, "scheme": s, "sqnr_db": q})).collect::<Vec<_>>(),
         "activations": summary.activations,
     });
+    if let Some(r) = &report {
+        q_json["report"] = r.summary_json();
+    }
+
+    // Every output is written to a staging directory (or, for --report / --plot paths
+    // elsewhere, to a temporary sibling) and renamed into place only once all of them
+    // are complete: an error or Ctrl-C leaves no half-written or mixed output.
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("{}: cannot create", args.output.display()))?;
+    refuse_overwriting_input(&args.checkpoint, &args.output)?;
+    let mut staged = Staging::new(&args.output)?;
+    let weights_path = args.output.join("model.mllm");
+    write_weights(&m, &staged.file("model.mllm"))?;
+    crate::pymllm::write_export(&m, staged.dir(), &args.checkpoint)?;
+    staged.add("model.safetensors");
+    m.attrs
+        .insert("weights".into(), Attr::Str("model.mllm".into()));
+    let ir_path = args.output.join("model.mlir");
     crate::translate::write_output(
-        &args.output.join("quantize.json"),
-        serde_json::to_string_pretty(&report)?.as_bytes(),
+        &staged.file("model.mlir"),
+        mllm_ir::print::print_module(&m).as_bytes(),
     )?;
+    crate::translate::write_output(
+        &staged.file("quantize.json"),
+        serde_json::to_string_pretty(&q_json)?.as_bytes(),
+    )?;
+    if let Some(r) = &report {
+        if let Some(p) = &args.report.report {
+            let tmp = staged.sibling(p)?;
+            crate::translate::write_output(
+                &tmp,
+                serde_json::to_string_pretty(&r.to_json())?.as_bytes(),
+            )?;
+        }
+        if let Some(p) = &args.report.plot {
+            let tmp = staged.sibling(p)?;
+            crate::report::plot(r, &tmp)?;
+        }
+    }
+    staged.commit()?;
     Ok(QuantizeSummary {
         ir: ir_path,
         weights: weights_path,
@@ -362,7 +468,144 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<QuantizeSummary> {
         calib_secs,
         mean_weight_sqnr: mean,
         min_weight_sqnr: min,
+        report,
     })
+}
+
+/// Refuses an output directory whose `model.safetensors` / `model.mllm` is the input
+/// checkpoint.
+fn refuse_overwriting_input(ckpt: &Path, out: &Path) -> anyhow::Result<()> {
+    let src = if ckpt.is_dir() {
+        vec![ckpt.join("model.safetensors"), ckpt.join("model.mllm")]
+    } else {
+        vec![ckpt.to_path_buf()]
+    };
+    for name in ["model.safetensors", "model.mllm"] {
+        let dst = out.join(name);
+        for s in &src {
+            if let (Ok(a), Ok(b)) = (std::fs::canonicalize(&dst), std::fs::canonicalize(s)) {
+                if a == b {
+                    bail!(
+                        "{}: the output would overwrite the input checkpoint; choose another output directory",
+                        dst.display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prefix of the staging directories in an output directory.
+const STAGING_PREFIX: &str = ".mllm-quantize.";
+
+/// Outputs written to temporary paths and renamed into place together by
+/// [`Staging::commit`]; dropped before that, it deletes them.
+struct Staging {
+    out: PathBuf,
+    dir: PathBuf,
+    /// `(temporary, final)` paths.
+    files: Vec<(PathBuf, PathBuf)>,
+    done: bool,
+}
+
+impl Staging {
+    /// A fresh staging directory in `out`; stale ones of processes that no longer
+    /// run (killed, e.g. by Ctrl-C) are removed first.
+    fn new(out: &Path) -> anyhow::Result<Staging> {
+        if let Ok(rd) = std::fs::read_dir(out) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name
+                    .strip_prefix(STAGING_PREFIX)
+                    .and_then(|r| r.strip_suffix(".tmp"))
+                    .and_then(|p| p.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                let alive = pid == std::process::id()
+                    || !Path::new("/proc").is_dir()
+                    || Path::new(&format!("/proc/{pid}")).exists();
+                if !alive {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = out.join(format!("{STAGING_PREFIX}{}.tmp", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir)
+            .with_context(|| format!("{}: cannot create the staging directory", dir.display()))?;
+        Ok(Staging {
+            out: out.to_path_buf(),
+            dir,
+            files: Vec::new(),
+            done: false,
+        })
+    }
+
+    /// The staging directory.
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Registers `out/name`, written by the caller to `staging/name`.
+    fn add(&mut self, name: &str) {
+        self.files.push((self.dir.join(name), self.out.join(name)));
+    }
+
+    /// The temporary path of `out/name`.
+    fn file(&mut self, name: &str) -> PathBuf {
+        self.add(name);
+        self.dir.join(name)
+    }
+
+    /// A temporary path next to `path` (anywhere), keeping its extension (the plot
+    /// backend picks the image format from it).
+    fn sibling(&mut self, path: &Path) -> anyhow::Result<PathBuf> {
+        let name = path
+            .file_name()
+            .with_context(|| format!("{}: not a file name", path.display()))?
+            .to_string_lossy();
+        let ext = path
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp{ext}", std::process::id()));
+        self.files.push((tmp.clone(), path.to_path_buf()));
+        Ok(tmp)
+    }
+
+    /// Renames every output into place and removes the staging directory.
+    fn commit(mut self) -> anyhow::Result<()> {
+        for (tmp, dst) in &self.files {
+            if !tmp.exists() {
+                bail!("{}: output was not written", dst.display());
+            }
+        }
+        for (tmp, dst) in &self.files {
+            std::fs::rename(tmp, dst).with_context(|| {
+                format!(
+                    "{}: cannot move {} into place",
+                    dst.display(),
+                    tmp.display()
+                )
+            })?;
+        }
+        self.done = true;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            for (tmp, _) in &self.files {
+                let _ = std::fs::remove_file(tmp);
+            }
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 fn dtype_of(w: WDType) -> DType {
@@ -431,6 +674,9 @@ pub fn main_with(args: &QuantizeArgs) -> anyhow::Result<()> {
         s.min_weight_sqnr.0,
         s.min_weight_sqnr.1
     );
+    if let Some(r) = &s.report {
+        eprintln!("quality: {}", r.one_line());
+    }
     eprintln!("wrote {} and {}", s.ir.display(), s.weights.display());
     Ok(())
 }

@@ -84,6 +84,7 @@ fn quantize_export_import_gives_identical_ir_and_weights() {
         context_len,
         output: out.clone(),
         quiet: true,
+        report: Default::default(),
     })
     .unwrap();
     let export = out.join("model.safetensors");

@@ -347,6 +347,10 @@ pub const LOGITS_NAMES: &[&str] = &["logits"];
 /// Name of the hidden-state tensor passed between the shards of a split model (output of shard
 /// `i`, input of shard `i + 1`).
 pub const HIDDEN_NAME: &str = "hidden_states";
+/// Accepted names of the hidden-state output: [`HIDDEN_NAME`], or `hidden_states_out` for a
+/// middle shard, which also takes `hidden_states` as input (QNN tensor names are unique per
+/// graph; `split-graph` names it so).
+pub const HIDDEN_OUT_NAMES: &[&str] = &[HIDDEN_NAME, "hidden_states_out"];
 
 /// Model dimensions shared by every graph of a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -448,7 +452,8 @@ pub enum InputRole {
 ///
 /// A model may be split into shards (`model.{i}.s{N}`): shard 0 takes `sequence`, later shards
 /// take `hidden_states` from the previous one; the last shard outputs `logits`, the others
-/// `hidden_states`. Each shard holds a contiguous range of layers.
+/// `hidden_states` (`hidden_states_out` for a middle shard, see [`HIDDEN_OUT_NAMES`]). Each
+/// shard holds a contiguous range of layers.
 #[derive(Clone, Debug)]
 pub struct GraphBindings {
     /// Graph index in [`Executor::graphs`].
@@ -670,7 +675,7 @@ impl GraphBindings {
             let n = t.name.as_str();
             if LOGITS_NAMES.contains(&n) {
                 set_once(&mut logits, i, n)?;
-            } else if n == HIDDEN_NAME {
+            } else if HIDDEN_OUT_NAMES.contains(&n) {
                 set_once(&mut hidden_out, i, n)?;
             } else if let Some(l) = layer_index(n, "present_key_") {
                 nk.push((l, i));
@@ -681,7 +686,7 @@ impl GraphBindings {
         }
         if logits.is_some() == hidden_out.is_some() {
             return Err(err(
-                "needs exactly one of the outputs `logits` and `hidden_states`".into(),
+                "needs exactly one of the outputs `logits` and `hidden_states` (or `hidden_states_out`)".into(),
             ));
         }
         let logits_desc = match logits {
@@ -900,6 +905,14 @@ mod tests {
         assert_eq!((b0.layers.clone(), b1.layers.clone()), (0..2, 2..3));
         assert!(b0.tokens.is_some() && b0.hidden_out.is_some() && b0.logits.is_none());
         assert!(b1.hidden_in.is_some() && b1.logits.is_some() && b1.tokens.is_none());
+        // A middle shard takes `hidden_states` and returns `hidden_states_out`.
+        let mut mid = shard(&g, 1, 1..2, false);
+        mid.inputs[0] = TensorDesc::new(HIDDEN_NAME, DType::F32, vec![1, 4, 6]);
+        let o = mid.output_index(HIDDEN_NAME).unwrap();
+        mid.outputs[o].name = "hidden_states_out".into();
+        let bm = GraphBindings::resolve(std::slice::from_ref(&mid), 0, &dims).unwrap();
+        assert_eq!(bm.hidden_out, Some(o));
+        assert!(bm.hidden_in.is_some());
         assert_eq!(s1.inputs[b1.past_key[0]].name, "past_key_2");
         assert_eq!(b1.input_roles[b1.past_value[0]], InputRole::PastValue(2));
         // A gap in the layer indices is an error naming the missing tensor.

@@ -512,6 +512,35 @@ func.func @f(%x: tensor<3x8xf32>) -> (tensor<3x2xf32>) {
     }
 
     #[test]
+    fn quantized_u8_block_scales_are_a_scale_leaf() {
+        // Block scales as a per-tensor quantized u8 weight (scale 0.5, offset -2):
+        // s1 = (q - 2) * 0.5 with q in 4..=32 gives 1..=15.
+        let src = CHAIN.replace(
+            "%s1 = builtin.weight {name = \"w.scale1\"} : tensor<16xu8>\n  %s1f = nn.cast %s1 : tensor<16xf32>",
+            "%s1 = builtin.weight {name = \"w.scale1\"} : tensor<16x!quant.uniform<u8:f32, scale = 0.5, offset = -2>>\n  %s1f = quant.dequantize %s1 : tensor<16xf32>",
+        );
+        assert_ne!(src, CHAIN);
+        let bs: Vec<u8> = (0..16).map(|i| 1 + (i * 4 % 15) as u8).collect();
+        let cs = [0.5f32, 0.03, 0.011, 0.25];
+        let (m0, want) = chain_module(&bs, &cs, 7);
+        let mut m = parse_module(&src, "t").expect("parses");
+        mllm_ir::verify::verify_module(&m).expect("valid");
+        m.weights = m0.weights;
+        let stored: Vec<u8> = bs.iter().map(|b| b * 2 + 2).collect();
+        m.weights.insert(
+            "w.scale1",
+            Weight::owned(WDType::U8, vec![16], stored).unwrap(),
+        );
+        let (r, _) = run_pass(&mut m, false);
+        assert_eq!(r, PassResult::Changed);
+        let (name, ty) = folded_weight(&m).expect("folded");
+        let got = dequant(&m.weights, &name, &ty);
+        for (a, b) in got.iter().zip(&want) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+    }
+
+    #[test]
     fn missing_payloads_leave_the_chain_alone() {
         let mut m = parse_module(CHAIN, "t").expect("parses");
         let (r, stats) = run_pass(&mut m, true);

@@ -18,9 +18,10 @@
 //!   `<i4|i8:f32, scale = 1.0, offset = 0>`, or `nn.cast` to f32 of a plain `i8` weight.
 //!   Between the codes and the matmul: reshapes, transposes and non-broadcasting muls
 //!   (no slice, no broadcast of the codes);
-//! - *scale* leaves: f32 `builtin.constant`s, f32 `builtin.weight`s, or `nn.cast` to f32
-//!   of a f16/bf16/u8/u16/i16/i32 `builtin.weight` (u8 block scales, f32 channel scales,
-//!   f32 per-block scales, ...), broadcast/reshaped/transposed/sliced in any way.
+//! - *scale* leaves: f32 `builtin.constant`s, f32 `builtin.weight`s, `nn.cast` to f32
+//!   of a f16/bf16/u8/u16/i16/i32 `builtin.weight`, or `quant.dequantize` of a per-tensor
+//!   u8/u16 `builtin.weight` (u8 block scales, f32 channel scales, f32 per-block scales,
+//!   ...), broadcast/reshaped/transposed/sliced in any way.
 //!
 //! **Blocks** come from the structure, not the values: two consecutive elements of one
 //! output channel (flattened row-major over the other axes, as `Encoding::Blockwise`
@@ -159,7 +160,7 @@ impl Path {
 
 #[derive(Debug, Clone)]
 enum ScaleSrc {
-    /// A weight of this IR element type.
+    /// A weight of this IR element type (a per-tensor quantized one is dequantized).
     Weight(String, ElemType),
     /// Constant values (one, splat, or one per element).
     Values(Vec<f32>),
@@ -296,10 +297,17 @@ fn parse(eg: &EGraph, id: Id, node: &Node, path: &Path, out: &mut Chain) -> Opti
             }
             let q = eg.ty(c).quant()?;
             let (scale, offset) = q.encoding.per_tensor()?;
-            if scale != 1.0 || offset != 0 || !matches!(q.storage, Storage::I4 | Storage::I8) {
-                return None;
+            match q.storage {
+                Storage::I4 | Storage::I8 if scale == 1.0 && offset == 0 => {
+                    code_leaf(eg, c, &cn, q.storage, path, out)
+                }
+                // Unsigned per-tensor quantized scales, e.g. u8 block scales.
+                Storage::U8 | Storage::U16 => {
+                    let src = ScaleSrc::Weight(weight_name(eg, &cn)?, eg.ty(c).elem().clone());
+                    Some(scale_leaf(src, eg.ty(c).numel(), path, out))
+                }
+                _ => None,
             }
-            code_leaf(eg, c, &cn, q.storage, path, out)
         }
         OpKind::Cast if f32_result => {
             let (c, cn) = child(0)?;
@@ -572,10 +580,16 @@ fn leaf_values(store: &WeightStore, src: &ScaleSrc, numel: usize) -> Result<Vec<
         ScaleSrc::Weight(name, elem) => {
             let w = store.get(name).ok_or(Skip::NoPayload)?;
             let int_store = !matches!(w.dtype, WDType::F32 | WDType::F16 | WDType::BF16);
-            if w.numel() != numel || (elem.is_int() && !int_store) {
+            let quant = elem.quant().and_then(|q| q.encoding.per_tensor());
+            if w.numel() != numel || ((elem.is_int() || quant.is_some()) && !int_store) {
                 return Err(Skip::NoPayload);
             }
-            Ok(w.to_f32())
+            let v = w.to_f32();
+            Ok(match quant {
+                // As the CPU reference dequantizes: (q + offset) * scale.
+                Some((sc, off)) => v.iter().map(|q| (q + off as f32) * sc).collect(),
+                None => v,
+            })
         }
     }
 }

@@ -7,7 +7,8 @@ pub mod slicing;
 
 use crate::egraph::Rule;
 
-/// Every rule, by set name.
+/// Every rule, by set name (`lpbq` is not here: its rules need a weight-store context,
+/// see [`lpbq::LpbqFold::rules`]).
 pub fn rule_set(name: &str) -> Option<Vec<&'static dyn Rule>> {
     match name {
         "canonical" => Some(canonical::RULES.to_vec()),

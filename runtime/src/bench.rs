@@ -1,9 +1,16 @@
-//! Host-overhead benchmark of the scheduler (used by `mllm bench runtime`).
+//! Host-overhead benchmark of the scheduler and a memory-bandwidth baseline (used by
+//! `mllm bench runtime`).
 //!
 //! Runs decode steps of a model-shaped no-op executor (the graph does nothing, so everything
 //! measured is the runtime's own work: KV commit, mask update, I/O table setup, sampling).
+//! The no-op graph can also stream through a large buffer ([`NoopExecutor::evicting`]), so
+//! the runtime's work runs with the caches as cold as after a real graph execution.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::executor::{DType, Executor, GraphDesc, ModelDims, Quant, TensorDesc};
@@ -15,6 +22,10 @@ use crate::scheduler::{GraphSelect, Scheduler, SchedulerConfig};
 #[derive(Clone, Debug)]
 pub struct NoopExecutor {
     graphs: Vec<GraphDesc>,
+    /// Read in full by every `execute` (evicts the caches like a real graph does).
+    evict: Arc<Vec<u64>>,
+    /// Nanoseconds spent in `execute` so far (shared with the benchmark).
+    exec_ns: Arc<AtomicU64>,
 }
 
 impl NoopExecutor {
@@ -45,7 +56,21 @@ impl NoopExecutor {
                     )
                 })
                 .collect(),
+            evict: Arc::new(Vec::new()),
+            exec_ns: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Makes every `execute` read `bytes` of memory (a buffer allocated here, 0: nothing),
+    /// like a graph that streams its weights and the KV cache.
+    pub fn evicting(mut self, bytes: usize) -> NoopExecutor {
+        self.evict = Arc::new((0..bytes / 8).map(|i| i as u64).collect());
+        self
+    }
+
+    /// Total time spent in `execute` so far.
+    pub fn execute_time(&self) -> Duration {
+        Duration::from_nanos(self.exec_ns.load(Ordering::Relaxed))
     }
 }
 
@@ -96,9 +121,20 @@ impl Executor for NoopExecutor {
         &self.graphs
     }
     fn execute(&mut self, graph: usize, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<()> {
+        let t = Instant::now();
         if let Some(g) = self.graphs.get(graph) {
             g.check_buffers(inputs, outputs)?;
         }
+        if !self.evict.is_empty() {
+            let sum = self
+                .evict
+                .par_chunks(1 << 16)
+                .map(|c| c.iter().fold(0u64, |a, &x| a ^ x))
+                .reduce(|| 0, |a, b| a ^ b);
+            std::hint::black_box(sum);
+        }
+        self.exec_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -110,12 +146,15 @@ pub struct OverheadReport {
     pub dims: ModelDims,
     /// Decode steps measured.
     pub steps: usize,
+    /// Bytes each no-op `execute` streamed through (0: warm caches).
+    pub evict_bytes: usize,
     /// Mean host time per decode step, excluding `execute`.
     pub per_step: Duration,
-    /// Fastest single step, wall time between two streamed tokens (the no-op `execute`
-    /// included).
+    /// Fastest single step, host time between two streamed tokens minus that step's
+    /// `execute` time.
     pub min_step: Duration,
-    /// Part of a step: committing one new K/V entry of every layer (measured in isolation).
+    /// Part of a step: committing one new K/V entry of every layer (measured in isolation,
+    /// warm caches).
     pub commit_per_step: Duration,
     /// Part of a step: greedy argmax over one u16 logits row (measured in isolation).
     pub argmax_per_step: Duration,
@@ -127,10 +166,19 @@ impl std::fmt::Display for OverheadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = &self.dims;
         let us = |t: Duration| t.as_secs_f64() * 1e6;
+        let caches = if self.evict_bytes == 0 {
+            "warm caches".to_string()
+        } else {
+            format!(
+                "cold caches: {} MiB read by each execute",
+                self.evict_bytes >> 20
+            )
+        };
         write!(
             f,
-            "scheduler overhead (L {}, Hkv {}, D {}, C {}, V {}, u8 KV): {:.1} us/step mean over \
-             {} steps (fastest step {:.1} us; of which KV commit {:.1} us, u16 argmax {:.1} us)",
+            "scheduler overhead (L {}, Hkv {}, D {}, C {}, V {}, u8 KV, {caches}): {:.1} us/step \
+             mean over {} steps, fastest step {:.1} us (in isolation: KV commit {:.1} us, u16 \
+             argmax {:.1} us)",
             d.layers,
             d.kv_heads,
             d.head_dim,
@@ -170,7 +218,21 @@ pub fn bench_decode_overhead(
     steps: usize,
     alloc_count: Option<&dyn Fn() -> u64>,
 ) -> Result<OverheadReport> {
-    let exec = NoopExecutor::quantized(&dims, &[1]);
+    bench_decode_overhead_with(dims, steps, alloc_count, 0)
+}
+
+/// Like [`bench_decode_overhead`], with every `execute` reading `evict_bytes` of memory
+/// first ([`NoopExecutor::evicting`]), so the scheduler finds the caches as a real graph
+/// execution leaves them.
+pub fn bench_decode_overhead_with(
+    dims: ModelDims,
+    steps: usize,
+    alloc_count: Option<&dyn Fn() -> u64>,
+    evict_bytes: usize,
+) -> Result<OverheadReport> {
+    let exec = NoopExecutor::quantized(&dims, &[1]).evicting(evict_bytes);
+    let exec_ns = exec.exec_ns.clone();
+    let exec_time = || Duration::from_nanos(exec_ns.load(Ordering::Relaxed));
     let per_gen = dims.context.saturating_sub(1).max(1);
     let cfg = SchedulerConfig {
         max_new_tokens: steps.min(per_gen) + 1,
@@ -190,11 +252,11 @@ pub fn bench_decode_overhead(
         let mut first_allocs = None;
         let mut last_allocs = 0;
         let mut count = 0usize;
-        let mut last = Instant::now();
+        let mut last = (Instant::now(), exec_time());
         let stats = sched.generate(&[1], &mut sampler, |_| {
-            let now = Instant::now();
+            let now = (Instant::now(), exec_time());
             if count >= 1 {
-                min_step = min_step.min(now - last);
+                min_step = min_step.min((now.0 - last.0).saturating_sub(now.1 - last.1));
             }
             count += 1;
             if let Some(f) = alloc_count {
@@ -202,7 +264,7 @@ pub fn bench_decode_overhead(
                 first_allocs.get_or_insert(a);
                 last_allocs = a;
             }
-            last = Instant::now();
+            last = (Instant::now(), exec_time());
             true
         })?;
         if stats.decode_steps == 0 {
@@ -236,10 +298,62 @@ pub fn bench_decode_overhead(
     Ok(OverheadReport {
         dims,
         steps: done,
+        evict_bytes,
         per_step: host / denom as u32,
         min_step,
         commit_per_step,
         argmax_per_step,
         allocs_per_step: alloc_count.map(|_| allocs as f64 / denom as f64),
     })
+}
+
+/// Result of [`memory_bandwidth`].
+#[derive(Clone, Copy, Debug)]
+pub struct Bandwidth {
+    /// Threads that read (rayon's pool).
+    pub threads: usize,
+    /// Bytes of the buffer read.
+    pub bytes: usize,
+    /// Best read bandwidth, GB/s: every thread folds its share of the buffer (what a decode
+    /// GEMV does with the weights).
+    pub read_gbps: f64,
+    /// Best copy bandwidth of half the buffer into a second buffer, GB/s, counting the bytes
+    /// read and written.
+    pub copy_gbps: f64,
+}
+
+/// Measures the machine's streaming memory bandwidth with every rayon thread, on a buffer of
+/// `bytes` (choose it larger than the last-level cache), best of `iters` runs after a
+/// warm-up.
+pub fn memory_bandwidth(bytes: usize, iters: usize) -> Bandwidth {
+    let n = (bytes / 8).max(2);
+    let src: Vec<u64> = (0..n as u64).collect();
+    let mut dst: Vec<u64> = (0..n as u64 / 2).collect();
+    const CHUNK: usize = 1 << 16;
+    let (mut read, mut copy) = (f64::INFINITY, f64::INFINITY);
+    for it in 0..iters.max(1) + 1 {
+        let t = Instant::now();
+        let sum = src
+            .par_chunks(CHUNK)
+            .map(|c| c.iter().fold(0u64, |a, &x| a ^ x))
+            .reduce(|| 0, |a, b| a ^ b);
+        std::hint::black_box(sum);
+        let r = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        dst.par_chunks_mut(CHUNK)
+            .zip(src.par_chunks(CHUNK))
+            .for_each(|(d, s)| d.copy_from_slice(&s[..d.len()]));
+        std::hint::black_box(&dst);
+        let c = t.elapsed().as_secs_f64();
+        if it > 0 {
+            read = read.min(r);
+            copy = copy.min(c);
+        }
+    }
+    Bandwidth {
+        threads: rayon::current_num_threads(),
+        bytes: n * 8,
+        read_gbps: (n * 8) as f64 / read / 1e9,
+        copy_gbps: (dst.len() * 16) as f64 / copy / 1e9,
+    }
 }

@@ -82,8 +82,12 @@ pub struct KvCache {
     ar_len: usize,
     stride: usize,
     n_past: usize,
-    k: Vec<AlignedBytes>,
-    v: Vec<AlignedBytes>,
+    /// Bytes reserved per layer in `k` / `v` (the largest layout, rounded up to 64).
+    layer_bytes: usize,
+    /// Keys of every layer, layer `l` at `l * layer_bytes`.
+    k: AlignedBytes,
+    /// Values of every layer, likewise.
+    v: AlignedBytes,
     mask: AlignedBytes,
     mask_dtype: DType,
     attend: [u8; 4],
@@ -131,6 +135,7 @@ impl KvCache {
         let (attend, masked) = mask_values(mask_dtype)?;
         let max_stride = c - min_s;
         let per_layer = dims.kv_heads * dims.head_dim * max_stride * kv_elem_size;
+        let layer_bytes = per_layer.div_ceil(64) * 64;
         let mut cache = KvCache {
             layers: dims.layers,
             heads: dims.kv_heads,
@@ -142,12 +147,9 @@ impl KvCache {
             ar_len: ar_lens[0],
             stride: c - ar_lens[0],
             n_past: 0,
-            k: (0..dims.layers)
-                .map(|_| AlignedBytes::zeroed(per_layer))
-                .collect(),
-            v: (0..dims.layers)
-                .map(|_| AlignedBytes::zeroed(per_layer))
-                .collect(),
+            layer_bytes,
+            k: AlignedBytes::zeroed_huge(dims.layers * layer_bytes),
+            v: AlignedBytes::zeroed_huge(dims.layers * layer_bytes),
             mask: AlignedBytes::zeroed(max_s * c * mask_dtype.size()),
             mask_dtype,
             attend,
@@ -200,13 +202,15 @@ impl KvCache {
     /// Layer `l`'s keys in the current layout, `[1, Hkv, D, C-S]` — the `past_key_{l}` input.
     /// Panics if `l >= layers` (callers index with validated bindings).
     pub fn key(&self, l: usize) -> &[u8] {
-        &self.k[l].as_bytes()[..self.kv_bytes()]
+        let at = l * self.layer_bytes;
+        &self.k.as_bytes()[at..at + self.kv_bytes()]
     }
 
     /// Layer `l`'s values in the current layout, `[1, Hkv, C-S, D]` — the `past_value_{l}` input.
     /// Panics if `l >= layers`.
     pub fn value(&self, l: usize) -> &[u8] {
-        &self.v[l].as_bytes()[..self.kv_bytes()]
+        let at = l * self.layer_bytes;
+        &self.v.as_bytes()[at..at + self.kv_bytes()]
     }
 
     /// The mask for the current layout, `[1, 1, S, C]`.
@@ -247,10 +251,14 @@ impl KvCache {
         let valid = self.n_past;
         let krows = self.heads * self.head_dim;
         let d = self.head_dim;
-        for l in 0..self.layers {
-            let kb = self.k[l].as_bytes_mut();
+        let lb = self.layer_bytes;
+        for (kb, vb) in self
+            .k
+            .as_bytes_mut()
+            .chunks_exact_mut(lb)
+            .zip(self.v.as_bytes_mut().chunks_exact_mut(lb))
+        {
             restride_rows(kb, krows, old * e, new_stride * e, valid * e);
-            let vb = self.v[l].as_bytes_mut();
             restride_rows(
                 vb,
                 self.heads,
@@ -285,58 +293,47 @@ impl KvCache {
         n: usize,
     ) -> Result<()> {
         self.check_room(n)?;
-        if n > src_s {
-            return Err(RuntimeError::Cache(format!(
-                "commit of {n} entries from a graph with ar_len {src_s}"
-            )));
-        }
-        let e = self.elem;
-        let (h, d) = (self.heads, self.head_dim);
-        let want = h * d * src_s * e;
-        if present_k.len() != want || present_v.len() != want {
-            return Err(RuntimeError::BufferSize {
-                what: format!("present_key_{l}/present_value_{l}"),
-                expected: want,
-                got: present_k.len().min(present_v.len()),
-            });
-        }
-        let (stride, np) = (self.stride, self.n_past);
-        let (Some(kb), Some(vb)) = (self.k.get_mut(l), self.v.get_mut(l)) else {
+        let g = self.geometry(src_s, n)?;
+        g.check(l, present_k, present_v)?;
+        let lb = self.layer_bytes;
+        let (Some(kb), Some(vb)) = (
+            self.k.as_bytes_mut().chunks_exact_mut(lb).nth(l),
+            self.v.as_bytes_mut().chunks_exact_mut(lb).nth(l),
+        ) else {
             return Err(RuntimeError::Cache(format!(
                 "layer {l} out of range ({} layers)",
                 self.layers
             )));
         };
-        let kb = kb.as_bytes_mut();
-        // Keys, transposed: rows of `src_s` (source) / `stride` (cache) elements.
-        let len = n * e;
-        if len == 1 {
-            // One byte per row (u8 cache, decode step): strided iterators, no bounds checks.
-            let dst = kb[np..].iter_mut().step_by(stride);
-            let src = present_k.iter().step_by(src_s);
-            for (x, &y) in dst.zip(src).take(h * d) {
-                *x = y;
-            }
-        } else {
-            for r in 0..h * d {
-                let src = r * src_s * e;
-                let dst = (r * stride + np) * e;
-                kb[dst..dst + len].copy_from_slice(&present_k[src..src + len]);
-            }
-        }
-        // Values: per head, n consecutive rows of D elements.
-        let vb = vb.as_bytes_mut();
-        let len = n * d * e;
-        for hh in 0..h {
-            let src = hh * src_s * d * e;
-            let dst = (hh * stride + np) * d * e;
-            vb[dst..dst + len].copy_from_slice(&present_v[src..src + len]);
-        }
+        g.copy(kb, vb, present_k, present_v);
         Ok(())
+    }
+
+    fn geometry(&self, src_s: usize, n: usize) -> Result<CommitGeometry> {
+        if n > src_s {
+            return Err(RuntimeError::Cache(format!(
+                "commit of {n} entries from a graph with ar_len {src_s}"
+            )));
+        }
+        Ok(CommitGeometry {
+            rows: self.heads * self.head_dim,
+            heads: self.heads,
+            head_dim: self.head_dim,
+            elem: self.elem,
+            stride: self.stride,
+            n_past: self.n_past,
+            src_s,
+            n,
+        })
     }
 
     /// Commits `n` new entries of every layer (`present(l)` returns layer `l`'s
     /// `(present_key, present_value)` outputs of a graph with ar_len `src_s`) and advances.
+    ///
+    /// Every buffer is checked before anything is written. A decode step writes one element
+    /// into each of the `layers * Hkv * D` transposed key rows, each in its own cache line
+    /// (the buffers are on huge pages where the OS allows it, so that those writes do not
+    /// also miss the TLB, see [`AlignedBytes::zeroed_huge`]).
     pub fn commit<'a>(
         &mut self,
         src_s: usize,
@@ -344,9 +341,21 @@ impl KvCache {
         mut present: impl FnMut(usize) -> (&'a [u8], &'a [u8]),
     ) -> Result<()> {
         self.check_room(n)?;
+        let g = self.geometry(src_s, n)?;
         for l in 0..self.layers {
             let (k, v) = present(l);
-            self.commit_layer(l, k, v, src_s, n)?;
+            g.check(l, k, v)?;
+        }
+        let lb = self.layer_bytes;
+        for (l, (kb, vb)) in self
+            .k
+            .as_bytes_mut()
+            .chunks_exact_mut(lb)
+            .zip(self.v.as_bytes_mut().chunks_exact_mut(lb))
+            .enumerate()
+        {
+            let (k, v) = present(l);
+            g.copy(kb, vb, k, v);
         }
         self.advance(n)
     }
@@ -415,6 +424,77 @@ impl KvCache {
                 let on = j < np || (j >= c - s && j <= c - s + i);
                 cell.copy_from_slice(if on { &attend[..e] } else { &masked[..e] });
             }
+        }
+    }
+}
+
+/// Where one commit reads and writes (see [`KvCache::commit_layer`]).
+#[derive(Clone, Copy, Debug)]
+struct CommitGeometry {
+    rows: usize,
+    heads: usize,
+    head_dim: usize,
+    elem: usize,
+    stride: usize,
+    n_past: usize,
+    src_s: usize,
+    n: usize,
+}
+
+impl CommitGeometry {
+    fn check(&self, l: usize, present_k: &[u8], present_v: &[u8]) -> Result<()> {
+        let want = self.rows * self.src_s * self.elem;
+        if present_k.len() != want || present_v.len() != want {
+            return Err(RuntimeError::BufferSize {
+                what: format!("present_key_{l}/present_value_{l}"),
+                expected: want,
+                got: present_k.len().min(present_v.len()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies the entries (buffers already checked).
+    fn copy(&self, kb: &mut [u8], vb: &mut [u8], present_k: &[u8], present_v: &[u8]) {
+        let CommitGeometry {
+            rows,
+            heads,
+            head_dim: d,
+            elem: e,
+            stride,
+            n_past: np,
+            src_s,
+            n,
+        } = *self;
+        // Keys, transposed: rows of `src_s` (source) / `stride` (cache) elements.
+        let len = n * e;
+        if len == 1 {
+            // One byte per row (u8 cache, decode step): strided iterators, no bounds checks.
+            let dst = kb[np..].iter_mut().step_by(stride);
+            let src = present_k.iter().step_by(src_s);
+            for (x, &y) in dst.zip(src).take(rows) {
+                *x = y;
+            }
+        } else if n == 1 {
+            // One element per row: chunked iterators, no bounds checks.
+            let dst = kb[np * e..].chunks_mut(stride * e);
+            let src = present_k.chunks_exact(src_s * e);
+            for (x, y) in dst.zip(src).take(rows) {
+                x[..e].copy_from_slice(&y[..e]);
+            }
+        } else {
+            for r in 0..rows {
+                let src = r * src_s * e;
+                let dst = (r * stride + np) * e;
+                kb[dst..dst + len].copy_from_slice(&present_k[src..src + len]);
+            }
+        }
+        // Values: per head, n consecutive rows of D elements.
+        let len = n * d * e;
+        for hh in 0..heads {
+            let src = hh * src_s * d * e;
+            let dst = (hh * stride + np) * d * e;
+            vb[dst..dst + len].copy_from_slice(&present_v[src..src + len]);
         }
     }
 }

@@ -1,19 +1,25 @@
 //! Cache-blocked f32 matrix multiplication in safe Rust, vectorized with `pulp`
-//! (runtime dispatch to AVX2+FMA on x86-64, portable scalar code elsewhere) and
-//! multithreaded with rayon.
+//! (runtime dispatch to AVX-512 (`x86-v4`), AVX2+FMA (`x86-v3`) or portable scalar
+//! code) and multithreaded with rayon.
 //!
 //! `C[M, N] = A[M, K] · B[K, N]` in the GotoBLAS style:
-//! - `B` is packed into column panels of [`NR`] = 16 columns, each panel `K x NR`
+//! - `B` is packed into column panels of [`NR`] = 32 columns, each panel `K x NR`
 //!   contiguous (zero-padded past `N`). Weights of `nn.linear` / 1x1 `nn.conv2d` are
 //!   packed once when a program is compiled; activations are packed per call into
-//!   preallocated scratch.
-//! - `A` is packed per `(KC x MC)` block into micro-panels of [`MR`] = 6 rows.
-//! - A `MR x NR` register-blocked micro-kernel (12 accumulators of 8 lanes) accumulates
-//!   into an output laid out panel-major (`[panel][M][NR]`), which a final pass scatters
-//!   into the row-major result (adding a bias when given).
-//! - Parallelism is over groups of panels (each task owns its output panels and its
-//!   A-pack buffer), so decode-style GEMV (`M = 1`) and prefill GEMM (`M = 128`) both
-//!   use every core.
+//!   preallocated scratch. Weights that are exactly bf16 are packed as bf16 (half the
+//!   bytes to stream, see [`BRef::Bf16`]).
+//! - `A` is packed into micro-panels of [`MR`] = 12 rows (`kk`-major inside a tile).
+//!   When the caller's scratch holds all of `A` (the usual case: prefill chunks and
+//!   decode rows), it is packed once per product, in parallel, and shared by every task;
+//!   otherwise each task packs `(KC x MC)` blocks for itself.
+//! - The micro-kernel keeps a `rows x 2 vectors` block of accumulators in registers:
+//!   with AVX-512 a 12 x 32 tile (24 zmm accumulators), with AVX2 6 x 16 sub-tiles
+//!   (12 ymm accumulators). It accumulates into an output laid out panel-major
+//!   (`[panel][M][NR]`), which a final pass scatters into the row-major result (adding
+//!   a bias when given).
+//! - Parallelism is over groups of panels (each task owns its output panels), so
+//!   decode-style GEMV (`M = 1`) and prefill GEMM (`M = 128`) both use every core and
+//!   read each weight once.
 //!
 //! Nothing here allocates: every buffer comes from the caller (see [`GemmDims`] for the
 //! scratch sizes).
@@ -22,16 +28,18 @@ use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
 /// Columns per packed `B` panel.
-pub const NR: usize = 16;
-/// Rows per micro-kernel tile.
-pub const MR: usize = 6;
+pub const NR: usize = 32;
+/// Rows per packed `A` micro-panel (and per AVX-512 micro-kernel tile).
+pub const MR: usize = 12;
 /// Depth of a `K` block.
 pub const KC: usize = 256;
-/// Rows of an `M` block (a multiple of [`MR`]).
-pub const MC: usize = 126;
+/// Rows of an `M` block when a task packs `A` itself (a multiple of [`MR`]).
+pub const MC: usize = 144;
 
-/// Size of one task's A-pack buffer, in f32 elements.
-pub const APACK: usize = MC * KC;
+/// Size of one task's A-pack buffer, in f32 elements. Callers provide
+/// `APACK * max_tasks()`; when that holds all of `A` rounded up to [`MR`] rows
+/// (`M <= 144` with `K <= 8192` for two threads), `A` is packed once and shared.
+pub const APACK: usize = MC * 1024;
 
 /// A strided read-only matrix view: element `(i, k)` is `data[off + i * rs + k * cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +77,10 @@ impl GemmDims {
     /// f32 elements of the panel-major output.
     pub fn out_len(&self) -> usize {
         self.panels() * self.m * NR
+    }
+    /// f32 elements of `A` packed whole (rows rounded up to [`MR`]).
+    pub fn packed_a_len(&self) -> usize {
+        self.m.div_ceil(MR) * MR * self.k
     }
 }
 
@@ -116,9 +128,10 @@ pub fn pack_b(k: usize, n: usize, b: MatRef<'_>, dst: &mut [f32], parallel: bool
 
 /// Packed `B` panels: f32, or bf16 pairs in `u32` words (half the bytes to stream).
 ///
-/// In the bf16 form a panel row of [`NR`] columns is 8 words; word `j` holds column
-/// `j` in its low half and column `j + 8` in its high half, so that one shift and one
-/// mask turn a vector of words into the two f32 vectors of the row.
+/// In the bf16 form a panel row of [`NR`] columns is `NR / 2` words; word `j` holds
+/// column `j` in its low half and column `j + NR / 2` in its high half, so that one shift
+/// and one mask turn a vector of words into two f32 vectors of the row (columns
+/// `[j, j + lanes)` and `[j + NR / 2, j + NR / 2 + lanes)`).
 #[derive(Debug, Clone, Copy)]
 pub enum BRef<'a> {
     /// f32 panels.
@@ -179,143 +192,183 @@ pub fn pack_b_bf16(k: usize, n: usize, b: MatRef<'_>, dst: &mut [u32]) {
 }
 
 /// Packs rows `[i0, i0 + mc)` and depth `[p0, p0 + kc)` of `A` into micro-panels
-/// (`tile t` at `t * kc * MR`, element `(r, kk)` at `kk * MR + r`), zero-padding rows.
+/// (`tile t` at `t * kc * MR`, element `(r, kk)` at `kk * MR + r`). Rows of the last tile
+/// past `mc` are left as they are: kernels never read them.
 fn pack_a(a: MatRef<'_>, i0: usize, mc: usize, p0: usize, kc: usize, dst: &mut [f32]) {
-    let tiles = mc.div_ceil(MR);
-    for t in 0..tiles {
-        let tile = &mut dst[t * kc * MR..(t + 1) * kc * MR];
-        for r in 0..MR {
-            let i = t * MR + r;
-            if i < mc {
-                let s = a.off + (i0 + i) * a.rs + p0 * a.cs;
-                if a.cs == 1 {
-                    for (kk, v) in a.data[s..s + kc].iter().enumerate() {
-                        tile[kk * MR + r] = *v;
-                    }
-                } else {
-                    for kk in 0..kc {
-                        tile[kk * MR + r] = a.data[s + kk * a.cs];
-                    }
-                }
-            } else {
-                for kk in 0..kc {
-                    tile[kk * MR + r] = 0.0;
-                }
+    for (t, tile) in dst[..mc.div_ceil(MR) * kc * MR]
+        .chunks_exact_mut(kc * MR)
+        .enumerate()
+    {
+        pack_a_tile(a, i0 + t * MR, MR.min(mc - t * MR), p0, kc, tile);
+    }
+}
+
+/// Packs one micro-panel: rows `[i0, i0 + rows)`, depth `[p0, p0 + kc)`.
+fn pack_a_tile(a: MatRef<'_>, i0: usize, rows: usize, p0: usize, kc: usize, tile: &mut [f32]) {
+    for r in 0..rows {
+        let s = a.off + (i0 + r) * a.rs + p0 * a.cs;
+        if a.cs == 1 {
+            for (dst, v) in tile.chunks_exact_mut(MR).zip(&a.data[s..s + kc]) {
+                dst[r] = *v;
+            }
+        } else {
+            for (kk, dst) in tile.chunks_exact_mut(MR).take(kc).enumerate() {
+                dst[r] = a.data[s + kk * a.cs];
             }
         }
     }
 }
 
-/// The micro-kernel: `c[r][j] (+)= sum_kk a[kk][r] * b[kk][j]` for `r < R`.
-#[inline(always)]
-fn kernel<S: Simd, const R: usize>(s: S, a: &[f32], b: &[f32], c: &mut [f32], accumulate: bool) {
-    if core::mem::size_of::<S::f32s>() * 2 == NR * 4 {
-        let (bv, _) = S::as_simd_f32s(b);
-        let mut acc = [[s.splat_f32s(0.0); 2]; R];
-        for (bk, ak) in bv.chunks_exact(2).zip(a.chunks_exact(MR)) {
-            let (b0, b1) = (bk[0], bk[1]);
-            for r in 0..R {
-                let ar = s.splat_f32s(ak[r]);
-                acc[r][0] = s.mul_add_f32s(ar, b0, acc[r][0]);
-                acc[r][1] = s.mul_add_f32s(ar, b1, acc[r][1]);
-            }
+/// Packs all of `A` (`m x k`) into `dst` ([`GemmDims::packed_a_len`] elements): depth
+/// block `b` (of [`KC`]) at `mpad * b * KC`, its tiles as in [`pack_a`].
+fn pack_a_whole(d: GemmDims, a: MatRef<'_>, dst: &mut [f32], parallel: bool) {
+    let tiles = d.m.div_ceil(MR);
+    let mpad = tiles * MR;
+    let dst = &mut dst[..mpad * d.k];
+    let one = |(bi, block): (usize, &mut [f32])| {
+        let p0 = bi * KC;
+        let kc = KC.min(d.k - p0);
+        for (t, tile) in block.chunks_exact_mut(kc * MR).enumerate() {
+            pack_a_tile(a, t * MR, MR.min(d.m - t * MR), p0, kc, tile);
         }
-        let (cv, _) = S::as_mut_simd_f32s(&mut c[..R * NR]);
-        for r in 0..R {
-            if accumulate {
-                cv[2 * r] = s.add_f32s(cv[2 * r], acc[r][0]);
-                cv[2 * r + 1] = s.add_f32s(cv[2 * r + 1], acc[r][1]);
-            } else {
-                cv[2 * r] = acc[r][0];
-                cv[2 * r + 1] = acc[r][1];
-            }
-        }
+    };
+    if parallel && d.m * d.k > 1 << 15 {
+        dst.par_chunks_mut(mpad * KC).enumerate().for_each(one);
     } else {
-        let mut acc = [[0f32; NR]; R];
-        for (bk, ak) in b.chunks_exact(NR).zip(a.chunks_exact(MR)) {
-            for r in 0..R {
-                let ar = ak[r];
-                for j in 0..NR {
-                    acc[r][j] = ar.mul_add(bk[j], acc[r][j]);
-                }
-            }
-        }
-        for r in 0..R {
-            let row = &mut c[r * NR..(r + 1) * NR];
-            for j in 0..NR {
-                row[j] = if accumulate {
-                    row[j] + acc[r][j]
-                } else {
-                    acc[r][j]
-                };
-            }
-        }
+        dst.chunks_mut(mpad * KC).enumerate().for_each(one);
     }
 }
 
-/// Portable bf16 micro-kernel (the AVX2 one is [`kernel_bf16_v3`]).
-#[inline(always)]
-fn kernel_bf16_scalar<const R: usize>(a: &[f32], b: &[u32], c: &mut [f32], accumulate: bool) {
-    let h = NR / 2;
-    let mut acc = [[0f32; NR]; R];
-    for (bk, ak) in b.chunks_exact(h).zip(a.chunks_exact(MR)) {
-        let mut row = [0f32; NR];
-        for j in 0..h {
-            row[j] = f32::from_bits(bk[j] << 16);
-            row[j + h] = f32::from_bits(bk[j] & 0xFFFF_0000);
-        }
-        for r in 0..R {
-            for j in 0..NR {
-                acc[r][j] = ak[r].mul_add(row[j], acc[r][j]);
-            }
-        }
-    }
-    for r in 0..R {
-        let row = &mut c[r * NR..(r + 1) * NR];
-        for j in 0..NR {
-            row[j] = if accumulate {
-                row[j] + acc[r][j]
-            } else {
-                acc[r][j]
-            };
-        }
+/// Reads one packed `B` row (a chunk of the block) as the two f32 vectors a micro-kernel
+/// multiplies: column vectors `w` and `w + NR / 2 / lanes` of the panel.
+trait RowLoad<S: Simd>: Copy {
+    /// Element type of the block.
+    type T: Copy;
+    /// Block elements per row.
+    const STEP: usize;
+    fn load(self, s: S, row: &[Self::T], w: usize) -> (S::f32s, S::f32s);
+}
+
+#[derive(Clone, Copy)]
+struct F32Rows;
+#[derive(Clone, Copy)]
+struct Bf16Rows;
+
+impl<S: Simd> RowLoad<S> for F32Rows {
+    type T = S::f32s;
+    const STEP: usize = NR / S::F32_LANES;
+    #[inline(always)]
+    fn load(self, _s: S, row: &[S::f32s], w: usize) -> (S::f32s, S::f32s) {
+        (row[w], row[w + NR / 2 / S::F32_LANES])
     }
 }
 
-/// AVX2 bf16 micro-kernel: widens each packed row with a shift and a mask.
-#[cfg(target_arch = "x86_64")]
+impl<S: Simd> RowLoad<S> for Bf16Rows {
+    type T = S::u32s;
+    const STEP: usize = NR / 2 / S::U32_LANES;
+    #[inline(always)]
+    fn load(self, s: S, row: &[S::u32s], w: usize) -> (S::f32s, S::f32s) {
+        let x = row[w];
+        let lo = s.wrapping_dyn_shl_u32s(x, s.splat_u32s(16));
+        let hi = s.and_u32s(x, s.splat_u32s(0xFFFF_0000));
+        (s.transmute_f32s_u32s(lo), s.transmute_f32s_u32s(hi))
+    }
+}
+
+/// The micro-kernel: rows `[r0, r0 + R)` of a packed `A` tile times column vectors `w`
+/// and `w + NR / 2 / lanes` of a packed `B` block; `c` holds the tile's output rows
+/// (`NR / lanes` vectors each), overwritten or accumulated into.
 #[inline(always)]
-fn kernel_bf16_v3<const R: usize>(
-    v: pulp::x86::V3,
+#[allow(clippy::too_many_arguments)]
+fn micro<S: Simd, L: RowLoad<S>, const R: usize>(
+    s: S,
+    ld: L,
     a: &[f32],
-    b: &[u32],
-    c: &mut [f32],
+    r0: usize,
+    b: &[L::T],
+    w: usize,
+    c: &mut [S::f32s],
     accumulate: bool,
 ) {
-    use pulp::{f32x8, u32x8};
-    let (bv, _) = pulp::x86::V3::as_simd_u32s(b);
-    let mask = v.splat_u32x8(0xFFFF_0000);
-    let z = v.splat_f32x8(0.0);
+    let nrv = NR / S::F32_LANES;
+    let h = nrv / 2;
+    let z = s.splat_f32s(0.0);
     let mut acc = [[z; 2]; R];
-    for (w, ak) in bv.iter().zip(a.chunks_exact(MR)) {
-        let b0: f32x8 = pulp::cast(v.shl_const_u32x8::<16>(*w));
-        let b1: f32x8 = pulp::cast::<u32x8, f32x8>(v.and_u32x8(*w, mask));
+    for (bk, ak) in b.chunks_exact(L::STEP).zip(a.chunks_exact(MR)) {
+        let (b0, b1) = ld.load(s, bk, w);
+        let ak = &ak[r0..r0 + R];
         for r in 0..R {
-            let ar = v.splat_f32x8(ak[r]);
-            acc[r][0] = v.mul_add_f32x8(ar, b0, acc[r][0]);
-            acc[r][1] = v.mul_add_f32x8(ar, b1, acc[r][1]);
+            let ar = s.splat_f32s(ak[r]);
+            acc[r][0] = s.mul_add_f32s(ar, b0, acc[r][0]);
+            acc[r][1] = s.mul_add_f32s(ar, b1, acc[r][1]);
         }
     }
-    let (cv, _) = pulp::x86::V3::as_mut_simd_f32s(&mut c[..R * NR]);
-    for r in 0..R {
+    for (r, acc) in acc.iter().enumerate() {
+        let row = &mut c[(r0 + r) * nrv..(r0 + r + 1) * nrv];
         if accumulate {
-            cv[2 * r] = v.add_f32x8(cv[2 * r], acc[r][0]);
-            cv[2 * r + 1] = v.add_f32x8(cv[2 * r + 1], acc[r][1]);
+            row[w] = s.add_f32s(row[w], acc[0]);
+            row[w + h] = s.add_f32s(row[w + h], acc[1]);
         } else {
-            cv[2 * r] = acc[r][0];
-            cv[2 * r + 1] = acc[r][1];
+            row[w] = acc[0];
+            row[w + h] = acc[1];
         }
     }
+}
+
+/// Rows `[r0, r0 + rows)` of a tile, every column pair of the panel.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn micro_rows<S: Simd, L: RowLoad<S>>(
+    s: S,
+    ld: L,
+    a: &[f32],
+    r0: usize,
+    rows: usize,
+    b: &[L::T],
+    c: &mut [S::f32s],
+    accumulate: bool,
+) {
+    for w in 0..NR / 2 / S::F32_LANES {
+        macro_rules! go {
+            ($($n:literal)*) => {
+                match rows {
+                    $($n => micro::<S, L, $n>(s, ld, a, r0, b, w, c, accumulate),)*
+                    _ => {}
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7 8 9 10 11 12);
+    }
+}
+
+/// One tile of `rows` valid rows (<= [`MR`]): 12-row kernels when the instruction set has
+/// 32 vector registers (AVX-512), 6-row halves otherwise.
+#[inline(always)]
+fn tile<S: Simd, L: RowLoad<S>>(
+    s: S,
+    ld: L,
+    a: &[f32],
+    rows: usize,
+    b: &[L::T],
+    c: &mut [S::f32s],
+    accumulate: bool,
+) {
+    if S::REGISTER_COUNT >= 32 || S::F32_LANES == 1 {
+        micro_rows(s, ld, a, 0, rows, b, c, accumulate);
+    } else {
+        micro_rows(s, ld, a, 0, rows.min(6), b, c, accumulate);
+        if rows > 6 {
+            micro_rows(s, ld, a, 6, rows - 6, b, c, accumulate);
+        }
+    }
+}
+
+/// Where a task finds its packed `A`.
+enum APack<'a> {
+    /// All of `A`, packed once (see [`pack_a_whole`]).
+    Shared(&'a [f32]),
+    /// The task's own buffer, packed block by block.
+    Own(&'a mut [f32]),
 }
 
 /// One task: all `m` rows times `panels` consecutive packed panels.
@@ -323,10 +376,10 @@ struct Task<'a> {
     m: usize,
     k: usize,
     a: MatRef<'a>,
+    ap: APack<'a>,
     bp: BRef<'a>,
     panels: usize,
     out: &'a mut [f32],
-    apack: &'a mut [f32],
 }
 
 impl WithSimd for Task<'_> {
@@ -337,40 +390,50 @@ impl WithSimd for Task<'_> {
             m,
             k,
             a,
+            mut ap,
             bp,
             panels,
             out,
-            apack,
         } = self;
         if k == 0 {
             out.fill(0.0);
             return;
         }
+        let mpad = m.div_ceil(MR) * MR;
+        let (out, _) = S::as_mut_simd_f32s(out);
+        let nrv = NR / S::F32_LANES;
         let mut p0 = 0;
         while p0 < k {
             let kc = KC.min(k - p0);
             let mut i0 = 0;
             while i0 < m {
-                let mc = MC.min(m - i0);
-                pack_a(a, i0, mc, p0, kc, apack);
+                let mc = match ap {
+                    APack::Shared(_) => m,
+                    APack::Own(_) => MC.min(m - i0),
+                };
+                let apk: &[f32] = match &mut ap {
+                    APack::Shared(sh) => &sh[mpad * p0..mpad * p0 + mpad * kc],
+                    APack::Own(buf) => {
+                        pack_a(a, i0, mc, p0, kc, buf);
+                        &buf[..mc.div_ceil(MR) * MR * kc]
+                    }
+                };
+                let acc = p0 > 0;
                 for p in 0..panels {
                     let bblock = bp.block(p, k, p0, kc);
-                    for t in 0..mc.div_ceil(MR) {
-                        let r = MR.min(mc - t * MR);
-                        let at = &apack[t * kc * MR..(t + 1) * kc * MR];
-                        let o0 = p * m * NR + (i0 + t * MR) * NR;
-                        let c = &mut out[o0..o0 + r * NR];
-                        let acc = p0 > 0;
+                    for (t, at) in apk.chunks_exact(kc * MR).enumerate() {
+                        let rows = MR.min(mc - t * MR);
+                        let o0 = (p * m + i0 + t * MR) * nrv;
+                        let c = &mut out[o0..o0 + rows * nrv];
                         match bblock {
-                            BRef::F32(bb) => match r {
-                                6 => kernel::<S, 6>(s, at, bb, c, acc),
-                                5 => kernel::<S, 5>(s, at, bb, c, acc),
-                                4 => kernel::<S, 4>(s, at, bb, c, acc),
-                                3 => kernel::<S, 3>(s, at, bb, c, acc),
-                                2 => kernel::<S, 2>(s, at, bb, c, acc),
-                                _ => kernel::<S, 1>(s, at, bb, c, acc),
-                            },
-                            BRef::Bf16(bb) => bf16_tile(r, at, bb, c, acc),
+                            BRef::F32(bb) => {
+                                let (bv, _) = S::as_simd_f32s(bb);
+                                tile(s, F32Rows, at, rows, bv, c, acc)
+                            }
+                            BRef::Bf16(bb) => {
+                                let (bv, _) = S::as_simd_u32s(bb);
+                                tile(s, Bf16Rows, at, rows, bv, c, acc)
+                            }
                         }
                     }
                 }
@@ -381,40 +444,40 @@ impl WithSimd for Task<'_> {
     }
 }
 
-/// One bf16 tile: AVX2 kernel when available, portable kernel otherwise. Only called
-/// from inside a task that `pulp` already dispatched to its best instruction set, so
-/// the V3 kernel inlines into AVX2 code.
-#[inline(always)]
-fn bf16_tile(r: usize, a: &[f32], b: &[u32], c: &mut [f32], acc: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(v) = pulp::x86::V3::try_new() {
-        match r {
-            6 => kernel_bf16_v3::<6>(v, a, b, c, acc),
-            5 => kernel_bf16_v3::<5>(v, a, b, c, acc),
-            4 => kernel_bf16_v3::<4>(v, a, b, c, acc),
-            3 => kernel_bf16_v3::<3>(v, a, b, c, acc),
-            2 => kernel_bf16_v3::<2>(v, a, b, c, acc),
-            _ => kernel_bf16_v3::<1>(v, a, b, c, acc),
-        }
-        return;
-    }
-    match r {
-        6 => kernel_bf16_scalar::<6>(a, b, c, acc),
-        5 => kernel_bf16_scalar::<5>(a, b, c, acc),
-        4 => kernel_bf16_scalar::<4>(a, b, c, acc),
-        3 => kernel_bf16_scalar::<3>(a, b, c, acc),
-        2 => kernel_bf16_scalar::<2>(a, b, c, acc),
-        _ => kernel_bf16_scalar::<1>(a, b, c, acc),
-    }
+/// Instruction set a product runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    /// The best one the CPU has (what every caller gets).
+    Best,
+    /// Portable scalar code (tests).
+    #[cfg(test)]
+    Scalar,
+    /// AVX2 + FMA if the CPU has it, else the best (tests).
+    #[cfg(test)]
+    V3,
 }
 
-fn run_task(t: Task<'_>) {
-    pulp::Arch::new().dispatch(t)
+fn run_task(t: Task<'_>, isa: Isa) {
+    match isa {
+        Isa::Best => pulp::Arch::new().dispatch(t),
+        #[cfg(test)]
+        Isa::Scalar => pulp::Simd::vectorize(pulp::Scalar::new(), t),
+        #[cfg(test)]
+        Isa::V3 => {
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v) = pulp::x86::V3::try_new() {
+                return pulp::Simd::vectorize(v, t);
+            }
+            pulp::Arch::new().dispatch(t)
+        }
+    }
 }
 
 /// Computes the panel-major product of `A` (`m x k`) and the packed `B` into `out`
-/// ([`GemmDims::out_len`] elements). `apack` holds at least one [`APACK`] buffer per
-/// task; with `parallel`, panels are split into up to `apack.len() / APACK` tasks.
+/// ([`GemmDims::out_len`] elements). `apack` is scratch: when it holds
+/// [`GemmDims::packed_a_len`] elements, `A` is packed once and shared; otherwise it must
+/// hold at least one [`APACK`] buffer per task. With `parallel`, panels are split into up
+/// to [`max_tasks`] tasks (at most `apack.len() / APACK` when `A` is not shared).
 pub fn gemm_panels(
     d: GemmDims,
     a: MatRef<'_>,
@@ -423,13 +486,30 @@ pub fn gemm_panels(
     apack: &mut [f32],
     parallel: bool,
 ) {
+    gemm_panels_isa(d, a, bp, out, apack, parallel, Isa::Best)
+}
+
+fn gemm_panels_isa(
+    d: GemmDims,
+    a: MatRef<'_>,
+    bp: BRef<'_>,
+    out: &mut [f32],
+    apack: &mut [f32],
+    parallel: bool,
+    isa: Isa,
+) {
     let np = d.panels();
     if np == 0 || d.m == 0 {
         return;
     }
     let out = &mut out[..np * d.m * NR];
     let flops = d.m * d.k * d.n;
-    let max_t = (apack.len() / APACK).max(1);
+    let shared = apack.len() >= d.packed_a_len();
+    let max_t = if shared {
+        max_tasks()
+    } else {
+        (apack.len() / APACK).max(1)
+    };
     let tasks = if parallel && flops > 1 << 16 {
         max_t.min(np)
     } else {
@@ -437,33 +517,63 @@ pub fn gemm_panels(
     };
     let ppt = np.div_ceil(tasks);
     let (m, k) = (d.m, d.k);
+    if shared {
+        pack_a_whole(d, a, apack, parallel);
+        let sh: &[f32] = &apack[..d.packed_a_len()];
+        let run = |(t, o): (usize, &mut [f32])| {
+            let cnt = o.len() / (m * NR);
+            run_task(
+                Task {
+                    m,
+                    k,
+                    a,
+                    ap: APack::Shared(sh),
+                    bp: bp.panels(k, t * ppt, cnt),
+                    panels: cnt,
+                    out: o,
+                },
+                isa,
+            );
+        };
+        if tasks == 1 {
+            run((0, out));
+        } else {
+            out.par_chunks_mut(ppt * m * NR).enumerate().for_each(run);
+        }
+        return;
+    }
     if tasks == 1 {
-        run_task(Task {
-            m,
-            k,
-            a,
-            bp,
-            panels: np,
-            out,
-            apack: &mut apack[..APACK],
-        });
+        run_task(
+            Task {
+                m,
+                k,
+                a,
+                ap: APack::Own(&mut apack[..APACK]),
+                bp,
+                panels: np,
+                out,
+            },
+            isa,
+        );
         return;
     }
     out.par_chunks_mut(ppt * m * NR)
         .zip(apack.par_chunks_mut(APACK))
         .enumerate()
         .for_each(|(t, (o, ap))| {
-            let p0 = t * ppt;
             let cnt = o.len() / (m * NR);
-            run_task(Task {
-                m,
-                k,
-                a,
-                bp: bp.panels(k, p0, cnt),
-                panels: cnt,
-                out: o,
-                apack: ap,
-            });
+            run_task(
+                Task {
+                    m,
+                    k,
+                    a,
+                    ap: APack::Own(ap),
+                    bp: bp.panels(k, t * ppt, cnt),
+                    panels: cnt,
+                    out: o,
+                },
+                isa,
+            );
         });
 }
 
@@ -511,90 +621,104 @@ mod tests {
         c
     }
 
+    /// Runs `A · B` through the packed path with `isa`, `apack` elements of scratch, f32
+    /// or bf16 panels, and compares with a naive f64 product.
+    fn check(m: usize, k: usize, n: usize, isa: Isa, apack_len: usize, bf16: bool) {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0)
+            .collect();
+        // Values exactly representable in bf16, so both packings give the same product.
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| half::bf16::from_f32(((i * 5 % 11) as f32 - 5.0) / 3.0).to_f32())
+            .collect();
+        let d = GemmDims { m, k, n };
+        let bv = MatRef {
+            data: &b,
+            off: 0,
+            rs: n,
+            cs: 1,
+        };
+        let mut bp = Vec::new();
+        let mut bw = Vec::new();
+        if bf16 {
+            assert!(bf16_exact(&b));
+            bw = vec![0u32; d.packed_b_len() / 2];
+            pack_b_bf16(k, n, bv, &mut bw);
+        } else {
+            bp = vec![0f32; d.packed_b_len()];
+            pack_b(k, n, bv, &mut bp, true);
+        }
+        let bref = if bf16 {
+            BRef::Bf16(&bw)
+        } else {
+            BRef::F32(&bp)
+        };
+        // Garbage in the scratch and output: nothing may depend on their contents.
+        let mut panels = vec![f32::NAN; d.out_len()];
+        let mut apack = vec![f32::NAN; apack_len];
+        let av = MatRef {
+            data: &a,
+            off: 0,
+            rs: k,
+            cs: 1,
+        };
+        gemm_panels_isa(d, av, bref, &mut panels, &mut apack, true, isa);
+        let mut c = vec![0f32; m * n];
+        scatter(d, &panels, &mut c, None, true);
+        let want = naive(m, k, n, &a, &b);
+        for (i, (x, y)) in c.iter().zip(&want).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{m}x{k}x{n} {isa:?} bf16 {bf16} apack {apack_len}: element {i}: {x} vs {y}"
+            );
+        }
+    }
+
+    const SIZES: [(usize, usize, usize); 7] = [
+        (1, 1, 1),
+        (7, 300, 33),
+        (130, 17, 5),
+        (13, 513, 70),
+        (1, 600, 260),
+        (12, 256, 32),
+        (25, 40, 97),
+    ];
+
     #[test]
     fn blocked_gemm_matches_naive_on_odd_sizes() {
-        for &(m, k, n) in &[
-            (1, 1, 1),
-            (7, 300, 33),
-            (130, 17, 5),
-            (13, 513, 70),
-            (1, 600, 260),
-        ] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
-                .collect();
-            let d = GemmDims { m, k, n };
-            let mut bp = vec![0f32; d.packed_b_len()];
-            let bv = MatRef {
-                data: &b,
-                off: 0,
-                rs: n,
-                cs: 1,
-            };
-            pack_b(k, n, bv, &mut bp, true);
-            let mut panels = vec![0f32; d.out_len()];
-            let mut apack = vec![0f32; APACK * max_tasks()];
-            let av = MatRef {
-                data: &a,
-                off: 0,
-                rs: k,
-                cs: 1,
-            };
-            gemm_panels(d, av, BRef::F32(&bp), &mut panels, &mut apack, true);
-            let mut c = vec![0f32; m * n];
-            scatter(d, &panels, &mut c, None, true);
-            let want = naive(m, k, n, &a, &b);
-            for (x, y) in c.iter().zip(&want) {
-                assert!(
-                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                    "{m}x{k}x{n}: {x} vs {y}"
-                );
+        for isa in [Isa::Best, Isa::V3, Isa::Scalar] {
+            for &(m, k, n) in &SIZES {
+                for bf16 in [false, true] {
+                    check(m, k, n, isa, APACK * max_tasks(), bf16);
+                }
             }
         }
     }
 
     #[test]
-    fn bf16_panels_give_the_f32_result_for_bf16_weights() {
-        for &(m, k, n) in &[(1, 300, 40), (13, 513, 33), (6, 16, 16)] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0)
-                .collect();
-            // Values exactly representable in bf16.
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| half::bf16::from_f32(((i * 5 % 11) as f32 - 5.0) / 3.0).to_f32())
-                .collect();
-            assert!(bf16_exact(&b));
-            let d = GemmDims { m, k, n };
-            let bv = MatRef {
-                data: &b,
-                off: 0,
-                rs: n,
-                cs: 1,
-            };
-            let mut bw = vec![0u32; d.packed_b_len() / 2];
-            pack_b_bf16(k, n, bv, &mut bw);
-            let mut panels = vec![0f32; d.out_len()];
-            let mut apack = vec![0f32; APACK * max_tasks()];
-            let av = MatRef {
-                data: &a,
-                off: 0,
-                rs: k,
-                cs: 1,
-            };
-            gemm_panels(d, av, BRef::Bf16(&bw), &mut panels, &mut apack, true);
-            let mut c = vec![0f32; m * n];
-            scatter(d, &panels, &mut c, None, true);
-            let want = naive(m, k, n, &a, &b);
-            for (x, y) in c.iter().zip(&want) {
-                assert!(
-                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
-                    "{m}x{k}x{n}: {x} vs {y}"
-                );
+    fn tasks_packing_their_own_a_blocks_give_the_same_product() {
+        // `A` (130 x 1200, 132 x 1200 packed) does not fit two APACK buffers, so each task
+        // packs MC-row blocks itself; 1-buffer scratch runs one task.
+        for isa in [Isa::Best, Isa::V3] {
+            for bf16 in [false, true] {
+                check(130, 1200, 70, isa, APACK * 2, bf16);
+                check(150, 1100, 40, isa, APACK, bf16);
             }
         }
+        assert!(
+            GemmDims {
+                m: 130,
+                k: 1200,
+                n: 70
+            }
+            .packed_a_len()
+                > APACK
+        );
+    }
+
+    #[test]
+    fn bf16_exactness() {
+        assert!(bf16_exact(&[1.0, -0.5, 3_145_728.0, 0.0]));
         assert!(!bf16_exact(&[0.1]));
     }
 }

@@ -12,7 +12,8 @@
 //!   it is not next to the checkpoint). It is calibrated and quantized (`mllm quantize`:
 //!   W4A16 LPBQ, u16 activations, u8 KV; `--calib` text, default the built-in text;
 //!   `-t` tokenizer, default `tokenizer.json` next to the checkpoint, else the bundled
-//!   Qwen3 tokenizer) into a work directory;
+//!   Qwen3 tokenizer) into a work directory, in a child `mllm quantize` process (when
+//!   running as `mllm`) so that its memory is returned before the compile stages;
 //! - a pymllm export (quantized safetensors or `.mllm` with pymllm's names: `*.scale1`,
 //!   `*_qdq.fake_quant.scale`): imported with its own weights and encodings (needs `-c`
 //!   unless `config.json` is next to it);
@@ -163,7 +164,8 @@ pub struct CompileSummary {
     pub stages: Vec<StageStat>,
     /// Per-graph figures, shard order.
     pub graphs: Vec<GraphStats>,
-    /// Process peak RSS (bytes) at the end.
+    /// Peak RSS (bytes) of this process and of the quantizer's child process, whichever
+    /// is larger.
     pub process_peak_rss: Option<u64>,
     /// Total wall time.
     pub total_secs: f64,
@@ -361,6 +363,8 @@ struct Stages {
     total: usize,
     stats: Vec<StageStat>,
     sampler: rss::Sampler,
+    /// Largest peak RSS of a child process.
+    child_peak: u64,
 }
 
 impl Stages {
@@ -376,6 +380,29 @@ impl Stages {
         pb.set_prefix(format!("[{}/{}] {label}", self.stats.len() + 1, self.total));
         pb.enable_steady_tick(Duration::from_millis(120));
         pb
+    }
+
+    /// [`Stages::run`] for a stage whose work may happen in a child process that reports
+    /// its own peak RSS and peak anonymous RSS.
+    fn run_child(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&ProgressBar) -> anyhow::Result<Option<(u64, u64)>>,
+    ) -> anyhow::Result<()> {
+        let child = self.run(name, f)?;
+        if let (Some((peak, anon)), Some(st)) = (child, self.stats.last_mut()) {
+            st.peak_rss = Some(st.peak_rss.unwrap_or(0).max(peak));
+            st.peak_anon = Some(st.peak_anon.unwrap_or(0).max(anon));
+            self.child_peak = self.child_peak.max(peak);
+            if !self.quiet {
+                eprintln!(
+                    "      (in a child process: peak RSS {}, anonymous {})",
+                    fmt_bytes(Some(peak)),
+                    fmt_bytes(Some(anon))
+                );
+            }
+        }
+        Ok(())
     }
 
     fn run<T>(
@@ -545,19 +572,14 @@ fn is_quantized(m: &Module) -> bool {
 
 /// Quantize arguments built through `mllm quantize`'s own parser (so options it adds keep
 /// their defaults).
-fn quantize_args(
+fn quantize_argv(
     args: &CompileArgs,
     ckpt: &Path,
     tokenizer: &Path,
     block_size: usize,
     ar_len: usize,
     out: &Path,
-) -> anyhow::Result<crate::quantize::QuantizeArgs> {
-    #[derive(Parser)]
-    struct Q {
-        #[command(flatten)]
-        q: crate::quantize::QuantizeArgs,
-    }
+) -> Vec<std::ffi::OsString> {
     let mut argv: Vec<std::ffi::OsString> = vec!["quantize".into(), ckpt.into()];
     let mut push = |k: &str, v: std::ffi::OsString| {
         argv.push(k.into());
@@ -580,8 +602,74 @@ fn quantize_args(
         push("-c", c.into());
     }
     argv.push("--quiet".into());
-    let q = Q::try_parse_from(argv).context("building the quantize options")?;
-    Ok(q.q)
+    argv
+}
+
+/// The `mllm` executable to run `mllm quantize` in, when this process is one.
+fn mllm_exe() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    (exe.file_stem()? == "mllm").then_some(exe)
+}
+
+/// Runs `mllm quantize` with `argv` (its own argument parser, so options it adds keep
+/// their defaults). In a child `mllm quantize` process when this process is `mllm`, so
+/// that every byte the quantizer allocated is returned before the compile stages (the
+/// allocator keeps freed memory otherwise); returns the child's peak RSS and peak
+/// anonymous RSS (sampled every 20 ms). In this process otherwise.
+fn run_quantize(argv: &[std::ffi::OsString]) -> anyhow::Result<Option<(u64, u64)>> {
+    let Some(exe) = mllm_exe() else {
+        #[derive(Parser)]
+        struct Q {
+            #[command(flatten)]
+            q: crate::quantize::QuantizeArgs,
+        }
+        let q = Q::try_parse_from(argv).context("building the quantize options")?;
+        crate::quantize::run(&q.q)?;
+        return Ok(None);
+    };
+    let mut child = std::process::Command::new(&exe)
+        .args(argv)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("{}: cannot start `mllm quantize`", exe.display()))?;
+    // Drain stderr on a thread so a chatty child never blocks on a full pipe.
+    let err_reader = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            s
+        })
+    });
+    let status_path = format!("/proc/{}/status", child.id());
+    let field = |text: &str, key: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    let (mut peak, mut anon) = (0u64, 0u64);
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            peak = peak.max(field(&text, "VmHWM:").unwrap_or(0));
+            anon = anon.max(field(&text, "RssAnon:").unwrap_or(0));
+        }
+        if let Some(st) = child.try_wait().context("waiting for `mllm quantize`")? {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = err_reader.and_then(|h| h.join().ok()).unwrap_or_default();
+    if !status.success() {
+        let msg: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.contains("LIBNATIVE"))
+            .collect();
+        let msg = msg.join("; ");
+        let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+        bail!("quantizing failed ({status}): {msg}");
+    }
+    Ok(Some((peak, anon)))
 }
 
 /// Runs `mllm compile` (see the module docs).
@@ -625,6 +713,7 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<CompileSummary> {
         total: if float { 6 } else { 4 } + usize::from(args.work_dir.is_some()),
         stats: Vec::new(),
         sampler: rss::Sampler::start(),
+        child_peak: 0,
     };
     let mut pending = PendingFiles::default();
     let work = match &args.work_dir {
@@ -720,17 +809,18 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<CompileSummary> {
                     .linear_block_size
                     .unwrap_or(16),
             };
-            let qargs = quantize_args(args, ckpt, &tokenizer, block_size, ar_len, &work)?;
-            let summary = stages.run("quantize", |pb| {
+            let argv = quantize_argv(args, ckpt, &tokenizer, block_size, ar_len, &work);
+            stages.run_child("quantize", |pb| {
                 pb.set_message(format!(
                     "calibrating on {} samples of {} tokens, then quantizing",
                     args.num_samples, args.max_length
                 ));
-                crate::quantize::run(&qargs)
+                run_quantize(&argv)
             })?;
+            let ir = work.join("model.mlir");
             stages.run("reload", |pb| {
-                pb.set_message(format!("{}", summary.ir.display()));
-                crate::qnn::load_module(&summary.ir)
+                pb.set_message(format!("{}", ir.display()));
+                crate::qnn::load_module(&ir)
             })?
         }
     };
@@ -819,9 +909,10 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<CompileSummary> {
                 let msg = format!("context {}/{shards}: {what}", i + 1);
                 if log_events {
                     eprintln!(
-                        "      [{:>7.1} s] {msg} (RSS {})",
+                        "      [{:>7.1} s] {msg} (RSS {}, anonymous {})",
                         t_stage.elapsed().as_secs_f64(),
-                        fmt_bytes(rss::current())
+                        fmt_bytes(rss::current()),
+                        fmt_bytes(rss::anon())
                     );
                 }
                 pb.set_message(msg);
@@ -859,7 +950,7 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<CompileSummary> {
         std::mem::take(&mut pending).commit()
     })?;
     drop(pending);
-    let process_peak = rss::peak();
+    let process_peak = rss::peak().map(|p| p.max(stages.child_peak));
     Ok(CompileSummary {
         outputs,
         manifests,

@@ -120,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut prog = CpuProgram::compile(
         &f,
         &module.weights,
-        NumericMode::Fixed(Rounding::HalfAwayFromZero),
+        NumericMode::Fixed(Rounding::Htp),
         &mut cache,
     )?;
     let mut c = vec![0u8; ty.byte_size()];

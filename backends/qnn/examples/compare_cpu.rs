@@ -108,7 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut prog = CpuProgram::compile(
             f,
             &module.weights,
-            NumericMode::Fixed(Rounding::HalfAwayFromZero),
+            NumericMode::Fixed(Rounding::Htp),
             &mut cache,
         )?;
         let mut c: Vec<Vec<u8>> = types.iter().map(|t| vec![0u8; t.byte_size()]).collect();

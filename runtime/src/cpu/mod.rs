@@ -25,7 +25,10 @@
 //! (`real = (q + offset) * scale`, LPBQ `real = (q * block_scale) * channel_scale`),
 //! computes in f32 exactly like the float mode, and quantizes its result with the
 //! result type's encoding: `q = clamp(round(real / scale) - offset, min, max)` with the
-//! configured [`Rounding`] (half away from zero by default). Data-movement ops
+//! configured [`Rounding`] (half away from zero by default; [`Rounding::Htp`] resolves
+//! the rounding per op kind the way the Hexagon NPU does: floor for conv2d / linear /
+//! matmul / rms_norm / softmax / sigmoid results, half away from zero elsewhere — use it
+//! to compare with a QNN HTP graph). Data-movement ops
 //! (reshape, transpose, slice, gather, repeat, embedding lookup of a quantized table,
 //! concat of equally encoded inputs) move codes exactly; a concat input whose encoding
 //! differs from the result's is dequantized and requantized. `quant.quantize`,

@@ -681,7 +681,15 @@ impl CpuProgram {
                 bpack,
                 gout,
             };
-            exec_step(&self.func, &self.vals, step, &env, out, sc, rounding)?;
+            exec_step(
+                &self.func,
+                &self.vals,
+                step,
+                &env,
+                out,
+                sc,
+                rounding.for_op(step.kind),
+            )?;
             if let Some(t0) = t0 {
                 times[si] += t0.elapsed();
             }

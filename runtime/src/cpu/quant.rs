@@ -7,6 +7,7 @@
 //! with the configured [`Rounding`]; a NaN maps to `-offset` (the code of real 0).
 
 use mllm_ir::types::{Encoding, Storage};
+use mllm_ir::OpKind;
 
 /// How a real value divided by its scale is rounded to an integer code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -18,6 +19,16 @@ pub enum Rounding {
     HalfToEven,
     /// Round half up (`floor(x + 0.5)`): 2.5 -> 3, -2.5 -> -2.
     HalfUp,
+    /// Round down (`floor(x)`): 2.7 -> 2, -2.5 -> -3.
+    Floor,
+    /// What the Hexagon NPU (HTP) does, per op kind, as measured in QNN's HTP emulator
+    /// (QNN 2.51, v75): ops whose result is rescaled from a wide accumulator or a
+    /// normalization (`nn.conv2d`, `nn.linear`, `nn.matmul`, `nn.rms_norm`,
+    /// `nn.softmax`, `nn.sigmoid`) truncate their requantized codes ([`Rounding::Floor`],
+    /// about -0.5 LSB on average against rounding to nearest); element-wise ops,
+    /// `quant.quantize` / `quant.requantize`, concat and select round to nearest
+    /// ([`Rounding::HalfAwayFromZero`]). See [`Rounding::for_op`].
+    Htp,
 }
 
 impl Rounding {
@@ -28,6 +39,26 @@ impl Rounding {
             Rounding::HalfAwayFromZero => x.round(),
             Rounding::HalfToEven => x.round_ties_even(),
             Rounding::HalfUp => (x + 0.5).floor(),
+            Rounding::Floor => x.floor(),
+            Rounding::Htp => x.round(),
+        }
+    }
+
+    /// The rounding applied to the result of an op of `kind`: [`Rounding::Htp`]
+    /// resolves per kind (floor for conv2d / linear / matmul / rms_norm / softmax /
+    /// sigmoid, half away from zero otherwise); every other mode is used as is.
+    pub fn for_op(self, kind: OpKind) -> Rounding {
+        match self {
+            Rounding::Htp => match kind {
+                OpKind::Conv2d
+                | OpKind::Linear
+                | OpKind::MatMul
+                | OpKind::RmsNorm
+                | OpKind::Softmax
+                | OpKind::Sigmoid => Rounding::Floor,
+                _ => Rounding::HalfAwayFromZero,
+            },
+            r => r,
         }
     }
 }
@@ -291,6 +322,37 @@ mod tests {
         assert_eq!(Rounding::HalfToEven.round(2.5), 2.0);
         assert_eq!(Rounding::HalfToEven.round(3.5), 4.0);
         assert_eq!(Rounding::HalfUp.round(-2.5), -2.0);
+        assert_eq!(Rounding::Floor.round(2.7), 2.0);
+        assert_eq!(Rounding::Floor.round(-2.5), -3.0);
+    }
+
+    #[test]
+    fn htp_rounding_resolves_per_op_kind() {
+        for k in [
+            OpKind::Conv2d,
+            OpKind::Linear,
+            OpKind::MatMul,
+            OpKind::RmsNorm,
+            OpKind::Softmax,
+            OpKind::Sigmoid,
+        ] {
+            assert_eq!(Rounding::Htp.for_op(k), Rounding::Floor, "{k:?}");
+        }
+        for k in [
+            OpKind::Add,
+            OpKind::Mul,
+            OpKind::Requantize,
+            OpKind::Concat,
+            OpKind::Where,
+        ] {
+            assert_eq!(Rounding::Htp.for_op(k), Rounding::HalfAwayFromZero, "{k:?}");
+        }
+        // Other modes are not per-op.
+        assert_eq!(
+            Rounding::HalfToEven.for_op(OpKind::Conv2d),
+            Rounding::HalfToEven
+        );
+        assert_eq!(Rounding::Htp.round(2.5), 3.0);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use clap::{Args, Subcommand};
 use mllm_frontends::qwen3::BuildOptions;
 use mllm_frontends::synth::{self, Preset};
 use mllm_frontends::DType;
+use mllm_ir::WDType;
 use mllm_runtime::cpu::{CpuExecutor, NumericMode};
 use mllm_runtime::scheduler::GraphSelect;
 use mllm_runtime::{Sampler, SamplerConfig, Scheduler, SchedulerConfig};
@@ -62,26 +63,61 @@ pub fn run(cmd: BenchCmd, alloc_count: &dyn Fn() -> u64) -> anyhow::Result<()> {
     }
 }
 
+/// Best and median of `runs` timings of one product (each run packs the weight once and
+/// times one product after a warm-up).
+fn gemm_runs(m: usize, k: usize, n: usize, bf16: bool, runs: usize) -> (f64, f64) {
+    let mut g: Vec<f64> = (0..runs.max(1))
+        .map(|_| mllm_runtime::cpu::bench::bench_linear(m, k, n, bf16, 1).gflops)
+        .collect();
+    g.sort_by(f64::total_cmp);
+    (g[g.len() - 1], g[g.len() / 2])
+}
+
 fn runtime(a: &BenchRuntimeArgs, alloc_count: &dyn Fn() -> u64) -> anyhow::Result<()> {
-    println!("== CPU executor kernels (best of 5)");
-    for r in mllm_runtime::cpu::bench::standard(5) {
+    let bw = mllm_runtime::bench::memory_bandwidth(1 << 30, 3);
+    let threads = bw.threads;
+    println!(
+        "== memory bandwidth ({threads} threads, {} MiB buffer, best of 3): read {:.1} GB/s, \
+         copy {:.1} GB/s (read + written)",
+        bw.bytes >> 20,
+        bw.read_gbps,
+        bw.copy_gbps
+    );
+    println!("== CPU executor kernels");
+    for bf16 in [false, true] {
+        let (best, median) = gemm_runs(128, 2048, 2048, bf16, 15);
         println!(
-            "  [{}x{}] x [{}x{}]: {:.2} ms, {:.1} GFLOP/s, {:.1} GB/s of f32 weights",
+            "  GEMM [128x2048] x [2048x2048], {} weights: best {best:.1} GFLOP/s, median \
+             {median:.1} over 15 runs (PyTorch eager: ~160 GFLOP/s on this machine)",
+            if bf16 { "bf16" } else { "f32" }
+        );
+    }
+    for r in mllm_runtime::cpu::bench::standard(5).iter().skip(2) {
+        let w = if r.bf16 { "bf16" } else { "f32" };
+        let place = if r.copies > 1 {
+            format!(
+                "streaming {} distinct copies, {:.0}% of the read bandwidth",
+                r.copies,
+                100.0 * r.weight_gbps / bw.read_gbps
+            )
+        } else {
+            "weight cache-resident".to_string()
+        };
+        println!(
+            "  GEMV [{}x{}] x [{}x{}], {w} weights: {:.2} ms, {:.1} GB/s of weights ({place})",
             r.m,
             r.k,
             r.k,
             r.n,
             r.seconds * 1e3,
-            r.gflops,
             r.weight_gbps
         );
     }
     println!("== scheduler host overhead per decode step (no-op executor, execute excluded)");
-    let rep = mllm_runtime::bench::bench_decode_overhead(
-        mllm_runtime::bench::BENCH_DIMS,
-        2000,
-        Some(alloc_count),
-    )?;
+    let dims = mllm_runtime::bench::BENCH_DIMS;
+    let rep = mllm_runtime::bench::bench_decode_overhead(dims, 2000, Some(alloc_count))?;
+    println!("  {rep}");
+    let rep = mllm_runtime::bench::bench_decode_overhead_with(dims, 200, None, 256 << 20)?;
     println!("  {rep}");
     if a.skip_model {
         return Ok(());
@@ -111,13 +147,32 @@ fn runtime(a: &BenchRuntimeArgs, alloc_count: &dyn Fn() -> u64) -> anyhow::Resul
             num_shards: 1,
         },
     )?;
-    let weight_bytes: usize = m.weights.iter().map(|(_, w)| w.numel() * 4).sum();
+    // Parameters, and the bytes the CPU executor streams per decode step: every weight once
+    // (bf16 checkpoints are packed as bf16, exactly; other floats as f32), except a token
+    // embedding that is only gathered (one row) when the model has its own lm_head.
+    let params: usize = m.weights.iter().map(|(_, w)| w.numel()).sum();
+    let has_lm_head = m.weights.iter().any(|(n, _)| n.contains("lm_head"));
+    let weight_bytes: usize = m
+        .weights
+        .iter()
+        .filter(|(n, _)| !(has_lm_head && n.contains("embed_tokens")))
+        .map(|(_, w)| w.numel() * if w.dtype == WDType::BF16 { 2 } else { 4 })
+        .sum();
+    // The decode graph reads its whole K/V inputs (f32 in float mode) every step.
+    let kv_bytes = 2
+        * cfg.num_hidden_layers
+        * cfg.num_key_value_heads
+        * cfg.head_dim
+        * (a.context_len - 1)
+        * 4;
     let exec = CpuExecutor::new(&m, NumericMode::Float)?;
     println!(
-        "== model {} ({} layers, hidden {}), loaded and weights decoded in {:.1} s",
+        "== model {} ({} layers, hidden {}, {:.2} B parameters), loaded and weights decoded in \
+         {:.1} s",
         ckpt.display(),
         cfg.num_hidden_layers,
         cfg.hidden_size,
+        params as f64 / 1e9,
         t.elapsed().as_secs_f64()
     );
     let mut sched = Scheduler::new(
@@ -136,22 +191,30 @@ fn runtime(a: &BenchRuntimeArgs, alloc_count: &dyn Fn() -> u64) -> anyhow::Resul
     let s = sched
         .generate(&prompt, &mut sampler, |_| true)
         .context("generation")?;
-    let flops = 2.0 * (weight_bytes / 4) as f64 * a.prompt_len as f64;
+    let flops = 2.0 * params as f64 * a.prompt_len as f64;
     println!(
-        "  prefill {} tokens: {:.2} s, {:.1} tok/s ({:.1} GFLOP/s over the weights)",
+        "  prefill {} tokens (one s{} chunk): {:.2} s, {:.1} tok/s ({:.1} GFLOP/s over the \
+         weights)",
         s.prompt_tokens,
+        a.prompt_len,
         s.prefill_time.as_secs_f64(),
         s.prefill_tok_per_s(),
         flops / s.prefill_time.as_secs_f64() / 1e9
     );
     let per_tok = s.decode_time.as_secs_f64() / s.decode_steps.max(1) as f64;
+    let gbps = weight_bytes as f64 / per_tok / 1e9;
+    let all = (weight_bytes + kv_bytes) as f64 / per_tok / 1e9;
     println!(
-        "  decode {} tokens: {:.1} tok/s, {:.1} ms/token, {:.2} GB/s of f32 weights streamed per token ({:.2} GB), host overhead {:.1} us/step",
+        "  decode {} tokens: {:.2} tok/s, {:.1} ms/token; weights streamed per token {:.2} GB \
+         -> {gbps:.1} GB/s ({:.0}% of the measured read bandwidth); with the f32 KV cache \
+         ({:.2} GB read per step) {all:.1} GB/s ({:.0}%); host overhead {:.1} us/step",
         s.decode_steps,
         s.decode_tok_per_s(),
         per_tok * 1e3,
-        weight_bytes as f64 / per_tok / 1e9,
         weight_bytes as f64 / 1e9,
+        100.0 * gbps / bw.read_gbps,
+        kv_bytes as f64 / 1e9,
+        100.0 * all / bw.read_gbps,
         s.host_overhead_per_step().as_secs_f64() * 1e6
     );
     Ok(())

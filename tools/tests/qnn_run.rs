@@ -96,6 +96,25 @@ fn build(root: &Path, ckpt: &Path, tok: &Path, ar_len: usize) -> (PathBuf, PathB
     (bin, qs.ir)
 }
 
+/// Removes the fixtures of earlier runs of this test binary whose process is gone (each
+/// holds ~250 MB of binaries and weights).
+fn remove_stale_runs(tmp: &Path) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("qnn_run_") {
+            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
 fn fixture() -> Option<&'static Fixture> {
     static FIX: OnceLock<Option<Fixture>> = OnceLock::new();
     FIX.get_or_init(|| {
@@ -107,6 +126,7 @@ fn fixture() -> Option<&'static Fixture> {
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("qnn_run_{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
+        remove_stale_runs(root.parent().unwrap());
         std::fs::create_dir_all(&root).unwrap();
         let ckpt = root.join("checkpoint");
         mllm_frontends::synth::generate(
@@ -363,9 +383,11 @@ fn parity_prefill_ar_len_32_and_greedy() {
     assert!(all_unexplained.is_empty(), "{all_unexplained:#?}");
 }
 
-/// Copies binary + manifest into a fresh directory.
+/// Copies binary + manifest into a fresh scratch directory (one copy at a time: the binary
+/// is 55 MB).
 fn copy_model(f: &Fixture, name: &str) -> PathBuf {
-    let dir = f.root.join(name);
+    let dir = f.root.join("scratch").join(name);
+    let _ = std::fs::remove_dir_all(f.root.join("scratch"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("model.bin");
@@ -442,6 +464,7 @@ fn robustness_corrupt_binaries_and_manifests() {
     )
     .to_string();
     assert!(msg.contains("SM8650") && msg.contains("SM8750"), "{msg}");
+    let _ = std::fs::remove_dir_all(f.root.join("scratch"));
     // The real thing still loads.
     let exec = QnnExecutor::open(&f.bin4, &opts).unwrap();
     let names: Vec<&str> = exec.graphs().iter().map(|g| g.name.as_str()).collect();

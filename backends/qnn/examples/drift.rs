@@ -9,7 +9,12 @@
 //!   its operands (the op's own error).
 //!
 //! `GRAPH=model.0.s4 NPAST=20 cargo run -p mllm-backend-qnn --release --example drift -- model.npu.mlir`
-//! (`ONLY=kind` restricts the table to one op kind, `ROUNDING=even|up|away`.)
+//! (`ONLY=kind` restricts the table to one op kind; `ROUNDING=even|up|htp` (default half
+//! away from zero); `RESID=1` prints each op's residual emulator - exact histogram (how it
+//! rounds), `DETAIL=i` every element of probe `i`; `ANCHOR=kind[,kind]` reruns the CPU
+//! reference taking the emulator's results of those op kinds; `REPLAY=a,b` executes the
+//! sub-graph from probe `a` (fed the emulator's codes) to probe `b` alone in the emulator;
+//! `FP32=1` / `OPT=n` change the graph configs.)
 
 use std::collections::{HashMap, HashSet};
 
@@ -260,6 +265,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "  result {i}: max {m} mean {a:.3} bias {b:+.3} (emulator probed vs plain: max {m2})"
         );
+    }
+    // REPLAY=a,b: the sub-graph from probe a's value (fed the emulator's codes) to probe
+    // b, executed alone in the emulator: does it reproduce the in-graph result of b?
+    if let Ok(spec) = std::env::var("REPLAY") {
+        let ix: Vec<usize> = spec.split(',').filter_map(|v| v.parse().ok()).collect();
+        if let [a, b] = ix[..] {
+            let mut g = f0.clone();
+            let (_, ra) = probes[a];
+            let (_, rb) = probes[b];
+            let arg = g.add_arg(g.ty(ra).clone(), Some("replay_in"));
+            g.replace_all_uses(ra, arg);
+            let t = g.terminator().ok_or("no return")?;
+            g.op_mut(t).operands = vec![rb].into();
+            g.result_names = vec![Some("replay_out".into())];
+            dce(&mut g);
+            let g = g.compact();
+            let mut r_ins = ins.clone();
+            r_ins.push(eq[nret + a].clone());
+            let out = emulate(&lib, &g, store, &r_ins)?;
+            let c = cpu(&g, store, &mut cache, &r_ins, rounding)?;
+            let ty = f.ty(rb).clone();
+            let (m1, a1, _) = err(&ty, &out[0], &eq[nret + b]);
+            let (m2, a2, _) = err(&ty, &out[0], &c[0]);
+            println!("replay {a}->{b} ({} ops): vs in-graph max {m1} mean {a1:.3}; vs cpu max {m2} mean {a2:.3}", g.num_ops());
+        }
     }
     // ANCHOR=kind: the CPU runs the whole graph but takes the emulator's results for
     // every op of that kind (to see how much of the end error those ops cause).

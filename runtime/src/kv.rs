@@ -305,7 +305,7 @@ impl KvCache {
                 self.layers
             )));
         };
-        g.copy(kb, vb, present_k, present_v);
+        g.copy(kb, vb, present_k, present_v, false);
         Ok(())
     }
 
@@ -347,15 +347,25 @@ impl KvCache {
             g.check(l, k, v)?;
         }
         let lb = self.layer_bytes;
-        for (l, (kb, vb)) in self
+        let layers = self
             .k
             .as_bytes_mut()
             .chunks_exact_mut(lb)
             .zip(self.v.as_bytes_mut().chunks_exact_mut(lb))
-            .enumerate()
-        {
+            .enumerate();
+        // Successive decode steps touch the same key lines (one per row) in the same order;
+        // that set is about the size of L2, and a cyclic walk over a set just larger than the
+        // cache misses on every line. Walking it backwards every other step starts with the
+        // lines the previous step touched last, which are still cached.
+        let backwards = g.n_past % 2 == 1;
+        let mut one = |(l, (kb, vb)): (usize, (&mut [u8], &mut [u8]))| {
             let (k, v) = present(l);
-            g.copy(kb, vb, k, v);
+            g.copy(kb, vb, k, v, backwards);
+        };
+        if backwards {
+            layers.rev().for_each(&mut one);
+        } else {
+            layers.for_each(&mut one);
         }
         self.advance(n)
     }
@@ -454,8 +464,16 @@ impl CommitGeometry {
         Ok(())
     }
 
-    /// Copies the entries (buffers already checked).
-    fn copy(&self, kb: &mut [u8], vb: &mut [u8], present_k: &[u8], present_v: &[u8]) {
+    /// Copies the entries (buffers already checked), the key rows in reverse order when
+    /// `backwards`.
+    fn copy(
+        &self,
+        kb: &mut [u8],
+        vb: &mut [u8],
+        present_k: &[u8],
+        present_v: &[u8],
+        backwards: bool,
+    ) {
         let CommitGeometry {
             rows,
             heads,
@@ -470,17 +488,30 @@ impl CommitGeometry {
         let len = n * e;
         if len == 1 {
             // One byte per row (u8 cache, decode step): strided iterators, no bounds checks.
-            let dst = kb[np..].iter_mut().step_by(stride);
-            let src = present_k.iter().step_by(src_s);
-            for (x, &y) in dst.zip(src).take(rows) {
-                *x = y;
+            let dst = kb[np..].iter_mut().step_by(stride).take(rows);
+            let src = present_k.iter().step_by(src_s).take(rows);
+            if backwards {
+                for (x, &y) in dst.rev().zip(src.rev()) {
+                    *x = y;
+                }
+            } else {
+                for (x, &y) in dst.zip(src) {
+                    *x = y;
+                }
             }
         } else if n == 1 {
             // One element per row: chunked iterators, no bounds checks.
             let dst = kb[np * e..].chunks_mut(stride * e);
             let src = present_k.chunks_exact(src_s * e);
-            for (x, y) in dst.zip(src).take(rows) {
-                x[..e].copy_from_slice(&y[..e]);
+            let pairs = dst.zip(src).take(rows);
+            if backwards {
+                for (x, y) in pairs.rev() {
+                    x[..e].copy_from_slice(&y[..e]);
+                }
+            } else {
+                for (x, y) in pairs {
+                    x[..e].copy_from_slice(&y[..e]);
+                }
             }
         } else {
             for r in 0..rows {

@@ -121,6 +121,17 @@ pub enum QnnLoadError {
         /// The device.
         device: String,
     },
+    /// A weight-shared binary on the x86_64 HTP emulator, which crashes inside
+    /// `contextCreateFromBinary` on such binaries.
+    #[error(
+        "{path}: the binary was compiled with weight sharing, which the x86_64 HTP emulator \
+         cannot load (it crashes inside the QNN library); recompile with `--no-weight-sharing` \
+         to run it on this host, or run this binary on the device"
+    )]
+    WeightSharedOnEmulator {
+        /// The binary.
+        path: PathBuf,
+    },
     /// The manifest and the binary's own metadata disagree.
     #[error("{path}: manifest and binary disagree: {msg}")]
     Mismatch {
@@ -594,6 +605,14 @@ impl QnnExecutor {
         let device = Device::new(&backend, target)
             .map_err(|e| QnnLoadError::Library(Box::new(with_adsp_hint(e))))?;
         report.library += t.elapsed();
+
+        // The x86_64 library prepares weight-shared binaries but its emulator crashes
+        // loading them: refuse before handing it the bytes.
+        if cfg!(target_arch = "x86_64") {
+            if let Some((path, _, _, _)) = loaded.iter().find(|(_, m, _, _)| m.weight_sharing) {
+                return Err(QnnLoadError::WeightSharedOnEmulator { path: path.clone() });
+            }
+        }
 
         // 4. Create the contexts, retrieve the graphs.
         let mut descs = Vec::new();

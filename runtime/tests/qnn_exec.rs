@@ -272,6 +272,15 @@ fn load_refusals_name_the_problem() {
     })
     .to_string();
     assert!(e.contains("model.1.bin"), "{e}");
+    if cfg!(target_arch = "x86_64") {
+        // The emulator crashes on weight-shared binaries: refused before QNN sees them.
+        let e = edit("shared", &|m| m.weight_sharing = true);
+        assert!(
+            matches!(e, QnnLoadError::WeightSharedOnEmulator { .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("--no-weight-sharing"), "{e}");
+    }
 
     let e = open_err(
         bin,

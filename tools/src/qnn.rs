@@ -114,6 +114,10 @@ pub fn read_aot_config(path: &Path) -> anyhow::Result<AotTarget> {
         .with_context(|| format!("{}: cannot read", path.display()))?;
     let v: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
+    // The same strict schema `mllm quantize` applies: an unknown (e.g. misspelt) field is
+    // an error here too, not a silently ignored setting.
+    mllm_passes::quant::recipe::Recipe::from_aot_json(&text, &path.display().to_string(), 16)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let Some(tm) = v.get("target_machine") else {
         bail!("{}: no `target_machine` object", path.display());
     };

@@ -55,7 +55,8 @@ pub struct TranslateArgs {
     /// Output file for the textual IR ('-' for stdout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
-    /// Emit a QNN context binary instead of IR (reserved: not yet available).
+    /// Compile textual IR to a QNN context binary instead: `mllm-translate --to-qnn
+    /// MODEL.mlir -o model.bin` (options: `mllm-translate --to-qnn --help`).
     #[arg(long)]
     pub to_qnn: bool,
     /// Print nothing on success.
@@ -107,7 +108,8 @@ fn config_path(explicit: Option<&Path>, ckpt_path: &Path) -> anyhow::Result<Path
 pub fn run(args: &TranslateArgs) -> anyhow::Result<TranslateSummary> {
     if args.to_qnn {
         bail!(
-            "--to-qnn is not yet available (the QNN backend is not built yet); omit it to emit IR"
+            "--to-qnn takes a textual IR file: `mllm-translate --to-qnn MODEL.mlir -o model.bin` \
+             (translate the checkpoint to IR first, or use `mllm compile` for the whole pipeline)"
         );
     }
     let (src, is_mllm) = match (&args.from_safetensors, &args.from_mllm) {

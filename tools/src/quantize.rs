@@ -23,8 +23,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mllm_frontends::qwen3::{self, BuildOptions};
 use mllm_frontends::{Checkpoint, DType, MllmLayout, MllmWriter, Qwen3Config, TensorSpec};
-use mllm_ir::{Attr, Module, WDType};
-use mllm_passes::quant::apply::{quantize_module, Calibration};
+use mllm_ir::{Attr, AttrsExt, Module, WDType};
+use mllm_passes::quant::apply::{
+    quantize_linear_weight, quantize_module, Calibration, QuantizedLinear,
+};
 use mllm_passes::quant::recipe::Recipe;
 use mllm_runtime::cpu::{CpuExecutor, NumericMode, TensorRef};
 use mllm_runtime::tokenizer::{qwen3_prompt, Tokenizer};
@@ -277,12 +279,24 @@ impl FullLengthInputs {
         f: &mllm_ir::Function,
         s: &'a [i32],
     ) -> anyhow::Result<Vec<TensorRef<'a>>> {
+        self.refs_with_hidden(f, s, &[])
+    }
+
+    /// The argument list of `f` for the token sample `s`, `hidden` being the
+    /// `hidden_states` input of a shard after the first.
+    pub fn refs_with_hidden<'a>(
+        &'a self,
+        f: &mllm_ir::Function,
+        s: &'a [i32],
+        hidden: &'a [f32],
+    ) -> anyhow::Result<Vec<TensorRef<'a>>> {
         let mut inputs: Vec<TensorRef<'_>> = Vec::new();
         let mut past = self.past.iter();
         for name in f.arg_names.iter() {
             let name = name.as_deref().unwrap_or_default();
             match name {
                 "sequence" => inputs.push(TensorRef::I32(s)),
+                "hidden_states" => inputs.push(TensorRef::F32(hidden)),
                 "position_ids" => inputs.push(TensorRef::I32(&self.pos)),
                 "causal_mask" => inputs.push(TensorRef::F32(&self.mask)),
                 _ => match past.next() {
@@ -295,7 +309,27 @@ impl FullLengthInputs {
     }
 }
 
-/// Runs calibration: returns the ranges and the number of tokens processed.
+/// What [`calibrate`] produced.
+pub struct Calibrated {
+    /// Ranges, plus the pre-quantized linear weights (`Calibration::weights`).
+    pub calib: Calibration,
+    /// Calibration tokens processed.
+    pub tokens: usize,
+    /// The linear weights quantized during calibration: `(float weight name, result)`;
+    /// their payloads go into the output module's store.
+    pub weights: Vec<(String, QuantizedLinear)>,
+}
+
+/// Runs calibration, streaming the model one decoder layer at a time to bound memory:
+/// the full-length graph is built in one shard per layer (shard 0 also embeds, the
+/// last also normalizes and projects to logits); each shard is compiled on the CPU
+/// executor (float mode) from a fresh mapping of the checkpoint, run on every sample
+/// (its `hidden_states` output feeds the next shard; the arithmetic is the unsharded
+/// graph's), and dropped. While a shard's weights are mapped, its linear weights are
+/// quantized with `recipe` (handed to [`quantize_module`] through
+/// [`Calibration::weights`]). Peak memory is one layer's weights plus the quantized
+/// weights so far, instead of the whole model decoded.
+#[allow(clippy::too_many_arguments)]
 pub fn calibrate(
     ckpt: &Path,
     config: Option<&Path>,
@@ -303,33 +337,110 @@ pub fn calibrate(
     docs: &[String],
     len: usize,
     n: usize,
+    recipe: &Recipe,
     bar: &ProgressBar,
-) -> anyhow::Result<(Calibration, usize)> {
-    let m = full_length_module(ckpt, config, len)?;
-    let mut exec = CpuExecutor::new(&m, NumericMode::Float)?;
-    let f = &m.functions[0];
+) -> anyhow::Result<Calibrated> {
+    let cfg_path = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| sibling(ckpt, "config.json"));
+    let cfg = Qwen3Config::from_file(&cfg_path)?;
+    let (_, mut m) = load_module(
+        ckpt,
+        config,
+        BuildOptions {
+            ar_len: len,
+            context_len: len + 1,
+            num_shards: cfg.num_hidden_layers.max(1),
+        },
+    )?;
+    m.functions
+        .retain(|f| f.name.ends_with(&format!(".s{len}")));
+    decompose_all(&mut m)?;
+    // Computed tables (RoPE) are kept; checkpoint tensors are re-mapped per shard.
+    let computed: Vec<(String, Arc<mllm_ir::Weight>)> = [qwen3::ROPE_COS, qwen3::ROPE_SIN]
+        .iter()
+        .filter_map(|n| m.weights.get(n).map(|w| (n.to_string(), w.clone())))
+        .collect();
+    m.weights = mllm_ir::WeightStore::default();
     let samples = samples(tok, docs, len, n)?;
-    bar.set_length(samples.len() as u64);
-    let fixed = FullLengthInputs::new(f, len);
+    bar.set_length((samples.len() * m.functions.len()) as u64);
     let mut calib = Calibration::default();
-    let mut tokens = 0;
-    for s in &samples {
-        let inputs = fixed.refs(f, s)?;
-        exec.run_f32_observed(0, &inputs, &mut |o| {
-            if let Some(name) = o.name {
-                let (lo, hi) = o
-                    .data
-                    .iter()
-                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
-                        (a.min(*v), b.max(*v))
-                    });
-                calib.observe(name, lo, hi);
+    let mut quantized = Vec::new();
+    let mut hidden: Vec<Vec<f32>> = vec![Vec::new(); samples.len()];
+    let last = m.functions.len().saturating_sub(1);
+    for (si, f) in m.functions.iter().enumerate() {
+        let ck = Arc::new(Checkpoint::open(ckpt)?);
+        let mut store = qwen3::import_weights(&cfg, &ck)?;
+        for (n, w) in &computed {
+            store.insert_arc(n.clone(), w.clone());
+        }
+        let sub = Module {
+            attrs: m.attrs.clone(),
+            functions: vec![f.clone()],
+            weights: store,
+            ..Default::default()
+        };
+        {
+            let mut exec = CpuExecutor::new(&sub, NumericMode::Float)?;
+            let fixed = FullLengthInputs::new(f, len);
+            for (s, h) in samples.iter().zip(hidden.iter_mut()) {
+                let inputs = fixed.refs_with_hidden(f, s, h)?;
+                let out = exec.run_f32_observed(0, &inputs, &mut |o| {
+                    if let Some(name) = o.name {
+                        let (lo, hi) = o
+                            .data
+                            .iter()
+                            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
+                                (a.min(*v), b.max(*v))
+                            });
+                        calib.observe(name, lo, hi);
+                    }
+                })?;
+                *h = if si == last {
+                    Vec::new()
+                } else {
+                    out.into_iter()
+                        .next()
+                        .context("a calibration shard returned no hidden states")?
+                };
+                bar.inc(1);
             }
-        })?;
-        tokens += s.len();
-        bar.inc(1);
+        }
+        // This shard's linear weights, while their pages are mapped.
+        for op in f.op_ids() {
+            let o = f.op(op);
+            if o.kind != mllm_ir::OpKind::Linear {
+                continue;
+            }
+            let Some(d) = o.operands.get(1).and_then(|v| f.def_op(*v)) else {
+                continue;
+            };
+            if f.op(d).kind != mllm_ir::OpKind::Weight {
+                continue;
+            }
+            let wname = f.op(d).attrs.str("name").unwrap_or_default().to_owned();
+            let key = format!("linear:{wname}");
+            if calib.weights.contains_key(&key) {
+                continue;
+            }
+            let w = sub
+                .weights
+                .get(&wname)
+                .with_context(|| format!("weight {wname} is not in the checkpoint"))?;
+            let q = quantize_linear_weight(
+                &wname,
+                w,
+                recipe.scheme_for(o.name.as_deref().unwrap_or("")),
+            )?;
+            calib.weights.insert(key, (q.name.clone(), q.elem.clone()));
+            quantized.push((wname, q));
+        }
     }
-    Ok((calib, tokens))
+    Ok(Calibrated {
+        calib,
+        tokens: samples.iter().map(Vec::len).sum(),
+        weights: quantized,
+    })
 }
 
 /// Runs `mllm quantize`.
@@ -362,13 +473,18 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<QuantizeSummary> {
         b
     };
     let t0 = Instant::now();
-    let (calib, tokens) = calibrate(
+    let Calibrated {
+        calib,
+        tokens,
+        weights: prequantized,
+    } = calibrate(
         &args.checkpoint,
         args.config.as_deref(),
         &tok,
         &docs,
         args.max_length,
         args.num_samples,
+        &recipe,
         &bar,
     )?;
     bar.finish_and_clear();
@@ -391,7 +507,14 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<QuantizeSummary> {
     // The float module of the same shape, for the report's greedy comparison (weights
     // are shared, not copied).
     let float_m = args.report.wanted().then(|| m.clone());
-    let summary = quantize_module(&mut m, &calib, &recipe)?;
+    let mut pre_summary = Vec::new();
+    for (name, q) in prequantized {
+        pre_summary.push((name, q.scheme.to_owned(), q.sqnr_db));
+        m.weights.insert(q.name, q.weight);
+    }
+    let mut summary = quantize_module(&mut m, &calib, &recipe)?;
+    pre_summary.append(&mut summary.weights);
+    summary.weights = pre_summary;
     mllm_ir::verify::verify_module(&m).context("quantized module does not verify")?;
     let report = match float_m {
         Some(fm) => Some(crate::report::measure(
@@ -624,7 +747,6 @@ fn dtype_of(w: WDType) -> DType {
 
 /// Writes every weight the module references to a `.mllm` v2 file (streaming layout).
 pub fn write_weights(m: &Module, path: &Path) -> anyhow::Result<()> {
-    use mllm_ir::AttrsExt;
     let mut names: Vec<String> = Vec::new();
     for f in &m.functions {
         for op in f.op_ids() {

@@ -397,6 +397,12 @@ pub fn measure(inp: ReportInputs<'_>, args: &ReportArgs) -> anyhow::Result<Quali
     // The same graph quantized like the output: in float mode (quantized weights,
     // float activations), then in fixed-point mode.
     let mut qm = fm.clone();
+    // Weights quantized ahead (during calibration) are shared with the output module.
+    for (name, _) in inp.calib.weights.values() {
+        if let Some(w) = inp.quant_module.weights.get(name) {
+            qm.weights.insert_arc(name.clone(), w.clone());
+        }
+    }
     quantize_module(&mut qm, inp.calib, inp.recipe)?;
     drop(fm);
     say("quantized weights, float activations, on the held-out samples");

@@ -102,6 +102,103 @@ fn u16_payload(values: &[f32], scale: f32, offset: i32) -> Vec<u8> {
     out
 }
 
+/// A linear weight quantized by [`quantize_linear_weight`].
+#[derive(Debug, Clone)]
+pub struct QuantizedLinear {
+    /// Store name of the payload (`<weight>.lpbq` or `<weight>.int8`).
+    pub name: String,
+    /// Its IR element type (encoding included).
+    pub elem: ElemType,
+    /// The payload: integer values as i8 bytes, `[N, K]`.
+    pub weight: Weight,
+    /// `lpbq` or `int8`.
+    pub scheme: &'static str,
+    /// SQNR (dB) of the dequantized weight against the float weight.
+    pub sqnr_db: f64,
+}
+
+/// SQNR (dB) of `deq(i)` against `w`, without materializing the dequantized weight.
+fn sqnr_streaming(w: &[f32], deq: impl Fn(usize) -> f32) -> f64 {
+    let (mut s, mut e) = (0f64, 0f64);
+    for (i, r) in w.iter().enumerate() {
+        let r = *r as f64;
+        let d = r - deq(i) as f64;
+        s += r * r;
+        e += d * d;
+    }
+    if e == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (s / e).log10()
+}
+
+/// Quantizes the `[N, K]` weight `w` (called `name`) of a linear with `scheme`. Used by
+/// [`quantize_module`], and by callers that quantize weights ahead of it (streaming a
+/// large checkpoint) and hand the results in through [`Calibration::weights`].
+pub fn quantize_linear_weight(
+    name: &str,
+    w: &Weight,
+    scheme: WeightScheme,
+) -> Result<QuantizedLinear, QuantError> {
+    if w.shape.len() != 2 {
+        return Err(QuantError::Model(format!(
+            "linear weight '{name}' has shape {:?}, expected [N, K]",
+            w.shape
+        )));
+    }
+    let (n, k) = (w.shape[0], w.shape[1]);
+    let f = w.to_f32();
+    let (suffix, elem, q, sq) = match scheme {
+        WeightScheme::Lpbq { block } => {
+            let l = quantize_lpbq(&f, n, k, block, 4, Rounding::Best)
+                .map_err(|e| QuantError::Model(format!("{name}: {e}")))?;
+            let nb = k / block;
+            let sq = sqnr_streaming(&f, |i| {
+                let (c, j) = (i / k, i % k);
+                l.q[i] as f32 * (l.block_scales[c * nb + j / block] as f32 * l.channel_scales[c])
+            });
+            let elem = ElemType::Quant(QuantType {
+                storage: Storage::I4,
+                expressed: Expressed::F32,
+                encoding: Encoding::Blockwise {
+                    axis: 0,
+                    block_size: block as u32,
+                    block_scale_bits: 4,
+                    block_scales: l.block_scales.into(),
+                    channel_scales: l.channel_scales.into(),
+                },
+            });
+            ("lpbq", elem, l.q, sq)
+        }
+        WeightScheme::PerChannelInt8 => {
+            let p = quantize_per_channel(&f, n, k);
+            let sq = sqnr_streaming(&f, |i| p.q[i] as f32 * p.scales[i / k]);
+            let elem = ElemType::Quant(QuantType {
+                storage: Storage::I8,
+                expressed: Expressed::F32,
+                encoding: Encoding::PerAxis {
+                    axis: 0,
+                    offsets: vec![0; n].into(),
+                    scales: p.scales.into(),
+                },
+            });
+            ("int8", elem, p.q, sq)
+        }
+    };
+    drop(f);
+    // i8 -> u8 bytes in place (same layout).
+    let bytes: Vec<u8> = q.into_iter().map(|v| v as u8).collect();
+    let weight = Weight::owned(WDType::I8, vec![n, k], bytes)
+        .map_err(|e| QuantError::Model(e.to_string()))?;
+    Ok(QuantizedLinear {
+        name: format!("{name}.{suffix}"),
+        elem,
+        weight,
+        scheme: suffix,
+        sqnr_db: sq,
+    })
+}
+
 struct WeightQuantizer<'a> {
     store: &'a mut mllm_ir::WeightStore,
     done: HashMap<(String, String), (String, ElemType)>,
@@ -128,67 +225,13 @@ impl WeightQuantizer<'_> {
             return Ok(r.clone());
         }
         let w = self.source(name)?;
-        if w.shape.len() != 2 {
-            return Err(QuantError::Model(format!(
-                "linear weight '{name}' has shape {:?}, expected [N, K]",
-                w.shape
-            )));
-        }
-        let (n, k) = (w.shape[0], w.shape[1]);
-        let f = w.to_f32();
-        let (suffix, elem, bytes, deq) = match scheme {
-            WeightScheme::Lpbq { block } => {
-                let l = quantize_lpbq(&f, n, k, block, 4, Rounding::Best)
-                    .map_err(|e| QuantError::Model(format!("{name}: {e}")))?;
-                let deq = l.dequantize();
-                let elem = ElemType::Quant(QuantType {
-                    storage: Storage::I4,
-                    expressed: Expressed::F32,
-                    encoding: Encoding::Blockwise {
-                        axis: 0,
-                        block_size: block as u32,
-                        block_scale_bits: 4,
-                        block_scales: l.block_scales.into(),
-                        channel_scales: l.channel_scales.into(),
-                    },
-                });
-                (
-                    "lpbq",
-                    elem,
-                    l.q.iter().map(|v| *v as u8).collect::<Vec<u8>>(),
-                    deq,
-                )
-            }
-            WeightScheme::PerChannelInt8 => {
-                let p = quantize_per_channel(&f, n, k);
-                let deq = p.dequantize(k);
-                let elem = ElemType::Quant(QuantType {
-                    storage: Storage::I8,
-                    expressed: Expressed::F32,
-                    encoding: Encoding::PerAxis {
-                        axis: 0,
-                        offsets: vec![0; n].into(),
-                        scales: p.scales.into(),
-                    },
-                });
-                (
-                    "int8",
-                    elem,
-                    p.q.iter().map(|v| *v as u8).collect::<Vec<u8>>(),
-                    deq,
-                )
-            }
-        };
-        let sq = crate::quant::lpbq::sqnr_db(&f, &deq);
-        let new = format!("{name}.{suffix}");
-        let wt = Weight::owned(WDType::I8, vec![n, k], bytes)
-            .map_err(|e| QuantError::Model(e.to_string()))?;
-        self.store.insert(new.clone(), wt);
+        let q = quantize_linear_weight(name, &w, scheme)?;
+        self.store.insert(q.name.clone(), q.weight);
         self.summary
             .weights
-            .push((name.to_owned(), suffix.to_owned(), sq));
-        self.done.insert(key, (new.clone(), elem.clone()));
-        Ok((new, elem))
+            .push((name.to_owned(), q.scheme.to_owned(), q.sqnr_db));
+        self.done.insert(key, (q.name.clone(), q.elem.clone()));
+        Ok((q.name, q.elem))
     }
 
     /// Quantizes a weight to u16 per-tensor over its own range.

@@ -108,19 +108,57 @@ pub struct AotTarget {
     pub vtcm_mb: Option<u32>,
 }
 
+/// Top-level fields of an mllm AOT config.
+const AOT_KEYS: &[&str] = &[
+    "target_machine",
+    "graph_on_qnn",
+    "op_on_qnn",
+    "split_graph",
+    "ar_len",
+    "quant_recipe",
+];
+/// Fields of an AOT config's `target_machine`.
+const TARGET_KEYS: &[&str] = &[
+    "htp_arch",
+    "htp_chipset",
+    "htp_try_best_performance",
+    "htp_security_pd_session",
+    "htp_vtcm_capability_in_mb",
+];
+
+/// Fails on a field of the object `v` that is not in `known`.
+fn check_keys(
+    path: &Path,
+    prefix: &str,
+    v: &serde_json::Value,
+    known: &[&str],
+) -> anyhow::Result<()> {
+    let Some(obj) = v.as_object() else {
+        bail!("{}: `{prefix}` must be a JSON object", path.display());
+    };
+    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+        bail!(
+            "{}: unknown field `{prefix}{k}` (known: {})",
+            path.display(),
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Reads `target_machine` of an mllm AOT config.
 pub fn read_aot_config(path: &Path) -> anyhow::Result<AotTarget> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     let v: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
-    // The same strict schema `mllm quantize` applies: an unknown (e.g. misspelt) field is
-    // an error here too, not a silently ignored setting.
-    mllm_passes::quant::recipe::Recipe::from_aot_json(&text, &path.display().to_string(), 16)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // An unknown (e.g. misspelt) field is an error, not a silently ignored setting; the
+    // quantization recipe itself is checked by `mllm quantize` when it is used.
+    check_keys(path, "", &v, AOT_KEYS)?;
     let Some(tm) = v.get("target_machine") else {
         bail!("{}: no `target_machine` object", path.display());
     };
+    check_keys(path, "target_machine.", tm, TARGET_KEYS)?;
     let mut out = AotTarget::default();
     if let Some(c) = tm.get("htp_chipset") {
         let s = c
@@ -409,6 +447,29 @@ mod tests {
         assert_eq!(parse_soc("sm8750").unwrap(), 69);
         assert_eq!(parse_soc("87").unwrap(), 87);
         assert!(parse_soc("SM0000").is_err());
+        // Misspelt fields are refused, naming the file and the field.
+        let typo = dir.join("typo.json");
+        std::fs::write(
+            &typo,
+            r#"{"target_machine": {"htp_chipset_typo": "SM8650"}}"#,
+        )
+        .unwrap();
+        let err = read_aot_config(&typo).unwrap_err().to_string();
+        assert!(
+            err.contains("typo.json") && err.contains("target_machine.htp_chipset_typo"),
+            "{err}"
+        );
+        std::fs::write(&typo, r#"{"target_machine": {}, "splitgraph": 2}"#).unwrap();
+        let err = read_aot_config(&typo).unwrap_err().to_string();
+        assert!(err.contains("unknown field `splitgraph`"), "{err}");
+        for f in ["qnn_aot_cfg_1.7B.json", "qnn_aot_cfg_4B.json"] {
+            let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/compat/mllm")
+                .join(f);
+            if real.is_file() {
+                read_aot_config(&real).unwrap();
+            }
+        }
         let args = ToQnnArgs {
             input: "m.mlir".into(),
             aot_config: Some(p.clone()),

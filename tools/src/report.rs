@@ -636,10 +636,12 @@ pub fn greedy_agreement(
 
 /// Draws the per-layer SQNR of `r` to the PNG `path`: decoder-layer outputs and
 /// attention residuals per layer, the logits' SQNR and a 20 dB guide as horizontal
-/// lines, and the layer outputs with quantized weights but float activations. Text needs a system font (fontconfig); without one the chart is drawn
-/// without text.
+/// lines, and the layer outputs with quantized weights but float activations. Text needs
+/// a TrueType font on the system (DejaVu, Liberation or FreeFont sans, or `MLLM_PLOT_FONT`);
+/// without one the chart is drawn without text.
 pub fn plot(r: &QualityReport, path: &Path) -> anyhow::Result<()> {
-    match draw(r, path, true) {
+    let drawn = register_font().and_then(|()| draw(r, path, true));
+    match drawn {
         Ok(()) => Ok(()),
         Err(e) => {
             eprintln!(
@@ -650,6 +652,38 @@ pub fn plot(r: &QualityReport, path: &Path) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: cannot draw: {e}", path.display()))
         }
     }
+}
+
+/// Registers a system TrueType font as plotters' "sans-serif" (once per process).
+fn register_font() -> Result<(), String> {
+    static FONT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    FONT.get_or_init(|| {
+        let mut candidates: Vec<std::path::PathBuf> = Vec::new();
+        if let Some(p) = std::env::var_os("MLLM_PLOT_FONT") {
+            candidates.push(p.into());
+        }
+        candidates.extend(
+            [
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+                "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
+                "/system/fonts/Roboto-Regular.ttf",
+            ]
+            .map(std::path::PathBuf::from),
+        );
+        let path = candidates
+            .iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| "no TrueType font found (set MLLM_PLOT_FONT)".to_string())?;
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Plotters keeps registered fonts for the process's lifetime.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+            .map_err(|_| format!("{}: not a usable TrueType font", path.display()))
+    })
+    .clone()
 }
 
 fn draw(r: &QualityReport, path: &Path, text: bool) -> Result<(), String> {

@@ -380,7 +380,7 @@ mod tests {
             ..args(&out)
         };
         let err = format!("{:#}", run(&a).unwrap_err());
-        assert!(err.contains("--to-qnn is not yet available"), "{err}");
+        assert!(err.contains("--to-qnn takes a textual IR file"), "{err}");
 
         let a = TranslateArgs {
             from_safetensors: Some(s.0.clone()),

@@ -16,11 +16,12 @@
 //! The binaries are compiled once per test binary (about a minute, most of it calibration
 //! and compile) and shared.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use clap::Parser;
 use mllm_backend_qnn::{compile_module, write_model, CompileOptions};
 use mllm_runtime::cpu::{CpuExecutor, NumericMode};
 use mllm_runtime::qnn::{QnnLoadError, QnnOptions};
@@ -46,42 +47,9 @@ struct Fixture {
     ir32: PathBuf,
 }
 
-#[derive(Parser)]
-struct QuantizeCli {
-    #[command(flatten)]
-    args: mllm_tools::quantize::QuantizeArgs,
-}
-
 fn build(root: &Path, ckpt: &Path, tok: &Path, ar_len: usize) -> (PathBuf, PathBuf) {
     let out = root.join(format!("q{ar_len}"));
-    let argv = [
-        "quantize".to_string(),
-        ckpt.display().to_string(),
-        "--num-samples".into(),
-        "8".into(),
-        "--max-length".into(),
-        "64".into(),
-        "--ar-len".into(),
-        ar_len.to_string(),
-        "--context-len".into(),
-        CONTEXT.to_string(),
-        "-t".into(),
-        tok.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-        "--quiet".into(),
-    ];
-    let q = QuantizeCli::try_parse_from(argv).expect("quantize arguments");
-    let qs = mllm_tools::quantize::run(&q.args).expect("quantize");
-    let text = std::fs::read_to_string(&qs.ir).unwrap();
-    let mut m = mllm_ir::parse::parse_verified(&text, "model.mlir").unwrap();
-    mllm_frontends::qwen3::load_weights(&mut m, qs.ir.parent()).unwrap();
-    let mut pm = mllm_passes::PassManager::parse(
-        mllm_tools::demo::NPU_PIPELINE,
-        &mllm_passes::Registry::with_all(),
-    )
-    .unwrap();
-    pm.run(&mut m, &mut []).unwrap();
+    let (ir, m) = common::quantize_for_npu(ckpt, tok, &out, ar_len, CONTEXT);
     let compiled = compile_module(
         &m,
         &CompileOptions {
@@ -93,7 +61,7 @@ fn build(root: &Path, ckpt: &Path, tok: &Path, ar_len: usize) -> (PathBuf, PathB
     .expect("compile");
     let bin = out.join("model.bin");
     write_model(&bin, &compiled).expect("write model.bin");
-    (bin, qs.ir)
+    (bin, ir)
 }
 
 /// Removes the fixtures of earlier runs of this test binary whose process is gone (each

@@ -23,10 +23,11 @@
 //!
 //! Needs the QNN libraries (`scripts/setup-qnn.sh`); prints a note and passes without them.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use clap::Parser;
 use mllm_backend_qnn::lower_function;
 use mllm_ir::attr::AttrsExt;
 use mllm_ir::{ElemType, Function, OpId, OpKind, Storage, Type, ValueId, WeightStore};
@@ -36,12 +37,6 @@ use mllm_qnn_sys::{
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
 const NPAST: usize = 20;
-
-#[derive(Parser)]
-struct QuantizeCli {
-    #[command(flatten)]
-    args: mllm_tools::quantize::QuantizeArgs,
-}
 
 fn codes(ty: &Type, b: &[u8]) -> Vec<f64> {
     match ty.elem() {
@@ -199,36 +194,7 @@ fn tiny_npu_module(root: &std::path::Path) -> mllm_ir::Module {
     .unwrap();
     let tok = ckpt.join("tokenizer.json");
     std::fs::write(&tok, mllm_tools::demo::QWEN3_TOKENIZER).unwrap();
-    let out = root.join("q4");
-    let argv = [
-        "quantize".to_string(),
-        ckpt.display().to_string(),
-        "--num-samples".into(),
-        "8".into(),
-        "--max-length".into(),
-        "64".into(),
-        "--ar-len".into(),
-        "4".into(),
-        "--context-len".into(),
-        "64".into(),
-        "-t".into(),
-        tok.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-        "--quiet".into(),
-    ];
-    let q = QuantizeCli::try_parse_from(argv).expect("quantize arguments");
-    let qs = mllm_tools::quantize::run(&q.args).expect("quantize");
-    let text = std::fs::read_to_string(&qs.ir).unwrap();
-    let mut m = mllm_ir::parse::parse_verified(&text, "model.mlir").unwrap();
-    mllm_frontends::qwen3::load_weights(&mut m, qs.ir.parent()).unwrap();
-    let mut pm = mllm_passes::PassManager::parse(
-        mllm_tools::demo::NPU_PIPELINE,
-        &mllm_passes::Registry::with_all(),
-    )
-    .unwrap();
-    pm.run(&mut m, &mut []).unwrap();
-    m
+    common::quantize_for_npu(&ckpt, &tok, &root.join("q4"), 4, 64).1
 }
 
 #[test]

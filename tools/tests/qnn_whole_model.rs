@@ -30,7 +30,7 @@ use std::path::PathBuf;
 
 use mllm_backend_qnn::lower_function;
 use mllm_ir::attr::AttrsExt;
-use mllm_ir::{ElemType, Function, OpId, OpKind, Storage, Type, ValueId, WeightStore};
+use mllm_ir::{Function, OpId, OpKind, Type, ValueId, WeightStore};
 use mllm_qnn_sys::{
     Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnLibrary,
 };
@@ -39,25 +39,7 @@ use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 const NPAST: usize = 20;
 
 fn codes(ty: &Type, b: &[u8]) -> Vec<f64> {
-    match ty.elem() {
-        ElemType::Quant(q) if q.storage == Storage::U16 => b
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]) as f64)
-            .collect(),
-        ElemType::Quant(q) if q.storage == Storage::U8 => b.iter().map(|v| *v as f64).collect(),
-        ElemType::F32 | ElemType::I32 => b
-            .chunks_exact(4)
-            .map(|c| {
-                let a = [c[0], c[1], c[2], c[3]];
-                if matches!(ty.elem(), ElemType::F32) {
-                    f32::from_le_bytes(a) as f64
-                } else {
-                    i32::from_le_bytes(a) as f64
-                }
-            })
-            .collect(),
-        _ => b.iter().map(|v| *v as f64).collect(),
-    }
+    mllm_runtime::cpu::quant::element_values(ty.elem(), b)
 }
 
 /// (max |d|, mean |d|, mean d) of emulator minus reference codes.

@@ -12,33 +12,7 @@ use mllm_qnn_sys::{Backend, Context, Device, DeviceTarget, QnnLibrary};
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
 fn codes(ty: &Type, b: &[u8]) -> Vec<f64> {
-    match ty.elem() {
-        ElemType::Quant(q) => match q.storage {
-            Storage::U8 => b.iter().map(|v| *v as f64).collect(),
-            Storage::I8 | Storage::I4 => b.iter().map(|v| *v as i8 as f64).collect(),
-            Storage::U16 => b
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]) as f64)
-                .collect(),
-            Storage::I16 => b
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f64)
-                .collect(),
-            Storage::I32 => b
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect(),
-        },
-        ElemType::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        ElemType::I32 => b
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        _ => b.iter().map(|v| *v as f64).collect(),
-    }
+    mllm_runtime::cpu::quant::element_values(ty.elem(), b)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -27,27 +27,7 @@ use mllm_qnn_sys::{
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
 fn codes(ty: &Type, b: &[u8]) -> Vec<f64> {
-    match ty.elem() {
-        ElemType::Quant(q) if q.storage == Storage::U16 => b
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]) as f64)
-            .collect(),
-        ElemType::Quant(q) if q.storage == Storage::U8 => b.iter().map(|v| *v as f64).collect(),
-        ElemType::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        ElemType::I32 => b
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        ElemType::Bool => b.iter().map(|v| *v as f64).collect(),
-        ElemType::Quant(q) if q.storage == Storage::I32 => b
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        _ => b.iter().map(|v| *v as i8 as f64).collect(),
-    }
+    mllm_runtime::cpu::quant::element_values(ty.elem(), b)
 }
 
 fn err(ty: &Type, a: &[u8], b: &[u8]) -> (f64, f64, f64) {

@@ -379,3 +379,72 @@ mod tests {
         assert_eq!(back[0], 0.0);
     }
 }
+
+/// Decodes a little-endian buffer of element type `elem` into `f64` values: the integer
+/// codes for quantized types (not the real values), the numbers themselves otherwise.
+/// Trailing bytes that do not fill an element are ignored. For comparing raw tensors
+/// element by element (emulator vs reference, in output LSB).
+pub fn element_values(elem: &mllm_ir::ElemType, bytes: &[u8]) -> Vec<f64> {
+    use mllm_ir::ElemType as E;
+    fn le<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<f64>
+    where
+        T: Into<f64>,
+    {
+        bytes
+            .chunks_exact(N)
+            .map(|c| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(c);
+                f(a).into()
+            })
+            .collect()
+    }
+    let storage = match elem {
+        E::Quant(q) => q.storage,
+        E::F32 => return le(bytes, f32::from_le_bytes),
+        E::F16 => return le(bytes, |a| half::f16::from_le_bytes(a).to_f32()),
+        E::BF16 => return le(bytes, |a| half::bf16::from_le_bytes(a).to_f32()),
+        E::I8 => return le(bytes, |a: [u8; 1]| a[0] as i8),
+        E::I16 => return le(bytes, i16::from_le_bytes),
+        E::I32 => return le(bytes, i32::from_le_bytes),
+        E::I64 => return le(bytes, |a: [u8; 8]| i64::from_le_bytes(a) as f64),
+        E::U16 => return le(bytes, u16::from_le_bytes),
+        E::Bool | E::U8 => return le(bytes, |a: [u8; 1]| a[0]),
+    };
+    match storage {
+        Storage::U8 => le(bytes, |a: [u8; 1]| a[0]),
+        Storage::I8 | Storage::I4 => le(bytes, |a: [u8; 1]| a[0] as i8),
+        Storage::U16 => le(bytes, u16::from_le_bytes),
+        Storage::I16 => le(bytes, i16::from_le_bytes),
+        Storage::I32 => le(bytes, i32::from_le_bytes),
+    }
+}
+
+#[cfg(test)]
+mod element_values_tests {
+    use super::*;
+    use mllm_ir::types::{Expressed, QuantType};
+    use mllm_ir::ElemType;
+
+    #[test]
+    fn decodes_codes_and_numbers() {
+        let u16q = ElemType::Quant(QuantType {
+            storage: Storage::U16,
+            expressed: Expressed::F32,
+            encoding: Encoding::PerTensor {
+                scale: 0.5,
+                offset: -3,
+            },
+        });
+        let b: Vec<u8> = [1u16, 65535].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(element_values(&u16q, &b), vec![1.0, 65535.0]);
+        let b: Vec<u8> = [-1.5f32, 2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(element_values(&ElemType::F32, &b), vec![-1.5, 2.0]);
+        assert_eq!(element_values(&ElemType::I8, &[0xff, 7]), vec![-1.0, 7.0]);
+        let b = (-5i32).to_le_bytes();
+        assert_eq!(element_values(&ElemType::I32, &b[..3]), Vec::<f64>::new());
+    }
+}

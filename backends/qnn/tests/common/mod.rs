@@ -125,34 +125,7 @@ pub fn random_bytes(ty: &Type, rng: &mut Rng, int_hi: i64) -> Vec<u8> {
 
 /// Decodes element values of `ty` as f64 (codes for quantized types).
 pub fn decode(ty: &Type, b: &[u8]) -> Vec<f64> {
-    match ty.elem() {
-        ElemType::Quant(qt) => match qt.storage {
-            Storage::U8 => b.iter().map(|v| *v as f64).collect(),
-            Storage::I8 | Storage::I4 => b.iter().map(|v| *v as i8 as f64).collect(),
-            Storage::U16 => b
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]) as f64)
-                .collect(),
-            Storage::I16 => b
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f64)
-                .collect(),
-            Storage::I32 => b
-                .chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-                .collect(),
-        },
-        ElemType::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        ElemType::I32 => b
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect(),
-        ElemType::Bool | ElemType::U8 => b.iter().map(|v| *v as f64).collect(),
-        e => panic!("no decoder for {e:?}"),
-    }
+    mllm_runtime::cpu::quant::element_values(ty.elem(), b)
 }
 
 /// Outputs of one function from QNN and from the CPU reference.

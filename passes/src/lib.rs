@@ -26,6 +26,7 @@ pub fn register_all(r: &mut Registry) {
     r.register(transforms::sha_split::INFO);
     r.register(transforms::quant_fix::INFO);
     r.register(transforms::split_graph::INFO);
+    r.register(quant::mask_fill::INFO);
     r.register_pipeline(NamedPipeline {
         name: "cleanup",
         summary: "canonicalize, cse and dce on every function",

@@ -3,4 +3,5 @@
 
 pub mod apply;
 pub mod lpbq;
+pub mod mask_fill;
 pub mod recipe;

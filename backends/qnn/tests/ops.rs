@@ -372,6 +372,45 @@ fn matmul_u16_by_u8_transposed() {
     );
 }
 
+/// The Qwen3 scores as the graphs compute them: per KV head, `[1, Hkv, G*S, D]` u16
+/// queries times the u8 key cache in row layout `[1, Hkv, W, D]` (like the values),
+/// transposed by the op (`transpose_b` -> QNN `MatMul` `transpose_in1`); prefill-like
+/// (G*S = 8) and decode-like (G*S = 2) shapes with D = 128.
+#[test]
+fn matmul_qk_u8_kv_rows_transpose_in1() {
+    let _g = serial();
+    let Some(lib) = library() else { return };
+    for (label, gs, w, seed) in [("prefill", 8, 48, 21), ("decode", 2, 63, 22)] {
+        let (hkv, d) = (2, 128);
+        let (mut f, a) = func(
+            &format!("qk_{label}"),
+            &[
+                ("q", t(&[1, hkv, gs, d], u16q(-2.0, 2.0))),
+                ("k", t(&[1, hkv, w, d], u8q(-4.0, 4.0))),
+            ],
+        );
+        let y = op(
+            &mut f,
+            OpKind::MatMul,
+            &[a[0], a[1]],
+            attrs([("transpose_b", Attr::Bool(true))]),
+            t(&[1, hkv, gs, w], u16q(-128.0, 128.0)),
+        );
+        ret(&mut f, &[y], &["y"]);
+        let r = check_with(
+            &lib,
+            &format!("matmul q.k^T, keys [1,Hkv,W,D] ({label})"),
+            &f,
+            &WeightStore::new(),
+            &kv_inputs(&f, seed),
+            1.0,
+        );
+        // The scores must span a good part of the output range (not a trivial result).
+        let (lo, hi) = r.spread(0);
+        assert!(hi - lo > 10_000.0, "{label}: scores span only {lo}..{hi}");
+    }
+}
+
 #[test]
 fn matmul_u16_by_u8() {
     let _g = serial();

@@ -12,17 +12,21 @@
 //! | `sequence` (shard 0) / `hidden_states` (other shards) | `i32 [1, S]` / `f32 [1, S, H]` |
 //! | `position_ids` | `i32 [S]` |
 //! | `causal_mask` | `f32 [1, 1, S, C]`: 1.0 = attend, anything else = masked |
-//! | `past_key_{l}` for every layer l of the shard | `f32 [1, Hkv, D, C-S]` (K transposed) |
+//! | `past_key_{l}` for every layer l of the shard | `f32 [1, Hkv, C-S, D]` |
 //! | `past_value_{l}` for every layer l of the shard | `f32 [1, Hkv, C-S, D]` |
 //!
 //! | outputs, in order | type |
 //! |---|---|
 //! | `logits` (last shard) / `hidden_states` (other shards) | `f32 [1, S, V]` / `f32 [1, S, H]` |
-//! | `present_key_{l}` | `f32 [1, Hkv, D, S]` (only the S new entries) |
+//! | `present_key_{l}` | `f32 [1, Hkv, S, D]` (only the S new entries) |
 //! | `present_value_{l}` | `f32 [1, Hkv, S, D]` |
 //!
-//! Mask columns `[0, C-S)` address the cache, columns `[C-S, C)` the current chunk. After
-//! quantization the mask becomes u16 with 65535 = attend, i.e. the same real value 1.0.
+//! Keys and values share one layout, one row of D per cached position and head, so the
+//! runtime commits a new entry with one contiguous copy of D elements per head; the scores
+//! read the keys transposed (`nn.matmul {transpose_b = true}`, QNN `MatMul` with
+//! `transpose_in1`). Mask columns `[0, C-S)` address the cache, columns `[C-S, C)` the current
+//! chunk. After quantization the mask becomes u16 with 65535 = attend, i.e. the same real
+//! value 1.0.
 //!
 //! # Body
 //!
@@ -583,7 +587,7 @@ impl GraphSpec<'_> {
         let past_k: Vec<ValueId> = self
             .layers
             .clone()
-            .map(|l| f.add_arg(f32t(vec![1, hkv, d, c - s]), Some(&format!("past_key_{l}"))))
+            .map(|l| f.add_arg(f32t(vec![1, hkv, c - s, d]), Some(&format!("past_key_{l}"))))
             .collect();
         let past_v: Vec<ValueId> = self
             .layers
@@ -661,16 +665,20 @@ impl GraphSpec<'_> {
             let k = heads(&mut e, "k", hkv, true)?;
             let v = heads(&mut e, "v", hkv, false)?;
 
-            // New cache entries and the full K (transposed) / V.
-            let kt = e.transpose(&format!("{a}.k_cache_transpose"), k, &[0, 1, 3, 2])?;
-            present_k.push(kt);
+            // New cache entries and the full K / V, both [1, Hkv, C, D].
+            present_k.push(k);
             present_v.push(v);
-            let k_all = e.concat(&format!("{a}.k_concat"), &[past_k[li], kt], 3)?;
+            let k_all = e.concat(&format!("{a}.k_concat"), &[past_k[li], k], 2)?;
             let v_all = e.concat(&format!("{a}.v_concat"), &[past_v[li], v], 2)?;
 
-            // Scores per KV head: [1, Hkv, G*S, D] x [1, Hkv, D, C].
+            // Scores per KV head: [1, Hkv, G*S, D] x [1, Hkv, C, D]^T.
             let qg = e.reshape(&format!("{a}.q_group_reshape"), q, &[1, hkv, g * s, d])?;
-            let qk = e.plain(&format!("{a}.qk_matmul"), OpKind::MatMul, &[qg, k_all])?;
+            let qk = e.op(
+                &format!("{a}.qk_matmul"),
+                OpKind::MatMul,
+                &[qg, k_all],
+                attrs([("transpose_b", Attr::Bool(true))]),
+            )?;
             let qk = e.reshape(&format!("{a}.qk_reshape"), qk, &[1, hq, s, c])?;
             let scale = e.scalar(1.0 / (d as f32).sqrt());
             let scores = e.plain(&format!("{a}.qk_scale"), OpKind::Mul, &[qk, scale])?;

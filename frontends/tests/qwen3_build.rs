@@ -116,11 +116,11 @@ fn io_contract_holds_for_several_sizes() {
                 ("position_ids".into(), Type::tensor(vec![n], ElemType::I32)),
                 ("causal_mask".into(), f32t(&[1, 1, n, c])),
             ];
-            want.extend((0..3).map(|l| (format!("past_key_{l}"), f32t(&[1, hkv, d, c - n]))));
+            want.extend((0..3).map(|l| (format!("past_key_{l}"), f32t(&[1, hkv, c - n, d]))));
             want.extend((0..3).map(|l| (format!("past_value_{l}"), f32t(&[1, hkv, c - n, d]))));
             assert_eq!(arg_sig(f), want, "inputs of {} (S={s}, C={c})", f.name);
             let mut want = vec![("logits".to_string(), f32t(&[1, n, v]))];
-            want.extend((0..3).map(|l| (format!("present_key_{l}"), f32t(&[1, hkv, d, n]))));
+            want.extend((0..3).map(|l| (format!("present_key_{l}"), f32t(&[1, hkv, n, d]))));
             want.extend((0..3).map(|l| (format!("present_value_{l}"), f32t(&[1, hkv, n, d]))));
             assert_eq!(result_sig(f), want, "outputs of {} (S={s}, C={c})", f.name);
         }
@@ -508,7 +508,7 @@ fn mllm_reference_configs_build_with_real_shapes() {
         let sig = arg_sig(f);
         assert_eq!(
             sig[3],
-            ("past_key_0".to_string(), f32t(&[1, hkv, d, c - 32]))
+            ("past_key_0".to_string(), f32t(&[1, hkv, c - 32, d]))
         );
         assert_eq!(
             sig[3 + l],
@@ -524,7 +524,7 @@ fn mllm_reference_configs_build_with_real_shapes() {
             (format!("present_value_{}", l - 1), f32t(&[1, hkv, 32, d]))
         );
         let d1 = m.function("model.0.s1").unwrap();
-        assert_eq!(arg_sig(d1)[3].1, f32t(&[1, hkv, d, c - 1]));
+        assert_eq!(arg_sig(d1)[3].1, f32t(&[1, hkv, c - 1, d]));
         // Prefill and decode are the same graph at different shapes.
         assert_eq!(f.num_ops(), d1.num_ops(), "{file}");
     }

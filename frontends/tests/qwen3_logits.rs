@@ -5,7 +5,7 @@
 //!
 //! The prefill graph runs one padded chunk with an empty cache; the decode graph then runs the next
 //! token against the cache filled from the prefill's `present_*` outputs, which checks the KV I/O
-//! contract (K transposed, mask columns, cache strides) end to end.
+//! contract (K and V rows, mask columns, cache strides) end to end.
 
 // Index loops mirror the math they implement.
 #![allow(clippy::needless_range_loop)]
@@ -220,11 +220,19 @@ fn eval(m: &Module, fname: &str, inputs: Vec<Tensor>) -> HashMap<String, Tensor>
                 Tensor::new(out_shape.unwrap(), data)
             }
             OpKind::MatMul => {
-                assert!(
-                    o.attrs.bool("transpose_a") != Some(true)
-                        && o.attrs.bool("transpose_b") != Some(true)
-                );
+                assert!(o.attrs.bool("transpose_a") != Some(true));
                 let (a, b) = (x(0), x(1));
+                // `transpose_b`: multiply by the transpose of b's last two axes.
+                let tb;
+                let b = if o.attrs.bool("transpose_b") == Some(true) {
+                    let r = b.shape.len();
+                    let mut perm: Vec<usize> = (0..r).collect();
+                    perm.swap(r - 2, r - 1);
+                    tb = transpose(b, &perm);
+                    &tb
+                } else {
+                    b
+                };
                 let ra = a.shape.len();
                 let (mm, k, nn) = (a.shape[ra - 2], a.shape[ra - 1], b.shape[b.shape.len() - 1]);
                 assert_eq!(
@@ -628,7 +636,7 @@ fn check_prefill_then_decode(tied: bool, dtype: DType, heads: usize, kv_heads: u
     ];
     for _ in 0..layers {
         inputs.push(Tensor::new(
-            vec![1, hkv, d, c - s],
+            vec![1, hkv, c - s, d],
             vec![0.0; hkv * d * (c - s)],
         ));
     }
@@ -682,12 +690,13 @@ fn check_prefill_then_decode(tied: bool, dtype: DType, heads: usize, kv_heads: u
     ];
     for l in 0..layers {
         let pk = &out[&format!("present_key_{l}")];
-        assert_eq!(pk.shape, vec![1, hkv, d, s]);
-        let mut cache = vec![0.0f32; hkv * d * cs];
-        for row in 0..hkv * d {
-            cache[row * cs..row * cs + n].copy_from_slice(&pk.data[row * s..row * s + n]);
+        assert_eq!(pk.shape, vec![1, hkv, s, d]);
+        let mut cache = vec![0.0f32; hkv * cs * d];
+        for head in 0..hkv {
+            cache[head * cs * d..head * cs * d + n * d]
+                .copy_from_slice(&pk.data[head * s * d..head * s * d + n * d]);
         }
-        inputs.push(Tensor::new(vec![1, hkv, d, cs], cache));
+        inputs.push(Tensor::new(vec![1, hkv, cs, d], cache));
     }
     for l in 0..layers {
         let pv = &out[&format!("present_value_{l}")];
@@ -708,7 +717,7 @@ fn check_prefill_then_decode(tied: bool, dtype: DType, heads: usize, kv_heads: u
     eprintln!(
         "max |logit diff| vs reference: prefill {worst:.2e}, decode {diff:.2e}; wrong GQA pairing {off:.2e}"
     );
-    assert_eq!(out["present_key_0"].shape, vec![1, hkv, d, 1]);
+    assert_eq!(out["present_key_0"].shape, vec![1, hkv, 1, d]);
 }
 
 #[test]

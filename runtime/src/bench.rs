@@ -99,11 +99,11 @@ pub fn contract_graph(
         TensorDesc::new("position_ids", DType::I32, vec![s]),
         TensorDesc::new("causal_mask", mask, vec![1, 1, s, c]),
     ];
-    inputs.extend((0..layers).map(|l| t(format!("past_key_{l}"), vec![1, h, d, c - s])));
+    inputs.extend((0..layers).map(|l| t(format!("past_key_{l}"), vec![1, h, c - s, d])));
     inputs.extend((0..layers).map(|l| t(format!("past_value_{l}"), vec![1, h, c - s, d])));
     let mut outputs =
         vec![TensorDesc::new("logits", logits, vec![1, s, v]).with_quant(logits_quant)];
-    outputs.extend((0..layers).map(|l| t(format!("present_key_{l}"), vec![1, h, d, s])));
+    outputs.extend((0..layers).map(|l| t(format!("present_key_{l}"), vec![1, h, s, d])));
     outputs.extend((0..layers).map(|l| t(format!("present_value_{l}"), vec![1, h, s, d])));
     GraphDesc {
         name: name.into(),

@@ -14,14 +14,16 @@
 //! | `sequence` (alias `tokens`, `input_ids`) | i32 | `[1, S]` |
 //! | `position_ids` | i32 | `[S]` |
 //! | `causal_mask` (alias `attention_mask`) | u16 / u8 / f32 / f16 | `[1, 1, S, C]` |
-//! | `past_key_{l}` | KV dtype | `[1, Hkv, D, C-S]` (K transposed) |
+//! | `past_key_{l}` | KV dtype | `[1, Hkv, C-S, D]` |
 //! | `past_value_{l}` | KV dtype | `[1, Hkv, C-S, D]` |
 //! | output `logits` | u16 / u8 / f32 / f16 | `[1, S, V]` |
-//! | output `present_key_{l}` | KV dtype | `[1, Hkv, D, S]` |
+//! | output `present_key_{l}` | KV dtype | `[1, Hkv, S, D]` |
 //! | output `present_value_{l}` | KV dtype | `[1, Hkv, S, D]` |
 //!
-//! Leading dimensions of size 1 are ignored when shapes are compared (`[S]` and `[1, S]` are
-//! both accepted for `position_ids`). A quantized model has u8 KV, u16 mask and u16 logits; a
+//! Keys and values share one layout (the graphs multiply by the keys transposed); graphs built
+//! before that change, with transposed keys `[1, Hkv, D, C-S]`, are rejected with a message
+//! saying so. Leading dimensions of size 1 are ignored when shapes are compared (`[S]` and
+//! `[1, S]` are both accepted for `position_ids`). A quantized model has u8 KV, u16 mask and u16 logits; a
 //! float model (CPU float mode) has f32 KV, mask and logits. `past_key_{l}` and
 //! `present_key_{l}` (likewise values) must have the same dtype and bit-identical quantization,
 //! because the runtime copies new entries into the cache byte for byte.
@@ -375,7 +377,7 @@ impl ModelDims {
 
     /// Infers the dimensions from the shards of one model split into graphs (one graph when
     /// the model is not split): L is one more than the largest `past_key_{l}` index, Hkv, D and
-    /// C come from a `past_key_*` input, V from the `logits` output.
+    /// C come from a `past_value_*` input, V from the `logits` output.
     /// [`GraphBindings::resolve`] then validates every tensor.
     pub fn infer_chain(descs: &[&GraphDesc]) -> Result<ModelDims> {
         let Some(first) = descs.first() else {
@@ -397,18 +399,18 @@ impl ModelDims {
             for t in &g.inputs {
                 if let Some(l) = layer_index(&t.name, "past_key_") {
                     layers = layers.max(l + 1);
-                    if kv.is_none() {
-                        let [h, d, cache] = squeeze(&t.shape)[..] else {
-                            return Err(err(
-                                g,
-                                format!(
-                                    "`{}` has shape {:?}, expected [1, Hkv, D, C-S]",
-                                    t.name, t.shape
-                                ),
-                            ));
-                        };
-                        kv = Some((h, d, cache + g.ar_len));
-                    }
+                }
+                if kv.is_none() && layer_index(&t.name, "past_value_").is_some() {
+                    let [h, cache, d] = squeeze(&t.shape)[..] else {
+                        return Err(err(
+                            g,
+                            format!(
+                                "`{}` has shape {:?}, expected [1, Hkv, C-S, D]",
+                                t.name, t.shape
+                            ),
+                        ));
+                    };
+                    kv = Some((h, d, cache + g.ar_len));
                 }
             }
             if let Some(lg) = find(&g.outputs, LOGITS_NAMES) {
@@ -416,7 +418,7 @@ impl ModelDims {
             }
         }
         let Some((kv_heads, head_dim, context)) = kv else {
-            return Err(err(first, "no `past_key_{i}` input".into()));
+            return Err(err(first, "no `past_value_{i}` input".into()));
         };
         let Some(vocab) = vocab else {
             return Err(err(first, "no `logits` output".into()));
@@ -721,9 +723,17 @@ impl GraphBindings {
             let pv = &desc.inputs[past_value[i]];
             let nk = &desc.outputs[present_key[i]];
             let nv = &desc.outputs[present_value[i]];
-            check(pk, &[1, h, d, c - s], "[1, Hkv, D, C-S]")?;
+            if squeeze(&pk.shape) == squeeze(&[1, h, d, c - s]) && d != c - s {
+                return Err(err(format!(
+                    "`{}` has shape {:?}: keys transposed ([1, Hkv, D, C-S]), the layout of \
+                     graphs built before the key cache moved to rows like the values; rebuild \
+                     the graph (keys are [1, Hkv, C-S, D])",
+                    pk.name, pk.shape
+                )));
+            }
+            check(pk, &[1, h, c - s, d], "[1, Hkv, C-S, D]")?;
             check(pv, &[1, h, c - s, d], "[1, Hkv, C-S, D]")?;
-            check(nk, &[1, h, d, s], "[1, Hkv, D, S]")?;
+            check(nk, &[1, h, s, d], "[1, Hkv, S, D]")?;
             check(nv, &[1, h, s, d], "[1, Hkv, S, D]")?;
             for t in [pk, pv, nk, nv] {
                 if t.dtype != kv_dtype {
@@ -838,6 +848,18 @@ mod tests {
         g.inputs[4].shape = vec![1, 2, 4, 11];
         let e = resolve(&g);
         assert!(e.contains("model.0.s4") && e.contains("past_key_1"), "{e}");
+        // A graph of the old contract (keys transposed) is named as such.
+        let mut g = base.clone();
+        for t in g.inputs.iter_mut().chain(g.outputs.iter_mut()) {
+            if t.name.starts_with("past_key_") || t.name.starts_with("present_key_") {
+                t.shape.swap(2, 3);
+            }
+        }
+        let e = resolve(&g);
+        assert!(
+            e.contains("past_key_0") && e.contains("keys transposed"),
+            "{e}"
+        );
         let mut g = base.clone();
         g.inputs.retain(|t| t.name != "past_value_2");
         let e = resolve(&g);
@@ -919,7 +941,7 @@ mod tests {
         let mut bad = s0;
         bad.inputs.retain(|t| t.name != "past_key_1");
         bad.inputs
-            .push(TensorDesc::new("past_key_2", DType::U8, vec![1, 2, 4, 12]));
+            .push(TensorDesc::new("past_key_2", DType::U8, vec![1, 2, 12, 4]));
         let e = GraphBindings::resolve(&[bad], 0, &dims)
             .unwrap_err()
             .to_string();

@@ -6,15 +6,17 @@
 //! largest row stride it will ever use (`C - min(S)` over the graphs it serves). With the
 //! current graph's ar_len `S` and stride `W = C - S`:
 //!
-//! * keys are stored transposed, `[1, Hkv, D, W]`: row `(h, d)` holds the `d`-th component of
-//!   every cached position of head `h`;
-//! * values are stored `[1, Hkv, W, D]`.
+//! * keys and values are both stored `[1, Hkv, W, D]`: head `h` holds one row of `D` elements
+//!   per cached position, rows `[0, n_past)` hold data and the rest is masked. (The graphs read
+//!   the keys transposed, `q x k^T`; see `mllm_frontends::qwen3`.)
 //!
-//! The first `W * Hkv * D` elements of each buffer are exactly the graph's `past_key_{l}` /
+//! The first `Hkv * W * D` elements of each buffer are exactly the graph's `past_key_{l}` /
 //! `past_value_{l}` input, so the graph reads the cache in place ([`KvCache::key`],
-//! [`KvCache::value`]). Only columns `[0, n_past)` of each row hold data; the rest is masked.
-//! Switching between graphs of different `S` re-strides the buffers in place
-//! ([`KvCache::set_layout`]); buffers never move and never reallocate.
+//! [`KvCache::value`]). Committing the new entries of a step is one contiguous copy of
+//! `n * D` elements per head, for keys and values alike ([`KvCache::commit`]). Switching
+//! between graphs of different `S` re-strides the buffers in place ([`KvCache::set_layout`]):
+//! the `n_past` rows of every head move as one block; buffers never move and never
+//! reallocate.
 //!
 //! # Mask
 //!
@@ -199,7 +201,7 @@ impl KvCache {
         self.heads * self.head_dim * self.stride * self.elem
     }
 
-    /// Layer `l`'s keys in the current layout, `[1, Hkv, D, C-S]` — the `past_key_{l}` input.
+    /// Layer `l`'s keys in the current layout, `[1, Hkv, C-S, D]` — the `past_key_{l}` input.
     /// Panics if `l >= layers` (callers index with validated bindings).
     pub fn key(&self, l: usize) -> &[u8] {
         let at = l * self.layer_bytes;
@@ -225,9 +227,10 @@ impl KvCache {
         self.mask().get(at..at + e) == Some(&self.attend[..e])
     }
 
-    /// Switches to the layout of a graph with ar_len `ar_len` (stride `C - ar_len`), moving the
-    /// `n_past` cached entries of every row in place (from the back when the stride grows, from
-    /// the front when it shrinks) and rebuilding the mask. No-op if the layout is unchanged.
+    /// Switches to the layout of a graph with ar_len `ar_len` (stride `C - ar_len` rows per
+    /// head), moving the `n_past` cached rows of every head in place (from the last head when
+    /// the stride grows, from the first when it shrinks) and rebuilding the mask. No-op if the
+    /// layout is unchanged.
     pub fn set_layout(&mut self, ar_len: usize) -> Result<()> {
         if ar_len == self.ar_len {
             return Ok(());
@@ -246,26 +249,13 @@ impl KvCache {
                 self.n_past, new_stride
             )));
         }
-        let old = self.stride;
-        let e = self.elem;
-        let valid = self.n_past;
-        let krows = self.heads * self.head_dim;
-        let d = self.head_dim;
+        let row = self.head_dim * self.elem;
+        let (old, new, valid) = (self.stride * row, new_stride * row, self.n_past * row);
         let lb = self.layer_bytes;
-        for (kb, vb) in self
-            .k
-            .as_bytes_mut()
-            .chunks_exact_mut(lb)
-            .zip(self.v.as_bytes_mut().chunks_exact_mut(lb))
-        {
-            restride_rows(kb, krows, old * e, new_stride * e, valid * e);
-            restride_rows(
-                vb,
-                self.heads,
-                old * d * e,
-                new_stride * d * e,
-                valid * d * e,
-            );
+        for buf in [&mut self.k, &mut self.v] {
+            for layer in buf.as_bytes_mut().chunks_exact_mut(lb) {
+                restride_rows(layer, self.heads, old, new, valid);
+            }
         }
         self.stride = new_stride;
         self.ar_len = ar_len;
@@ -278,11 +268,11 @@ impl KvCache {
         self.set_layout(new_ar_len)
     }
 
-    /// Copies the first `n` new entries of layer `l` into the cache at column `n_past`.
+    /// Copies the first `n` new entries of layer `l` into the cache at row `n_past`.
     ///
-    /// `present_k` is `[1, Hkv, D, src_s]` and `present_v` `[1, Hkv, src_s, D]` (a graph's
-    /// `present_key_{l}` / `present_value_{l}` output, `src_s` its ar_len). Keys: one copy of `n`
-    /// elements per `(head, d)` row; values: one contiguous copy of `n * D` elements per head.
+    /// `present_k` and `present_v` are `[1, Hkv, src_s, D]` (a graph's `present_key_{l}` /
+    /// `present_value_{l}` output, `src_s` its ar_len): one contiguous copy of `n * D` elements
+    /// per head for each.
     /// Does not advance `n_past`: call [`KvCache::advance`] once all layers are copied.
     pub fn commit_layer(
         &mut self,
@@ -305,7 +295,8 @@ impl KvCache {
                 self.layers
             )));
         };
-        g.copy(kb, vb, present_k, present_v, false);
+        g.copy(kb, present_k);
+        g.copy(vb, present_v);
         Ok(())
     }
 
@@ -316,7 +307,6 @@ impl KvCache {
             )));
         }
         Ok(CommitGeometry {
-            rows: self.heads * self.head_dim,
             heads: self.heads,
             head_dim: self.head_dim,
             elem: self.elem,
@@ -330,10 +320,8 @@ impl KvCache {
     /// Commits `n` new entries of every layer (`present(l)` returns layer `l`'s
     /// `(present_key, present_value)` outputs of a graph with ar_len `src_s`) and advances.
     ///
-    /// Every buffer is checked before anything is written. A decode step writes one element
-    /// into each of the `layers * Hkv * D` transposed key rows, each in its own cache line
-    /// (the buffers are on huge pages where the OS allows it, so that those writes do not
-    /// also miss the TLB, see [`AlignedBytes::zeroed_huge`]).
+    /// Every buffer is checked before anything is written. A decode step copies one row of
+    /// `D` elements per layer, head and K/V (`2 * layers * Hkv` contiguous copies).
     pub fn commit<'a>(
         &mut self,
         src_s: usize,
@@ -351,21 +339,11 @@ impl KvCache {
             .k
             .as_bytes_mut()
             .chunks_exact_mut(lb)
-            .zip(self.v.as_bytes_mut().chunks_exact_mut(lb))
-            .enumerate();
-        // Successive decode steps touch the same key lines (one per row) in the same order;
-        // that set is about the size of L2, and a cyclic walk over a set just larger than the
-        // cache misses on every line. Walking it backwards every other step starts with the
-        // lines the previous step touched last, which are still cached.
-        let backwards = g.n_past % 2 == 1;
-        let mut one = |(l, (kb, vb)): (usize, (&mut [u8], &mut [u8]))| {
+            .zip(self.v.as_bytes_mut().chunks_exact_mut(lb));
+        for (l, (kb, vb)) in layers.enumerate() {
             let (k, v) = present(l);
-            g.copy(kb, vb, k, v, backwards);
-        };
-        if backwards {
-            layers.rev().for_each(&mut one);
-        } else {
-            layers.for_each(&mut one);
+            g.copy(kb, k);
+            g.copy(vb, v);
         }
         self.advance(n)
     }
@@ -441,7 +419,6 @@ impl KvCache {
 /// Where one commit reads and writes (see [`KvCache::commit_layer`]).
 #[derive(Clone, Copy, Debug)]
 struct CommitGeometry {
-    rows: usize,
     heads: usize,
     head_dim: usize,
     elem: usize,
@@ -453,7 +430,7 @@ struct CommitGeometry {
 
 impl CommitGeometry {
     fn check(&self, l: usize, present_k: &[u8], present_v: &[u8]) -> Result<()> {
-        let want = self.rows * self.src_s * self.elem;
+        let want = self.heads * self.src_s * self.head_dim * self.elem;
         if present_k.len() != want || present_v.len() != want {
             return Err(RuntimeError::BufferSize {
                 what: format!("present_key_{l}/present_value_{l}"),
@@ -464,68 +441,20 @@ impl CommitGeometry {
         Ok(())
     }
 
-    /// Copies the entries (buffers already checked), the key rows in reverse order when
-    /// `backwards`.
-    fn copy(
-        &self,
-        kb: &mut [u8],
-        vb: &mut [u8],
-        present_k: &[u8],
-        present_v: &[u8],
-        backwards: bool,
-    ) {
-        let CommitGeometry {
-            rows,
-            heads,
-            head_dim: d,
-            elem: e,
-            stride,
-            n_past: np,
-            src_s,
-            n,
-        } = *self;
-        // Keys, transposed: rows of `src_s` (source) / `stride` (cache) elements.
-        let len = n * e;
-        if len == 1 {
-            // One byte per row (u8 cache, decode step): strided iterators, no bounds checks.
-            let dst = kb[np..].iter_mut().step_by(stride).take(rows);
-            let src = present_k.iter().step_by(src_s).take(rows);
-            if backwards {
-                for (x, &y) in dst.rev().zip(src.rev()) {
-                    *x = y;
-                }
-            } else {
-                for (x, &y) in dst.zip(src) {
-                    *x = y;
-                }
-            }
-        } else if n == 1 {
-            // One element per row: chunked iterators, no bounds checks.
-            let dst = kb[np * e..].chunks_mut(stride * e);
-            let src = present_k.chunks_exact(src_s * e);
-            let pairs = dst.zip(src).take(rows);
-            if backwards {
-                for (x, y) in pairs.rev() {
-                    x[..e].copy_from_slice(&y[..e]);
-                }
-            } else {
-                for (x, y) in pairs {
-                    x[..e].copy_from_slice(&y[..e]);
-                }
-            }
-        } else {
-            for r in 0..rows {
-                let src = r * src_s * e;
-                let dst = (r * stride + np) * e;
-                kb[dst..dst + len].copy_from_slice(&present_k[src..src + len]);
-            }
+    /// Copies the entries of one `[1, Hkv, src_s, D]` output (already checked) into one
+    /// layer's `[1, Hkv, stride, D]` buffer at row `n_past`: per head, `n` consecutive rows
+    /// of `D` elements.
+    fn copy(&self, dst: &mut [u8], src: &[u8]) {
+        let row = self.head_dim * self.elem;
+        let len = self.n * row;
+        if len == 0 {
+            // Nothing to copy (and a 0-row source or layout has no head chunks).
+            return;
         }
-        // Values: per head, n consecutive rows of D elements.
-        let len = n * d * e;
-        for hh in 0..heads {
-            let src = hh * src_s * d * e;
-            let dst = (hh * stride + np) * d * e;
-            vb[dst..dst + len].copy_from_slice(&present_v[src..src + len]);
+        let (src_head, dst_head) = (self.src_s * row, self.stride * row);
+        let dst = dst[self.n_past * row..].chunks_mut(dst_head);
+        for (d, s) in dst.zip(src.chunks_exact(src_head)).take(self.heads) {
+            d[..len].copy_from_slice(&s[..len]);
         }
     }
 }

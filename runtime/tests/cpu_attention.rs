@@ -54,7 +54,7 @@ fn inputs(a: AttnDims, n_past: usize, seed: u64) -> Inputs {
     }
 }
 
-/// Naive attention: returns (out [S,E], present_key [Hkv,D,S], present_value [Hkv,S,D]).
+/// Naive attention: returns (out [S,E], present_key [Hkv,S,D], present_value [Hkv,S,D]).
 fn naive(a: AttnDims, inp: &Inputs, w: &[(&str, Vec<usize>, Vec<f32>)]) -> [Vec<f64>; 3] {
     let AttnDims {
         s,
@@ -102,17 +102,9 @@ fn naive(a: AttnDims, inp: &Inputs, w: &[(&str, Vec<usize>, Vec<f32>)]) -> [Vec<
     let mut k = proj(wk, hkv);
     rope(&mut k, hkv);
     let v = proj(wv, hkv);
-    let mut pkey = vec![0f64; hkv * d * s];
-    for g in 0..hkv {
-        for j in 0..d {
-            for i in 0..s {
-                pkey[(g * d + j) * s + i] = k[(g * s + i) * d + j];
-            }
-        }
-    }
     let kall = |g: usize, j: usize, t: usize| -> f64 {
         if t < c - s {
-            inp.pk[(g * d + j) * (c - s) + t] as f64
+            inp.pk[(g * (c - s) + t) * d + j] as f64
         } else {
             k[(g * s + t - (c - s)) * d + j]
         }
@@ -162,7 +154,7 @@ fn naive(a: AttnDims, inp: &Inputs, w: &[(&str, Vec<usize>, Vec<f32>)]) -> [Vec<
                 .sum();
         }
     }
-    [out, pkey, v]
+    [out, k, v]
 }
 
 fn bytes(v: &[f32]) -> Vec<u8> {

@@ -19,7 +19,7 @@ fn elem(v: bool, l: usize, h: usize, d: usize, pos: usize, e: usize) -> Vec<u8> 
     }
 }
 
-/// Present K `[1, H, D, s]` / V `[1, H, s, D]` of layer `l` for positions `start..start+s`
+/// Present K and V `[1, H, s, D]` of layer `l` for positions `start..start+s`
 /// (all S rows filled, the pad rows too).
 fn present(l: usize, start: usize, s: usize, e: usize) -> (Vec<u8>, Vec<u8>) {
     let mut k = vec![0u8; H * D * s * e];
@@ -27,9 +27,8 @@ fn present(l: usize, start: usize, s: usize, e: usize) -> (Vec<u8>, Vec<u8>) {
     for h in 0..H {
         for d in 0..D {
             for i in 0..s {
-                let at = ((h * D + d) * s + i) * e;
-                k[at..at + e].copy_from_slice(&elem(false, l, h, d, start + i, e));
                 let at = ((h * s + i) * D + d) * e;
+                k[at..at + e].copy_from_slice(&elem(false, l, h, d, start + i, e));
                 v[at..at + e].copy_from_slice(&elem(true, l, h, d, start + i, e));
             }
         }
@@ -51,13 +50,12 @@ fn check(kv: &KvCache, c: usize, e: usize, ctx: &str) {
         for h in 0..H {
             for d in 0..D {
                 for j in 0..np {
-                    let at = ((h * D + d) * w + j) * e;
+                    let at = ((h * w + j) * D + d) * e;
                     assert_eq!(
                         &kb[at..at + e],
                         &elem(false, l, h, d, j, e)[..],
                         "{ctx} K l{l} h{h} d{d} j{j}"
                     );
-                    let at = ((h * w + j) * D + d) * e;
                     assert_eq!(
                         &vb[at..at + e],
                         &elem(true, l, h, d, j, e)[..],
@@ -215,4 +213,26 @@ fn layout_errors() {
     let bad = vec![0u8; 3];
     assert!(kv.commit_layer(0, &bad, &bad, 2, 1).is_err());
     assert!(kv.commit_layer(9, &[0; 30], &[0; 30], 2, 1).is_err());
+}
+
+#[test]
+fn empty_commits_and_a_full_width_chunk() {
+    // ar_len == C: the layout holds no cached rows (stride 0); a commit of 0 entries is a
+    // no-op, a commit of 1 is refused, neither panics.
+    let c = 8;
+    let mut kv = KvCache::new(&dims(c), 1, DType::U16, &[c, 1]).unwrap();
+    assert_eq!(kv.stride(), 0);
+    let (k, v) = present(0, 0, c, 1);
+    kv.commit(c, 0, |_| (&k[..], &v[..])).unwrap();
+    assert_eq!(kv.n_past(), 0);
+    assert!(kv.commit(c, 1, |_| (&k[..], &v[..])).is_err());
+    // After switching to decode, the chunk's first 3 entries land in rows 0..3 of each head.
+    kv.set_layout(1).unwrap();
+    let bufs: Vec<(Vec<u8>, Vec<u8>)> = (0..L).map(|l| present(l, 0, c, 1)).collect();
+    kv.commit(c, 3, |l| (&bufs[l].0[..], &bufs[l].1[..]))
+        .unwrap();
+    check(&kv, c, 1, "after a full-width chunk");
+    kv.commit(c, 0, |l| (&bufs[l].0[..], &bufs[l].1[..]))
+        .unwrap();
+    assert_eq!(kv.n_past(), 3);
 }

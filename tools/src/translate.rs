@@ -487,23 +487,17 @@ mod cpu_tests {
                 mask[i * c + cs + j] = 1.0;
             }
         }
-        // Re-stride the caches (row length C-1 on the host side) to this graph's C-S.
-        let mut ks = Vec::new();
-        let mut vs = Vec::new();
-        for l in 0..layers {
-            let mut k = vec![0.0f32; hkv * d * cs];
-            for row in 0..hkv * d {
-                k[row * cs..row * cs + n_past]
-                    .copy_from_slice(&kcache[l][row * (c - 1)..row * (c - 1) + n_past]);
-            }
-            let mut v = vec![0.0f32; hkv * cs * d];
+        // Re-stride the caches ([Hkv, C-1, D] on the host side) to this graph's [Hkv, C-S, D].
+        let restride = |cache: &[f32]| {
+            let mut x = vec![0.0f32; hkv * cs * d];
             for h in 0..hkv {
-                v[h * cs * d..h * cs * d + n_past * d]
-                    .copy_from_slice(&vcache[l][h * (c - 1) * d..h * (c - 1) * d + n_past * d]);
+                x[h * cs * d..h * cs * d + n_past * d]
+                    .copy_from_slice(&cache[h * (c - 1) * d..h * (c - 1) * d + n_past * d]);
             }
-            ks.push(k);
-            vs.push(v);
-        }
+            x
+        };
+        let ks: Vec<Vec<f32>> = kcache[..layers].iter().map(|k| restride(k)).collect();
+        let vs: Vec<Vec<f32>> = vcache[..layers].iter().map(|v| restride(v)).collect();
         let mut inputs = vec![
             TensorRef::I32(&seq),
             TensorRef::I32(&pos),
@@ -575,10 +569,9 @@ mod cpu_tests {
         let mut vc = empty.clone();
         for l in 0..layers {
             let (pk, pv) = (&out_n[1 + l], &out_n[1 + layers + l]);
-            for row in 0..hkv * d {
-                kc[l][row * (c - 1)..row * (c - 1) + n].copy_from_slice(&pk[row * s..row * s + n]);
-            }
             for h in 0..hkv {
+                kc[l][h * (c - 1) * d..h * (c - 1) * d + n * d]
+                    .copy_from_slice(&pk[h * s * d..h * s * d + n * d]);
                 vc[l][h * (c - 1) * d..h * (c - 1) * d + n * d]
                     .copy_from_slice(&pv[h * s * d..h * s * d + n * d]);
             }
@@ -630,14 +623,16 @@ mod cpu_tests {
             dp <= 1e-4 * scale.max(1.0),
             "prefill rows changed by a later token: {dp}"
         );
-        // The new K/V of the decode step equal column/row n of the longer prefill's.
+        // The new K of the decode step equals row n of the longer prefill's.
         for l in 0..layers {
             let (pk1, dk) = (&out_n1[1 + l], &dec[1 + l]);
-            for row in 0..hkv * d {
-                assert!(
-                    (pk1[row * s + n] - dk[row]).abs() <= 1e-4,
-                    "present_key_{l} row {row}"
-                );
+            for h in 0..hkv {
+                for j in 0..d {
+                    assert!(
+                        (pk1[(h * s + n) * d + j] - dk[h * d + j]).abs() <= 1e-4,
+                        "present_key_{l} head {h} component {j}"
+                    );
+                }
             }
         }
         drop(scratch);

@@ -113,23 +113,16 @@ fn step_inputs(
                 }
             }
             m.iter().flat_map(|v| v.to_le_bytes()).collect()
-        } else if let Some(l) = name.strip_prefix("past_key_") {
-            // [1, Hkv, D, C-S]: column j < n_past from the prefill's present_key [Hkv, D, S_p].
-            let (h, d, cols) = (shape[1], shape[2], shape[3]);
-            let mut k = vec![128u8; h * d * cols];
-            if let Some(src) = cache.get(&format!("present_key_{l}")) {
-                for row in 0..h * d {
-                    for j in 0..n_past {
-                        k[row * cols + j] = src[row * prefill_s + j];
-                    }
-                }
-            }
-            k
-        } else if let Some(l) = name.strip_prefix("past_value_") {
-            // [1, Hkv, C-S, D]: row j < n_past from present_value [Hkv, S_p, D].
+        } else if let Some((kind, l)) = name
+            .strip_prefix("past_key_")
+            .map(|l| ("key", l))
+            .or_else(|| name.strip_prefix("past_value_").map(|l| ("value", l)))
+        {
+            // [1, Hkv, C-S, D] (keys and values alike): row j < n_past from the prefill's
+            // present_{key,value} [Hkv, S_p, D].
             let (h, rows, d) = (shape[1], shape[2], shape[3]);
             let mut v = vec![128u8; h * rows * d];
-            if let Some(src) = cache.get(&format!("present_value_{l}")) {
+            if let Some(src) = cache.get(&format!("present_{kind}_{l}")) {
                 for hh in 0..h {
                     for j in 0..n_past {
                         let dst = (hh * rows + j) * d;

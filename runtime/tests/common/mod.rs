@@ -269,13 +269,13 @@ impl Executor for HashModel {
                 }
                 if j < w {
                     let k0 = keys[0];
-                    let tok = self.read_kv(k0, j) as u32;
-                    let p = self.read_kv(k0, w + j) as usize; // row (h 0, d 1)
-                                                              // Every layer, head and component of K and V must match this entry.
+                    let tok = self.read_kv(k0, j * nd) as u32; // (h 0, row j, d 0)
+                    let p = self.read_kv(k0, j * nd + 1) as usize; // (h 0, row j, d 1)
+                                                                   // Every layer, head and component of K and V must match this entry.
                     for (li, l) in layers.clone().enumerate() {
                         for h in 0..nh {
                             for d in 0..nd {
-                                let kx = self.read_kv(keys[li], (h * nd + d) * w + j);
+                                let kx = self.read_kv(keys[li], (h * w + j) * nd + d);
                                 let vx = self.read_kv(values[li], (h * w + j) * nd + d);
                                 if kx != kv_value(false, l, h, d, tok, p)
                                     || vx != kv_value(true, l, h, d, tok, p)
@@ -344,7 +344,7 @@ impl Executor for HashModel {
                     for d in 0..nd {
                         let kx = kv_value(false, l, h, d, tok_i, p_i);
                         let vx = kv_value(true, l, h, d, tok_i, p_i);
-                        self.write_kv(&mut *outputs[ko], (h * nd + d) * s + i, kx);
+                        self.write_kv(&mut *outputs[ko], (h * s + i) * nd + d, kx);
                         self.write_kv(&mut *outputs[vo], (h * s + i) * nd + d, vx);
                     }
                 }

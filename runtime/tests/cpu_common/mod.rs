@@ -155,8 +155,9 @@ pub struct AttnDims {
 
 /// A Qwen3-style attention block over the hybrid-mode KV contract, float types:
 /// args `x [1,S,E]`, `cos`/`sin [S,D]`, `causal_mask [1,1,S,C]` (1 attend / 0 masked),
-/// `past_key [1,Hkv,D,C-S]`, `past_value [1,Hkv,C-S,D]`; results `out [1,S,E]`,
-/// `present_key [1,Hkv,D,S]`, `present_value [1,Hkv,S,D]`. Weights `wq, wk, wv, wo`.
+/// `past_key`, `past_value [1,Hkv,C-S,D]`; results `out [1,S,E]`,
+/// `present_key`, `present_value [1,Hkv,S,D]`; scores `q x k^T` (`transpose_b`).
+/// Weights `wq, wk, wv, wo`.
 pub fn attention_function(name: &str, a: AttnDims) -> Function {
     use mllm_ir::{attrs, Attr};
     let AttnDims {
@@ -173,7 +174,7 @@ pub fn attention_function(name: &str, a: AttnDims) -> Function {
     let cos = f.add_arg(f32t(vec![s, d]), Some("cos"));
     let sin = f.add_arg(f32t(vec![s, d]), Some("sin"));
     let mask = f.add_arg(f32t(vec![1, 1, s, c]), Some("causal_mask"));
-    let pk = f.add_arg(f32t(vec![1, hkv, d, c - s]), Some("past_key_0"));
+    let pk = f.add_arg(f32t(vec![1, hkv, c - s, d]), Some("past_key_0"));
     let pv = f.add_arg(f32t(vec![1, hkv, c - s, d]), Some("past_value_0"));
     let mut b = f.builder();
     let wq = b.weight("wq", f32t(vec![h * d, hidden]));
@@ -190,11 +191,10 @@ pub fn attention_function(name: &str, a: AttnDims) -> Function {
     let k = b.reshape(k, &[1, s, hkv, d]).unwrap();
     let k = b.transpose(k, &[0, 2, 1, 3]).unwrap();
     let k = b.op(OpKind::Rope, &[k, cos, sin], Attrs::new()).unwrap();
-    let kt = b.transpose(k, &[0, 1, 3, 2]).unwrap();
     let v = lin(&mut b, x, wv);
     let v = b.reshape(v, &[1, s, hkv, d]).unwrap();
     let v = b.transpose(v, &[0, 2, 1, 3]).unwrap();
-    let kall = b.concat(&[pk, kt], 3).unwrap();
+    let kall = b.concat(&[pk, k], 2).unwrap();
     let vall = b.concat(&[pv, v], 2).unwrap();
     let rep = |b: &mut mllm_ir::Builder<'_>, t| {
         b.op(
@@ -209,7 +209,13 @@ pub fn attention_function(name: &str, a: AttnDims) -> Function {
     };
     let kr = rep(&mut b, kall);
     let vr = rep(&mut b, vall);
-    let sc = b.op(OpKind::MatMul, &[q, kr], Attrs::new()).unwrap();
+    let sc = b
+        .op(
+            OpKind::MatMul,
+            &[q, kr],
+            attrs([("transpose_b", Attr::Bool(true))]),
+        )
+        .unwrap();
     let scale = b.scalar(1.0 / (d as f64).sqrt(), ElemType::F32);
     let sc = b.binary(OpKind::Mul, sc, scale).unwrap();
     let one = b.scalar(1.0, ElemType::F32);
@@ -234,7 +240,7 @@ pub fn attention_function(name: &str, a: AttnDims) -> Function {
     let o = b.transpose(o, &[0, 2, 1, 3]).unwrap();
     let o = b.reshape(o, &[1, s, h * d]).unwrap();
     let out = lin(&mut b, o, wo);
-    b.ret(&[out, kt, v]);
+    b.ret(&[out, k, v]);
     f.result_names = vec![
         Some("out".into()),
         Some("present_key_0".into()),

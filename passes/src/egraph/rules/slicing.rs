@@ -10,7 +10,7 @@
 //! | `slice-transpose`   | tensor.slice | slice(transpose(x)) -> transpose(slice(x))                     |
 //! | `slice-elementwise` | tensor.slice | slice(f(a, b, ..)) -> f(slice a, slice b, ..) (broadcast-aware)|
 //! | `slice-axis-op`     | tensor.slice | softmax/rms_norm/reduce_min/rope sliced off their axis         |
-//! | `slice-matmul`      | tensor.slice | batch dims -> both operands, M -> lhs, N -> rhs                |
+//! | `slice-matmul`      | tensor.slice | batch dims -> both operands, M -> lhs, N -> rhs (any transpose)|
 //! | `slice-linear`      | tensor.slice | out features -> weight rows, other dims -> input               |
 //! | `slice-concat`      | tensor.slice | off the concat axis -> concat of slices; inside one input -> it|
 //!
@@ -430,9 +430,8 @@ rule!(
     |eg, class, node| {
         let (b, inner) = sliced_op(eg, node, OpKind::MatMul)?;
         let a = eg.attrs_of(&inner).clone();
-        if a.bool("transpose_a").unwrap_or(false) || a.bool("transpose_b").unwrap_or(false) {
-            return None;
-        }
+        let ta = a.bool("transpose_a").unwrap_or(false);
+        let tb = a.bool("transpose_b").unwrap_or(false);
         let (l, r) = (inner.children[0], inner.children[1]);
         let (lt, rt) = (eg.ty(l).clone(), eg.ty(r).clone());
         let n = b.len();
@@ -452,9 +451,24 @@ rule!(
             bb.extend(last2);
             Some(make_slice(t, Build::Class(id), &bb)?.1)
         };
-        let k = *lt.shape().last()?;
-        let sl = side(&lt, l, [b[n - 2], (0, k)])?;
-        let sr = side(&rt, r, [(0, k), b[n - 1]])?;
+        // The contraction axis of each operand stays whole; rows (M) and columns (N) of
+        // the result select along the other one, which `transpose_a/b` swap.
+        let lr = lt.rank();
+        let k = if ta {
+            *lt.shape().get(lr.checked_sub(2)?)?
+        } else {
+            *lt.shape().last()?
+        };
+        let sl = if ta {
+            side(&lt, l, [(0, k), b[n - 2]])?
+        } else {
+            side(&lt, l, [b[n - 2], (0, k)])?
+        };
+        let sr = if tb {
+            side(&rt, r, [b[n - 1], (0, k)])?
+        } else {
+            side(&rt, r, [(0, k), b[n - 1]])?
+        };
         let ty = eg.ty(class).clone();
         Some(Build::op(OpKind::MatMul, a, ty, vec![sl, sr]).named(eg.name(node.children[0])))
     }

@@ -12,8 +12,11 @@
 //!   QNN library's own mallocs),
 //! * load time of the binary (manifest, SHA-256, metadata, contextCreateFromBinary).
 //!
-//! `cargo run -p mllm-tools --release --example qnn_overhead [-- STEPS]`
-//! (needs the QNN libraries, `scripts/setup-qnn.sh`).
+//! `cargo run -p mllm-tools --release --example qnn_overhead [-- STEPS [MODEL.bin]]`
+//! (needs the QNN libraries, `scripts/setup-qnn.sh`). With `MODEL.bin` (a real compiled
+//! model, e.g. the Qwen3-0.6B preset from `mllm compile --no-weight-sharing`) that binary is
+//! measured instead, with the same figures; its decode graph does the real work, so use few
+//! steps (the emulator takes seconds per 0.6B step).
 
 use std::path::Path;
 use std::time::Instant;
@@ -43,6 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(64);
+    if let Some(model) = std::env::args().nth(2) {
+        return run(Path::new(&model), steps);
+    }
     let dir = std::env::temp_dir().join(format!("qnn_overhead_{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let bin = dir.join("model.bin");
@@ -75,9 +81,9 @@ fn run(bin: &Path, steps: usize) -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let mut sched = Scheduler::new(exec, cfg)?;
-    let mut sampler = Sampler::new(SamplerConfig::greedy(), DIMS.vocab)?;
-    // Warm-up generation (first executions set up the emulator).
-    sched.generate(&[1, 2, 3, 4], &mut sampler, |_| true)?;
+    let mut sampler = Sampler::new(SamplerConfig::greedy(), sched.dims().vocab)?;
+    // Warm-up: one prompt token and one generated (first executions set up the emulator).
+    sched.generate(&[1], &mut sampler, |_| false)?;
     sched.reset();
     let before = sched.executor().overhead();
     let mut allocs = Vec::with_capacity(steps + 2);

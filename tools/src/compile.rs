@@ -96,9 +96,15 @@ pub struct CompileArgs {
         default_value_t = 1024
     )]
     pub context_len: usize,
-    /// Split the layers evenly over K contexts [default: the AOT config's `split_graph`, else 1].
+    /// Split the layers evenly over K contexts [default: the AOT config's `split_graph`, raised
+    /// so that no context holds more than --max-shard-mb of weights].
     #[arg(long, value_name = "K")]
     pub shards: Option<usize>,
+    /// Weight budget per context (MiB of stored weights) used to pick the number of contexts
+    /// when --shards is not given: finalizing and serializing a context takes several times
+    /// its weights in memory.
+    #[arg(long = "max-shard-mb", value_name = "MIB", default_value_t = DEFAULT_MAX_SHARD_MIB)]
+    pub max_shard_mb: u64,
     /// Do not share weights between the graphs of a context (binaries for the x86 emulator,
     /// which refuses weight-shared binaries).
     #[arg(long)]
@@ -138,6 +144,53 @@ pub struct CompileArgs {
     /// No progress display and no summary.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// Default weight budget per context (MiB) of `--max-shard-mb`.
+pub const DEFAULT_MAX_SHARD_MIB: u64 = 640;
+
+/// Bytes of the stored weights that `funcs` use (each weight counted once).
+pub fn weight_bytes_of(module: &Module, funcs: &[String]) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    for f in module.functions.iter().filter(|f| funcs.contains(&f.name)) {
+        for op in f.op_ids() {
+            let o = f.op(op);
+            if o.kind != mllm_ir::OpKind::Weight {
+                continue;
+            }
+            let name = o.attrs.str("name").unwrap_or_default();
+            if seen.insert(name.to_string()) {
+                if let Some(w) = module.weights.get(name) {
+                    total += (w.numel() * w.dtype.size()) as u64;
+                }
+            }
+        }
+    }
+    total
+}
+
+/// Number of decoder layers of the (unsplit) module: its first function's `past_key_{l}`
+/// inputs.
+fn num_layers(module: &Module) -> usize {
+    module.functions.first().map_or(0, |f| {
+        f.arg_names
+            .iter()
+            .flatten()
+            .filter(|n| n.starts_with("past_key_"))
+            .count()
+    })
+}
+
+/// Contexts to split `module` into when `--shards` is not given: at least `min`, and enough
+/// that each holds at most `budget` bytes of weights (the whole module's weights over the
+/// shards; capped by the number of layers).
+pub fn auto_shards(module: &Module, min: usize, budget: u64) -> usize {
+    let names: Vec<String> = module.functions.iter().map(|f| f.name.clone()).collect();
+    let total = weight_bytes_of(module, &names);
+    let by_budget = usize::try_from(total.div_ceil(budget.max(1))).unwrap_or(usize::MAX);
+    let layers = num_layers(module).max(1);
+    min.max(by_budget.min(layers)).max(1)
 }
 
 /// Wall time and peak RSS of one stage.
@@ -689,9 +742,11 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<CompileSummary> {
         Some(s) => Some(crate::qnn::parse_soc(s)?),
         None => aot_target.soc,
     };
-    let shards = args.shards.or(extras.split_graph).unwrap_or(1);
-    if shards == 0 {
+    if args.shards == Some(0) {
         bail!("--shards must be at least 1");
+    }
+    if args.max_shard_mb == 0 {
+        bail!("--max-shard-mb must be at least 1");
     }
     let ar_len = args.ar_len.or(extras.ar_len).unwrap_or(32);
     if ar_len == 0 {
@@ -825,6 +880,32 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<CompileSummary> {
         }
     };
 
+    // Number of contexts: --shards, else the AOT config's split_graph raised to the budget.
+    let shards = match args.shards {
+        Some(k) => k,
+        None => {
+            let min = extras.split_graph.unwrap_or(1).max(1);
+            let k = auto_shards(&module, min, args.max_shard_mb.saturating_mul(1 << 20));
+            if k > min && !args.quiet {
+                eprintln!(
+                    "      {k} contexts: {:.0} MiB of weights over at most {} MiB per context \
+                     (--max-shard-mb; --shards overrides)",
+                    weight_bytes_of(
+                        &module,
+                        &module
+                            .functions
+                            .iter()
+                            .map(|f| f.name.clone())
+                            .collect::<Vec<_>>()
+                    ) as f64
+                        / (1u64 << 20) as f64,
+                    args.max_shard_mb
+                );
+            }
+            k
+        }
+    };
+
     // Stage: passes.
     let pipeline = npu_pipeline(shards);
     stages.run("passes", |pb| {
@@ -886,14 +967,31 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<CompileSummary> {
     // Without a terminal (logs) the spinner is hidden: print each graph event instead.
     let log_events = !args.quiet && !std::io::stderr().is_terminal();
     let t_stage = Instant::now();
+    let module_name = args.model.display().to_string();
     stages.run("lower+finalize", |pb| {
-        for (i, out) in outputs.iter().enumerate() {
-            let funcs = shard_functions(&module, i);
-            if funcs.is_empty() {
-                bail!("{}: shard {i} has no graphs", args.model.display());
-            }
+        let shard_funcs: Vec<Vec<String>> =
+            (0..shards).map(|i| shard_functions(&module, i)).collect();
+        if let Some(i) = shard_funcs.iter().position(Vec::is_empty) {
+            bail!("{module_name}: shard {i} has no graphs");
+        }
+        // Biggest context first, while the heap is clean; after each context its IR is
+        // dropped and the C heap trimmed (QNN's freed graphs would otherwise stay resident
+        // in the allocator and add to the next context's peak).
+        let mut order: Vec<usize> = (0..shards).collect();
+        order.sort_by_cached_key(|&i| {
+            (
+                std::cmp::Reverse(weight_bytes_of(&module, &shard_funcs[i])),
+                i,
+            )
+        });
+        let mut done: Vec<Option<(Manifest, Vec<GraphStats>)>> =
+            (0..shards).map(|_| None).collect();
+        // The passes' temporaries too.
+        mllm_qnn_sys::trim_heap();
+        for &i in &order {
+            let out = &outputs[i];
             let o = CompileOptions {
-                functions: Some(funcs),
+                functions: Some(shard_funcs[i].clone()),
                 ..opts.clone()
             };
             let compiled = compile_module_with_progress(&module, &o, &mut |e| {
@@ -921,8 +1019,17 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<CompileSummary> {
             let mut manifest = compiled.manifest;
             manifest.binary = file_name(out);
             pending.write(out, &compiled.binary)?;
-            graphs.extend(compiled.stats);
+            drop(compiled.binary);
+            // This shard's graphs are no longer needed.
+            module
+                .functions
+                .retain(|f| !shard_funcs[i].contains(&f.name));
+            mllm_qnn_sys::trim_heap();
+            done[i] = Some((manifest, compiled.stats));
+        }
+        for (manifest, stats) in done.into_iter().flatten() {
             manifests.push(manifest);
+            graphs.extend(stats);
         }
         // Context 0's manifest lists the other contexts' binaries.
         let listed: Vec<ManifestShard> = manifests

@@ -33,6 +33,7 @@ mod error;
 mod graph;
 mod library;
 pub mod manifest;
+mod memory;
 pub mod sys;
 mod system;
 mod types;
@@ -47,5 +48,6 @@ pub use graph::{
 pub use library::{
     describe_code, QnnLibrary, REQUIRED_CORE_MAJOR, REQUIRED_CORE_MINOR, REQUIRED_SYSTEM_MAJOR,
 };
+pub use memory::{release_pages, trim_heap};
 pub use system::{BinaryInfo, GraphInfo, SystemContext};
 pub use types::{DataType, Quant, ScalarValue, TensorInfo, TensorKind, TensorSpec, MAX_RANK};

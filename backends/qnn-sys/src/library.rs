@@ -72,6 +72,74 @@ pub(crate) unsafe fn c_str_to_string(p: *const c_char) -> String {
     }
 }
 
+#[cfg(unix)]
+mod c_stdio {
+    use std::ffi::{c_int, c_void};
+    extern "C" {
+        pub fn dup(fd: c_int) -> c_int;
+        pub fn dup2(old: c_int, new: c_int) -> c_int;
+        pub fn close(fd: c_int) -> c_int;
+        pub fn fflush(stream: *mut c_void) -> c_int;
+    }
+}
+
+/// Points file descriptor 1 at file descriptor 2 until dropped (C stdio flushed on both
+/// sides of the switch, so text the library buffered goes where it was written).
+#[cfg(unix)]
+struct StdoutOnStderr {
+    saved: c_int,
+}
+
+#[cfg(unix)]
+impl StdoutOnStderr {
+    /// `None` when a descriptor cannot be duplicated (stdout then stays as it is).
+    fn new() -> Option<StdoutOnStderr> {
+        // SAFETY: fflush(NULL) flushes every C output stream; no pointer is read.
+        unsafe { c_stdio::fflush(std::ptr::null_mut()) };
+        // SAFETY: dup on a descriptor number; an invalid one returns -1.
+        let saved = unsafe { c_stdio::dup(1) };
+        if saved < 0 {
+            return None;
+        }
+        // SAFETY: both are descriptor numbers; on failure fd 1 is unchanged.
+        if unsafe { c_stdio::dup2(2, 1) } < 0 {
+            // SAFETY: `saved` is our own descriptor from dup above.
+            unsafe { c_stdio::close(saved) };
+            return None;
+        }
+        Some(StdoutOnStderr { saved })
+    }
+}
+
+#[cfg(unix)]
+impl Drop for StdoutOnStderr {
+    fn drop(&mut self) {
+        // SAFETY: flushes the C streams (text written meanwhile goes to stderr), then puts
+        // the saved descriptor back on 1 and closes our duplicate of it.
+        unsafe {
+            c_stdio::fflush(std::ptr::null_mut());
+            c_stdio::dup2(self.saved, 1);
+            c_stdio::close(self.saved);
+        }
+    }
+}
+
+/// Runs `f` (a library call that prints to stdout) with stdout sent to stderr. Rust's
+/// stdout is flushed first and locked meanwhile, so no other thread's output is diverted.
+fn with_stdout_on_stderr<T>(f: impl FnOnce() -> T) -> T {
+    use std::io::Write;
+    let out = std::io::stdout();
+    let mut lock = out.lock();
+    let _ = lock.flush();
+    #[cfg(unix)]
+    let guard = StdoutOnStderr::new();
+    let r = f();
+    #[cfg(unix)]
+    drop(guard);
+    drop(lock);
+    r
+}
+
 impl QnnLibrary {
     /// Finds (see [`crate::discover`]) and loads the QNN libraries.
     ///
@@ -105,19 +173,26 @@ impl QnnLibrary {
                 source_name: dir.source.to_string(),
             });
         }
-        // SAFETY: loading a shared library runs its initialisers; these are
-        // Qualcomm's QNN libraries, which are designed to be dlopen'ed.
-        let htp =
-            unsafe { libloading::Library::new(&htp_path) }.map_err(|source| QnnError::Load {
-                path: htp_path.clone(),
-                source,
+        // The HTP library's initialisers print a ` # LIBNATIVE: ...` line to stdout (C stdio,
+        // flushed at exit); keep it out of the tools' machine-readable stdout.
+        let (htp, system) = with_stdout_on_stderr(|| {
+            // SAFETY: loading a shared library runs its initialisers; these are
+            // Qualcomm's QNN libraries, which are designed to be dlopen'ed.
+            let htp = unsafe { libloading::Library::new(&htp_path) }.map_err(|source| {
+                QnnError::Load {
+                    path: htp_path.clone(),
+                    source,
+                }
             })?;
-        // SAFETY: as above.
-        let system =
-            unsafe { libloading::Library::new(&system_path) }.map_err(|source| QnnError::Load {
-                path: system_path.clone(),
-                source,
+            // SAFETY: as above.
+            let system = unsafe { libloading::Library::new(&system_path) }.map_err(|source| {
+                QnnError::Load {
+                    path: system_path.clone(),
+                    source,
+                }
             })?;
+            Ok::<_, QnnError>((htp, system))
+        })?;
 
         // --- core providers ---
         // SAFETY: the symbol has the documented `QnnInterface_getProviders` signature.

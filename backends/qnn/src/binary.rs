@@ -343,6 +343,10 @@ pub fn compile_module_with_progress(
         .binary()
         .map_err(|e| CompileError::Binary(Box::new(e)))?;
     let serialize_secs = t2.elapsed().as_secs_f64();
+    // Free the context's graphs and weights before anything else is computed.
+    drop(ctx);
+    drop(device);
+    drop(backend);
     // The SoC the library recorded in the binary (the default target reports its own).
     let reported_soc = SystemContext::new(&lib)
         .and_then(|s| s.binary_info(&binary))

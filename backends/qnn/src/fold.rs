@@ -26,6 +26,8 @@
 //! - `i32`: i32 (or i64, range-checked); `i1`: u8/i8 (non-zero = true); other plain
 //!   integer types: the same dtype.
 
+use std::borrow::Cow;
+
 use mllm_ir::attr::AttrsExt;
 use mllm_ir::{ElemType, Encoding, OpKind, QuantType, Type, WDType, Weight};
 
@@ -153,7 +155,10 @@ pub fn encode_values(values: &[f32], ty: &Type) -> Result<Vec<u8>, String> {
 
 /// Converts a stored weight into the folded representation of the IR type `ty`
 /// (see the module docs for the accepted combinations).
-pub fn weight_bytes(w: &Weight, ty: &Type) -> Result<Vec<u8>, String> {
+///
+/// Borrowed (straight from the store, e.g. a memory-mapped checkpoint) whenever the
+/// stored bytes already have the folded representation; converted otherwise.
+pub fn weight_bytes<'w>(w: &'w Weight, ty: &Type) -> Result<Cow<'w, [u8]>, String> {
     if w.numel() != ty.numel() {
         return Err(format!(
             "the store holds {:?} {:?}, the IR declares {}",
@@ -163,9 +168,9 @@ pub fn weight_bytes(w: &Weight, ty: &Type) -> Result<Vec<u8>, String> {
         ));
     }
     let is_float_store = matches!(w.dtype, WDType::F32 | WDType::F16 | WDType::BF16);
-    let same = |want: WDType| -> Result<Vec<u8>, String> {
+    let same = |want: WDType| -> Result<Cow<'w, [u8]>, String> {
         if w.dtype == want {
-            Ok(w.bytes().into_owned())
+            Ok(w.bytes())
         } else {
             Err(format!(
                 "store dtype {:?} cannot hold IR type {} (expected {want:?})",
@@ -176,24 +181,27 @@ pub fn weight_bytes(w: &Weight, ty: &Type) -> Result<Vec<u8>, String> {
     };
     match ty.elem() {
         ElemType::F32 => match w.dtype {
-            WDType::F32 => Ok(w.bytes().into_owned()),
-            WDType::F16 | WDType::BF16 => {
-                Ok(w.to_f32().iter().flat_map(|v| v.to_le_bytes()).collect())
-            }
+            WDType::F32 => Ok(w.bytes()),
+            WDType::F16 | WDType::BF16 => Ok(Cow::Owned(
+                w.to_f32().iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )),
             d => Err(format!("store dtype {d:?} cannot hold an f32 weight")),
         },
         ElemType::F16 => match w.dtype {
-            WDType::F16 => Ok(w.bytes().into_owned()),
-            WDType::F32 | WDType::BF16 => Ok(w
-                .to_f32()
-                .iter()
-                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                .collect()),
+            WDType::F16 => Ok(w.bytes()),
+            WDType::F32 | WDType::BF16 => Ok(Cow::Owned(
+                w.to_f32()
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
+            )),
             d => Err(format!("store dtype {d:?} cannot hold an f16 weight")),
         },
         ElemType::BF16 => same(WDType::BF16),
         ElemType::Bool => match w.dtype {
-            WDType::U8 | WDType::I8 => Ok(w.bytes().iter().map(|b| u8::from(*b != 0)).collect()),
+            WDType::U8 | WDType::I8 => Ok(Cow::Owned(
+                w.bytes().iter().map(|b| u8::from(*b != 0)).collect(),
+            )),
             d => Err(format!("store dtype {d:?} cannot hold an i1 weight")),
         },
         ElemType::I8 => same(WDType::I8),
@@ -202,7 +210,7 @@ pub fn weight_bytes(w: &Weight, ty: &Type) -> Result<Vec<u8>, String> {
         ElemType::U16 => same(WDType::U16),
         ElemType::I64 => same(WDType::I64),
         ElemType::I32 => match w.dtype {
-            WDType::I32 => Ok(w.bytes().into_owned()),
+            WDType::I32 => Ok(w.bytes()),
             WDType::I64 => {
                 let b = w.bytes();
                 let mut out = Vec::with_capacity(b.len() / 2);
@@ -213,13 +221,13 @@ pub fn weight_bytes(w: &Weight, ty: &Type) -> Result<Vec<u8>, String> {
                         .map_err(|_| "i64 value does not fit i32".to_string())?;
                     out.extend_from_slice(&v.to_le_bytes());
                 }
-                Ok(out)
+                Ok(Cow::Owned(out))
             }
             d => Err(format!("store dtype {d:?} cannot hold an i32 weight")),
         },
         ElemType::Quant(q) => {
             if is_float_store {
-                return encode_values(&w.to_f32(), ty);
+                return encode_values(&w.to_f32(), ty).map(Cow::Owned);
             }
             use mllm_ir::Storage as S;
             let want = match q.storage {

@@ -55,6 +55,7 @@
 //! - MatMul's second input must be symmetric (u16 offset -32768, u8 offset -128) and u8
 //!   code 255 is read as 254 (see the crate README).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use mllm_ir::attr::AttrsExt;
@@ -297,6 +298,8 @@ struct Lowerer<'a> {
     nodes: usize,
     static_tensors: usize,
     static_bytes: u64,
+    /// Names of the stored weights folded into static tensors.
+    used_weights: HashSet<String>,
 }
 
 impl<'a> Lowerer<'a> {
@@ -427,8 +430,9 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// Evaluates a foldable chain to bytes in the representation of its type.
-    fn fold_bytes(&self, v: ValueId) -> Result<Vec<u8>, LowerError> {
+    /// Evaluates a foldable chain to bytes in the representation of its type (borrowed
+    /// from the weight store when a weight needs no conversion and no data movement).
+    fn fold_bytes(&self, v: ValueId) -> Result<Cow<'a, [u8]>, LowerError> {
         let ty = self.f.ty(v);
         let werr = |reason: String| LowerError::Weight {
             graph: self.f.name.clone(),
@@ -443,7 +447,8 @@ impl<'a> Lowerer<'a> {
         match o.kind {
             OpKind::Weight => {
                 let name = o.attrs.str("name").unwrap_or_default();
-                let w = self.store.get(name).ok_or_else(|| {
+                let store: &'a WeightStore = self.store;
+                let w = store.get(name).ok_or_else(|| {
                     werr("not in the module's weight store (were the weights loaded?)".into())
                 })?;
                 fold::weight_bytes(w, ty).map_err(werr)
@@ -456,12 +461,14 @@ impl<'a> Lowerer<'a> {
                     .iter()
                     .map(|x| *x as f32)
                     .collect();
-                fold::encode_values(&vals, ty).map_err(werr)
+                fold::encode_values(&vals, ty).map(Cow::Owned).map_err(werr)
             }
             k => {
                 let src = o.operands[0];
-                let bytes = self.fold_bytes(src)?;
-                fold::apply_move(k, &o.attrs, bytes, self.f.ty(src), ty).map_err(werr)
+                let bytes = self.fold_bytes(src)?.into_owned();
+                fold::apply_move(k, &o.attrs, bytes, self.f.ty(src), ty)
+                    .map(Cow::Owned)
+                    .map_err(werr)
             }
         }
     }
@@ -493,6 +500,10 @@ impl<'a> Lowerer<'a> {
         self.static_tensors += 1;
         self.static_bytes += bytes.len() as u64;
         drop(bytes);
+        // QNN copied the data: the weight's mapped pages can go once the graph is built.
+        if root != "const" {
+            self.used_weights.insert(root);
+        }
         self.vals.insert(v, id);
         Ok(id)
     }
@@ -785,6 +796,21 @@ impl<'a> Lowerer<'a> {
     }
 }
 
+/// Advises the kernel to reclaim the resident pages behind a stored weight (the whole
+/// backing range for a slice of a weight). Advisory and non-destructive: mapped file pages
+/// are dropped and re-read on a later access; in-memory buffers (computed by passes) stay
+/// resident unless the machine has swap.
+fn release_weight_pages(w: &mllm_ir::Weight) {
+    match &w.data {
+        mllm_ir::WeightData::Range { src, offset, len } => {
+            if let Some(b) = src.bytes().get(*offset..offset.saturating_add(*len)) {
+                mllm_qnn_sys::release_pages(b);
+            }
+        }
+        mllm_ir::WeightData::Slice { base, .. } => release_weight_pages(base),
+    }
+}
+
 /// Lowers `func` into the graph being built by `g`, reading weights from `store`.
 ///
 /// Op mapping (package `qti.aisw`): `nn.conv2d` -> `Conv2d` (`stride`, `pad_amount`
@@ -819,6 +845,7 @@ pub fn lower_function(
         nodes: 0,
         static_tensors: 0,
         static_bytes: 0,
+        used_weights: HashSet::new(),
     };
     let mut inputs = Vec::new();
     for (i, v) in func.args().iter().enumerate() {
@@ -915,6 +942,14 @@ pub fn lower_function(
     for (v, out) in copies {
         let src = l.t(v)?;
         l.emit("Reshape", "", &[src], &[out], vec![])?;
+    }
+    // Every static tensor holds QNN's own copy now: hand the pages the weights were read
+    // from (a memory-mapped checkpoint) back to the kernel, so they are not resident while
+    // the graph finalizes (a later graph using them faults them back in).
+    for name in &l.used_weights {
+        if let Some(w) = store.get(name) {
+            release_weight_pages(w);
+        }
     }
     Ok(LoweredGraph {
         name: func.name.clone(),

@@ -25,10 +25,13 @@
 //! in a table at the end: import -> quantize (float input) -> reload (parse the quantized IR,
 //! map its weights) -> passes ([`npu_pipeline`]: sha-split, linear-to-conv2d, cleanup,
 //! quant-fix, and `split-graph{shards=k}` when k > 1) -> lower + finalize (per context,
-//! per graph) -> write.
+//! per graph; the biggest context first, each shard's IR dropped and the C heap trimmed after
+//! its context, so one context's memory is resident at a time) -> write.
 //!
 //! Target and options: `--aot_config` (mllm's `qnn_aot_cfg_*.json`: `target_machine`, the
-//! quantization recipe, `split_graph` as the default for `--shards`), `--soc` overrides its
+//! quantization recipe, `split_graph` as the least number of contexts when `--shards` is not
+//! given; it is raised until no context holds more than `--max-shard-mb` of weights, see
+//! [`auto_shards`]), `--soc` overrides its
 //! chipset; `--ar-len` defaults to the AOT config's `ar_len` when it has one, else 32;
 //! `--context-len` 1024. Weight sharing is on (device builds); `--no-weight-sharing` for
 //! binaries that must run in the x86 emulator. Shard files: see
@@ -1134,6 +1137,51 @@ pub fn main_with(args: &CompileArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A module of `layers` layers whose one function uses a 4 KiB weight per layer (and
+    /// one of them twice).
+    fn module_with_weights(layers: usize) -> Module {
+        let args: Vec<String> = (0..layers)
+            .map(|l| format!("%past_key_{l}: tensor<1x4xf32>"))
+            .collect();
+        let mut body = String::new();
+        for l in 0..layers {
+            body += &format!("    %w{l} = builtin.weight {{name = \"w{l}\"}} : tensor<1024xf32>\n");
+        }
+        body += "    %again = builtin.weight {name = \"w0\"} : tensor<1024xf32>\n";
+        let text = format!(
+            "module {{\n  func.func @model.0.s1({}) -> (tensor<1024xf32> {{name = \"out\"}}) {{\n{body}    func.return %again\n  }}\n}}\n",
+            args.join(", ")
+        );
+        let mut m = mllm_ir::parse::parse_verified(&text, "test.mlir").unwrap();
+        for l in 0..layers {
+            let bytes = std::sync::Arc::new(vec![0u8; 4096]);
+            let w = mllm_ir::Weight::from_range(mllm_ir::WDType::F32, vec![1024], bytes, 0, 4096)
+                .unwrap();
+            m.weights.insert(format!("w{l}"), w);
+        }
+        m
+    }
+
+    #[test]
+    fn contexts_follow_the_weight_budget() {
+        let m = module_with_weights(6);
+        let all: Vec<String> = m.functions.iter().map(|f| f.name.clone()).collect();
+        assert_eq!(
+            weight_bytes_of(&m, &all),
+            6 * 4096,
+            "each weight counted once"
+        );
+        assert_eq!(auto_shards(&m, 1, 1 << 30), 1);
+        assert_eq!(auto_shards(&m, 1, 3 * 4096), 2);
+        assert_eq!(auto_shards(&m, 1, 4 * 4096), 2);
+        assert_eq!(
+            auto_shards(&m, 3, 4 * 4096),
+            3,
+            "the AOT config's split_graph is a floor"
+        );
+        assert_eq!(auto_shards(&m, 1, 1), 6, "at most one context per layer");
+    }
 
     #[test]
     fn pipeline_and_aot_extras() {

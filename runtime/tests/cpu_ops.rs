@@ -282,6 +282,8 @@ fn batched_matmul_with_broadcast_and_transposes() {
         (&[3, 16, 9], &[3, 16, 20], true, false),
         (&[1, 16, 1, 64], &[1, 16, 64, 100], false, false),
         (&[2, 6, 17, 8], &[2, 6, 19, 17], true, true),
+        // q x k^T with the key cache in row layout (decode: G*S = 2 rows, W = 70 keys).
+        (&[1, 4, 2, 128], &[1, 4, 70, 128], false, true),
     ];
     for (sa, sb, ta, tb) in cases {
         let (a, b) = (randn(&mut r, sa), randn(&mut r, sb));

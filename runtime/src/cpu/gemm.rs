@@ -104,6 +104,31 @@ pub fn pack_b(k: usize, n: usize, b: MatRef<'_>, dst: &mut [f32], parallel: bool
                 row[..w].copy_from_slice(&b.data[s..s + w]);
                 row[w..].fill(0.0);
             }
+        } else if b.rs == 1 {
+            // Column j of B is contiguous (a transposed operand, e.g. `q x k^T`): gather
+            // 8 columns at a time, so the 8 source rows stream in order and every panel
+            // row segment is one contiguous 8-element store.
+            let col = |j: usize| {
+                let s = b.off + (c0 + j) * b.cs;
+                &b.data[s..s + k]
+            };
+            const G: usize = 16;
+            let full = w / G * G;
+            for j0 in (0..full).step_by(G) {
+                let src: [&[f32]; G] = std::array::from_fn(|t| col(j0 + t));
+                for (kk, row) in panel.chunks_exact_mut(NR).take(k).enumerate() {
+                    let seg: [f32; G] = std::array::from_fn(|t| src[t][kk]);
+                    row[j0..j0 + G].copy_from_slice(&seg);
+                }
+            }
+            for j in full..w {
+                for (row, &x) in panel.chunks_exact_mut(NR).zip(col(j)) {
+                    row[j] = x;
+                }
+            }
+            for row in panel.chunks_exact_mut(NR).take(k) {
+                row[w..].fill(0.0);
+            }
         } else {
             for j in 0..NR {
                 if j < w {

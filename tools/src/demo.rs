@@ -1,11 +1,11 @@
 //! `mllm demo`: the whole flow on a built-in default, with no download: a tiny
 //! synthetic Qwen3 checkpoint is generated, quantized (W4A16 LPBQ, u16 activations, u8
 //! KV) with built-in calibration text, optimized for the NPU (decompose, sha-split,
-//! linear-to-conv2d, quant-fix, cleanup), compiled to a QNN context binary when the QNN
-//! libraries are installed (without weight sharing: the x86 emulator cannot load
-//! weight-shared binaries), and run on a prompt with the real (bundled) Qwen3 tokenizer:
-//! through the QNN executor (the HTP emulator on x86) when the binary was compiled, else
-//! on the CPU reference in fixed-point mode.
+//! linear-to-conv2d, quant-fix, mask-fill-const, cleanup), compiled to a QNN context
+//! binary when the QNN libraries are installed (without weight sharing: the x86 emulator
+//! cannot load weight-shared binaries), and run on a prompt with the real (bundled) Qwen3
+//! tokenizer: through the QNN executor (the HTP emulator on x86) when the binary was
+//! compiled, else on the CPU reference in fixed-point mode.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,9 +45,11 @@ pub struct DemoArgs {
     pub qnn_env_path: Option<PathBuf>,
 }
 
-/// Pipeline run on the quantized module before it is compiled.
+/// Pipeline run on the quantized module before it is compiled. `mask-fill-const` runs
+/// last, on the final encodings: the HTP rewrites the `reduce_min -> add -> where ->
+/// softmax` mask chain into an inexact kernel, so the fill becomes a constant.
 pub const NPU_PIPELINE: &str =
-    "builtin.module(func.func(sha-split,linear-to-conv2d,canonicalize,cse,dce),quant-fix)";
+    "builtin.module(func.func(sha-split,linear-to-conv2d,canonicalize,cse,dce),quant-fix,func.func(mask-fill-const))";
 
 /// Runs the demo.
 pub fn main_with(args: &DemoArgs) -> anyhow::Result<()> {

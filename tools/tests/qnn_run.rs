@@ -1,12 +1,14 @@
 //! End to end through the QNN executor: a tiny synthetic Qwen3 is quantized, optimized for
 //! the NPU and compiled into real context binaries (graphs `model.0.s4` + `model.0.s1`, and
 //! `model.0.s32` + `model.0.s1`, context 64, SM8650, no weight sharing), then run in the HTP
-//! emulator against the CPU reference (fixed-point mode, pre-layout quantized IR).
+//! emulator against the CPU reference (fixed-point mode with the HTP's per-op rounding,
+//! `Rounding::Htp`; pre-layout quantized IR).
 //!
 //! * Parity, teacher-forced: 3 prompts of 24..=32 tokens, prefill with ar_len 1, 4 and 32;
-//!   logits of every position, emulator vs reference: max error in output LSB, and the
-//!   argmax may differ only where the reference's top-2 gap is within twice that position's
-//!   error. Then 32 greedy tokens per prompt on both (first divergence printed).
+//!   logits of every position, emulator vs reference: max and mean error in output LSB
+//!   (prefill and decode positions apart), and the argmax may differ only where the
+//!   reference's top-2 gap is within twice that position's error (such positions are
+//!   counted). Then 32 greedy tokens per prompt on both (first divergence printed).
 //! * Robustness: truncated binary, flipped byte, missing manifest, manifest that describes
 //!   another binary, config that does not match, SoC mismatch, wrong ar_len, prompt longer
 //!   than the context, generation filling the cache: clear errors, no crash, no file
@@ -23,14 +25,14 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use mllm_backend_qnn::{compile_module, write_model, CompileOptions};
-use mllm_runtime::cpu::{CpuExecutor, NumericMode};
+use mllm_runtime::cpu::{CpuExecutor, NumericMode, Rounding};
 use mllm_runtime::qnn::{QnnLoadError, QnnOptions};
-use mllm_runtime::scheduler::GraphSelect;
+use mllm_runtime::scheduler::{GraphSelect, LogitsRecord};
 use mllm_runtime::{
     Executor, QnnExecutor, Quant, Sampler, SamplerConfig, Scheduler, SchedulerConfig, StopReason,
     Tokenizer,
 };
-use mllm_tools::run::{compare_rows, PositionError, RunArgs};
+use mllm_tools::run::{compare_rows, RunArgs};
 
 const CONTEXT: usize = 64;
 const SOC_SM8650: u32 = 57;
@@ -176,7 +178,7 @@ fn qnn(bin: &Path, ar_len: usize, max_new: usize) -> Scheduler<QnnExecutor> {
 
 fn cpu(ir: &Path, config: &Path, ar_len: usize, max_new: usize) -> Scheduler<CpuExecutor> {
     let l = mllm_tools::run::load_ir(ir, Some(config)).unwrap();
-    let exec = CpuExecutor::new(&l.module, NumericMode::Fixed(Default::default())).unwrap();
+    let exec = CpuExecutor::new(&l.module, NumericMode::Fixed(Rounding::Htp)).unwrap();
     Scheduler::new(exec, sched_cfg(ar_len, max_new)).unwrap()
 }
 
@@ -189,35 +191,105 @@ fn lsb<E: Executor>(s: &Scheduler<E>) -> Option<f32> {
 
 /// Largest emulator-vs-reference logits error accepted, in output LSB.
 ///
-/// Measured when this test was written, before H5's fix of the known whole-model drift
-/// between the emulator and the CPU reference: 42..111 LSB per prompt (about 0.004 in
-/// dequantized logits, with an LSB of ~3.7e-5), the same at ar_len 1, 4 and 32 and over 31
-/// decode steps; no argmax difference at any position; 32 greedy tokens identical on all
-/// three prompts. This bound holds that with a ~2x margin; tighten it towards "a few LSB"
-/// once the drift is fixed (the test prints the measured maxima).
-const MAX_LSB: f32 = 200.0;
+/// Measured (reference in `Rounding::Htp`, 3 prompts, identical at ar_len 1, 4 and 32 and
+/// with either key-cache layout): prefill max 78 / mean 6.4 LSB, decode (31 teacher-forced
+/// steps) max 117 / mean 6.0 LSB, with the constant mask fill of `mask-fill-const` (81 /
+/// 6.9 and 110 / 6.3 without it; an LSB is ~3.7e-5 in dequantized logits). What is left
+/// is not the attention kernels: a new key or value whose u16 value sits next to a u8
+/// rounding boundary of the KV cache comes out one u8 code apart (a key code is ~250 u16
+/// LSB of the rope output, ~100 LSB of a score), and that moves every later position that
+/// attends to it; taking the emulator's KV requantize results in the reference brings a
+/// prompt chunk's logits from max 39 to max 4 LSB (`examples/drift.rs`, `ANCHOR=`). No
+/// position had a top-2 gap within twice its error, no argmax differed, and the 32 greedy
+/// tokens were identical on all three prompts. The bounds hold those maxima with ~1.4x
+/// (flips are discrete: one more flip at a large query adds tens of LSB).
+const MAX_LSB: f32 = 160.0;
+
+/// Largest mean |emulator - reference| over all logits of a run, in output LSB (measured
+/// 6.0..6.4, see [`MAX_LSB`]).
+const MAX_MEAN_LSB: f64 = 10.0;
 
 struct Summary {
     max_lsb: f32,
+    sum_lsb: f64,
+    values: usize,
     positions: usize,
     argmax_differs: usize,
+    ambiguous: usize,
     unexplained: Vec<String>,
 }
 
-fn summarize(label: &str, errs: &[PositionError]) -> Summary {
-    let mut s = Summary {
-        max_lsb: 0.0,
-        positions: errs.len(),
-        argmax_differs: 0,
-        unexplained: Vec::new(),
-    };
-    for (i, p) in errs.iter().enumerate() {
+impl Summary {
+    fn new() -> Summary {
+        Summary {
+            max_lsb: 0.0,
+            sum_lsb: 0.0,
+            values: 0,
+            positions: 0,
+            argmax_differs: 0,
+            ambiguous: 0,
+            unexplained: Vec::new(),
+        }
+    }
+
+    fn mean_lsb(&self) -> f64 {
+        self.sum_lsb / self.values.max(1) as f64
+    }
+
+    fn add(&mut self, o: Summary) {
+        self.max_lsb = self.max_lsb.max(o.max_lsb);
+        self.sum_lsb += o.sum_lsb;
+        self.values += o.values;
+        self.positions += o.positions;
+        self.argmax_differs += o.argmax_differs;
+        self.ambiguous += o.ambiguous;
+        self.unexplained.extend(o.unexplained);
+    }
+
+    fn line(&self, label: &str) -> String {
+        format!(
+            "{label}: {} positions, max {:.1} / mean {:.3} LSB, top-2 gap within 2 x error at {}, argmax differs at {} (unexplained {})",
+            self.positions,
+            self.max_lsb,
+            self.mean_lsb(),
+            self.ambiguous,
+            self.argmax_differs,
+            self.unexplained.len()
+        )
+    }
+}
+
+/// Errors of rows `rows` of the emulator's logits `q` against the reference's `c`.
+fn summarize(
+    label: &str,
+    q: &LogitsRecord,
+    c: &LogitsRecord,
+    step: f32,
+    rows: std::ops::Range<usize>,
+) -> Summary {
+    let v = q.vocab;
+    let errs = compare_rows(q, c, Some(step));
+    let mut s = Summary::new();
+    for i in rows.clone() {
+        let p = &errs[i];
+        s.positions += 1;
         s.max_lsb = s.max_lsb.max(p.max_lsb.unwrap_or(f32::INFINITY));
+        for (a, b) in q.data[i * v..(i + 1) * v]
+            .iter()
+            .zip(&c.data[i * v..(i + 1) * v])
+        {
+            s.sum_lsb += ((a - b).abs() / step) as f64;
+            s.values += 1;
+        }
+        // Both top-2 logits can move by the position's error: a flip needs a gap
+        // within twice that.
+        let ambiguous = p.ref_top2_gap <= 2.0 * p.max_abs;
+        if ambiguous {
+            s.ambiguous += 1;
+        }
         if p.argmax_differs() {
             s.argmax_differs += 1;
-            // Both top-2 logits can move by the position's error: a flip needs a gap
-            // within twice that.
-            if p.ref_top2_gap > 2.0 * p.max_abs {
+            if !ambiguous {
                 s.unexplained.push(format!(
                     "{label} position {i}: argmax {} vs {}, gap {} > 2 x error {}",
                     p.argmax_qnn, p.argmax_ref, p.ref_top2_gap, p.max_abs
@@ -225,13 +297,7 @@ fn summarize(label: &str, errs: &[PositionError]) -> Summary {
             }
         }
     }
-    println!(
-        "{label}: {} positions, max error {:.1} LSB, argmax differs at {} (unexplained {})",
-        s.positions,
-        s.max_lsb,
-        s.argmax_differs,
-        s.unexplained.len()
-    );
+    println!("{}", s.line(label));
     s
 }
 
@@ -248,10 +314,8 @@ fn prompt_parity(ar_len: usize) {
     let mut q = qnn(bin, ar_len, 1);
     let mut c = cpu(ir, &f.config, ar_len, 1);
     assert_eq!(q.dims(), c.dims());
-    let step = lsb(&q);
-    assert!(step.is_some(), "quantized logits expected");
-    let mut worst = 0.0f32;
-    let mut all_unexplained = Vec::new();
+    let step = lsb(&q).expect("quantized logits expected");
+    let mut all = Summary::new();
     for (k, ids) in prompts(f).iter().enumerate() {
         q.reset();
         c.reset();
@@ -262,17 +326,20 @@ fn prompt_parity(ar_len: usize) {
         let (qr, cr) = (qs.logits.unwrap(), cs.logits.unwrap());
         assert_eq!(qr.rows(), ids.len(), "one logits row per prompt position");
         assert_eq!(cr.rows(), ids.len());
-        let errs = compare_rows(&qr, &cr, step);
-        let s = summarize(&format!("ar_len {ar_len} prompt {k}"), &errs);
-        worst = worst.max(s.max_lsb);
-        all_unexplained.extend(s.unexplained);
+        let label = format!("ar_len {ar_len} prompt {k}");
+        all.add(summarize(&label, &qr, &cr, step, 0..ids.len()));
     }
     println!(
-        "ar_len {ar_len}: max {worst:.1} LSB over 3 prompts ({:.1} s)",
+        "{} ({:.1} s)",
+        all.line(&format!("ar_len {ar_len}, 3 prompts")),
         t.elapsed().as_secs_f64()
     );
-    assert!(worst <= MAX_LSB, "max error {worst} LSB > {MAX_LSB}");
-    assert!(all_unexplained.is_empty(), "{all_unexplained:#?}");
+    let (max, mean) = (all.max_lsb, all.mean_lsb());
+    assert!(
+        max <= MAX_LSB && mean <= MAX_MEAN_LSB,
+        "max {max} / mean {mean:.3} LSB > {MAX_LSB} / {MAX_MEAN_LSB}"
+    );
+    assert!(all.unexplained.is_empty(), "{:#?}", all.unexplained);
 }
 
 #[test]
@@ -294,9 +361,8 @@ fn parity_prefill_ar_len_32_and_greedy() {
     let t = Instant::now();
     let mut q = qnn(&f.bin32, 32, 32);
     let mut c = cpu(&f.ir32, &f.config, 32, 32);
-    let step = lsb(&q);
-    let mut worst = 0.0f32;
-    let mut all_unexplained = Vec::new();
+    let step = lsb(&q).expect("quantized logits expected");
+    let (mut prefill, mut decode) = (Summary::new(), Summary::new());
     for (k, ids) in prompts(f).iter().enumerate() {
         q.reset();
         c.reset();
@@ -329,26 +395,43 @@ fn parity_prefill_ar_len_32_and_greedy() {
         let (qr, fr) = (qs.logits.unwrap(), fs.logits.unwrap());
         assert_eq!(qr.rows(), ids.len() + 31);
         assert_eq!(fr.rows(), ids.len() + 31);
-        let errs = compare_rows(&qr, &fr, step);
-        let s = summarize(&format!("ar_len 32 + decode, prompt {k}"), &errs);
-        worst = worst.max(s.max_lsb);
-        all_unexplained.extend(s.unexplained);
+        let n = ids.len();
+        prefill.add(summarize(
+            &format!("ar_len 32 prefill, prompt {k}"),
+            &qr,
+            &fr,
+            step,
+            0..n,
+        ));
+        decode.add(summarize(
+            &format!("decode (31 steps), prompt {k}"),
+            &qr,
+            &fr,
+            step,
+            n..n + 31,
+        ));
         // Up to the first divergence the reference's own greedy choice is the emulator's
         // token, so the teacher-forced argmax must agree there.
+        let errs = compare_rows(&qr, &fr, Some(step));
         let stop = first.unwrap_or(32);
-        for (i, e) in errs[ids.len() - 1..ids.len() - 1 + stop.min(31)]
-            .iter()
-            .enumerate()
-        {
+        for (i, e) in errs[n - 1..n - 1 + stop.min(31)].iter().enumerate() {
             assert_eq!(e.argmax_ref, cs.generated[i], "prompt {k} step {i}");
         }
     }
+    println!("{}", prefill.line("ar_len 32 prefill, 3 prompts"));
     println!(
-        "ar_len 32 + 32 greedy: max {worst:.1} LSB ({:.1} s)",
+        "{} ({:.1} s)",
+        decode.line("decode, 3 prompts"),
         t.elapsed().as_secs_f64()
     );
-    assert!(worst <= MAX_LSB, "max error {worst} LSB > {MAX_LSB}");
-    assert!(all_unexplained.is_empty(), "{all_unexplained:#?}");
+    for (what, s) in [("prefill", &prefill), ("decode", &decode)] {
+        let (max, mean) = (s.max_lsb, s.mean_lsb());
+        assert!(
+            max <= MAX_LSB && mean <= MAX_MEAN_LSB,
+            "{what}: max {max} / mean {mean:.3} LSB > {MAX_LSB} / {MAX_MEAN_LSB}"
+        );
+        assert!(s.unexplained.is_empty(), "{what}: {:#?}", s.unexplained);
+    }
 }
 
 /// Copies binary + manifest into a fresh scratch directory (one copy at a time: the binary

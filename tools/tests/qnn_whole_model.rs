@@ -1,25 +1,28 @@
 //! Whole-model numerics, HTP emulator vs the CPU reference (fixed-point mode), on the tiny
-//! synthetic Qwen3 (2 layers, quantized with the built-in calibration text, NPU passes,
-//! prefill graph `model.0.s4`, context 64). Inputs are realistic: valid tokens, positions
-//! after 20 cached entries, the causal mask over those entries and the chunk, random u8
-//! KV codes in 0..=254.
+//! synthetic Qwen3 (2 layers, quantized with the built-in calibration text, the demo's NPU
+//! passes including `mask-fill-const`, prefill graph `model.0.s4`, context 64). Inputs are
+//! realistic: valid tokens, positions after 20 cached entries, the causal mask over those
+//! entries and the chunk, random u8 KV codes in 0..=254.
 //!
 //! Every op result of the graph is made a graph output and the graph is executed once in
 //! the emulator (SoC 57). Then each op is recomputed alone by the CPU reference from the
 //! emulator's own operand values (its *isolated* error, free of accumulation), in both
 //! [`Rounding::HalfAwayFromZero`] and [`Rounding::Htp`]. Asserted:
-//! - with `Rounding::Htp`, every op of every layer is within 1 LSB of the emulator (3 for
-//!   sigmoid), except the attention softmax, whose in-graph kernel differs from the
-//!   standalone op (see `backends/qnn/src/lower.rs`; measured up to 210 LSB, bounded at 256), and
-//!   conv2d / matmul (up to 3 LSB: their rescaling is only floor-like);
+//! - with `Rounding::Htp`, every op of every layer is within 1 LSB of the emulator (5 for
+//!   sigmoid: measured 3-4 depending on the random inputs), except the attention softmax
+//!   (the HTP's own softmax kernel: measured 4-11 LSB depending on the random inputs,
+//!   bounded at 16; before `mask-fill-const` the HTP rewrote the whole
+//!   `reduce_min -> add -> where -> softmax` mask chain into an inexact kernel, up to 210
+//!   LSB) and conv2d / matmul (up to 3 LSB: their rescaling is only floor-like);
 //! - the mean signed error of rms_norm / conv2d / matmul results is within 0.3 LSB with
 //!   `Rounding::Htp` while round-to-nearest is biased low (by at least
 //!   0.3 LSB, and 0.2 LSB more than `Rounding::Htp`) (the HTP floors
 //!   those results: this is what `Rounding::Htp` fixes);
-//! - logits of the whole graph (no intermediate outputs): measured max 106 / mean 12 LSB
-//!   (bounded at 160 / 16), and max 11 / mean 0.9 LSB (bounded at 16 / 1.5) when the
-//!   reference takes the emulator's softmax outputs: the in-graph softmax is what is left
-//!   (not "a few LSB" yet; see `backends/qnn/src/lower.rs`).
+//! - logits of the whole graph (no intermediate outputs): measured max 10 / mean 1.34 LSB
+//!   with the constant mask fill (80 / 13.4 before it; 8 / 1.15 and 106 / 12.2 with the
+//!   earlier transposed key cache), bounded at 16 / 2; and max 3 / mean 0.48 LSB (bounded
+//!   at 8 / 1) when the reference takes the emulator's softmax outputs (what is left is
+//!   mostly the softmax kernel's own error).
 //!
 //! Needs the QNN libraries (`scripts/setup-qnn.sh`); prints a note and passes without them.
 
@@ -292,9 +295,10 @@ fn whole_model_per_op_parity_and_logits() {
                 let tol = match kind {
                     OpKind::Softmax => {
                         softmax_max = softmax_max.max(m);
-                        256.0
+                        16.0
                     }
-                    OpKind::Sigmoid | OpKind::Conv2d | OpKind::MatMul => 3.0,
+                    OpKind::Sigmoid => 5.0,
+                    OpKind::Conv2d | OpKind::MatMul => 3.0,
                     _ => 1.0,
                 };
                 if m > tol {
@@ -339,11 +343,11 @@ fn whole_model_per_op_parity_and_logits() {
         "logits: max {lmax} mean {lmean:.3} LSB; softmax anchored: max {amax} mean {amean:.3} LSB"
     );
     assert!(
-        lmax <= 160.0 && lmean <= 16.0,
+        lmax <= 16.0 && lmean <= 2.0,
         "logits max {lmax} mean {lmean:.3} LSB"
     );
     assert!(
-        amax <= 16.0 && amean <= 1.5,
+        amax <= 8.0 && amean <= 1.0,
         "anchored logits max {amax} mean {amean:.3} LSB"
     );
     let _ = std::fs::remove_dir_all(&root);

@@ -14,7 +14,8 @@
 //! rounds), `DETAIL=i` every element of probe `i`; `ANCHOR=kind[,kind]` reruns the CPU
 //! reference taking the emulator's results of those op kinds; `REPLAY=a,b` executes the
 //! sub-graph from probe `a` (fed the emulator's codes) to probe `b` alone in the emulator;
-//! `FP32=1` / `OPT=n` change the graph configs.)
+//! `FP32=1` / `OPT=n` change the graph configs; `TOKENS=id,id,..` gives the `sequence`
+//! input instead of random ids, e.g. a chat-template prompt.)
 
 use std::collections::{HashMap, HashSet};
 
@@ -94,8 +95,14 @@ fn inputs(f: &Function, npast: usize, seed: u64) -> Vec<Vec<u8>> {
             let name = f.arg_names.get(i).cloned().flatten().unwrap_or_default();
             let n = ty.numel();
             if name == "sequence" {
+                let given: Vec<i32> = std::env::var("TOKENS")
+                    .map(|t| t.split(',').filter_map(|v| v.trim().parse().ok()).collect())
+                    .unwrap_or_default();
                 (0..n)
-                    .flat_map(|_| ((next() % 151_000) as i32).to_le_bytes())
+                    .flat_map(|j| match given.get(j) {
+                        Some(t) => t.to_le_bytes(),
+                        None => ((next() % 151_000) as i32).to_le_bytes(),
+                    })
                     .collect()
             } else if name == "position_ids" {
                 (0..n)

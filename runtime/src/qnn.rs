@@ -791,7 +791,8 @@ impl Executor for QnnExecutor {
 
 /// Writes `path` (and its manifest) holding one decode graph `model.0.s1` that follows the
 /// I/O contract for `dims` with trivial compute: `present_key_{l}` / `present_value_{l}`
-/// are the first cache column / row of `past_key_{l}` / `past_value_{l}`, and the logits
+/// are the first cache row of `past_key_{l}` / `past_value_{l}` (both in row layout,
+/// `[1, Hkv, C-1, D]`), and the logits
 /// are the causal mask tiled to the vocabulary. Its `graphExecute` is cheap, so it measures
 /// the host side of a decode step at a real model's I/O shape (and tests the executor
 /// without compiling a model). KV tensors are u8 (offset -128), mask and logits u16.
@@ -896,7 +897,8 @@ pub fn write_contract_binary(
         ),
     )?;
     let mut past = Vec::new();
-    for (kind, shape) in [("key", [1, h, d, c - 1]), ("value", [1, h, c - 1, d])] {
+    // Keys and values both in row layout, [1, Hkv, C-1, D].
+    for (kind, shape) in [("key", [1, h, c - 1, d]), ("value", [1, h, c - 1, d])] {
         for i in 0..l {
             let q = kv_q(if kind == "key" { i } else { i + 100 });
             let s = TensorSpec::new(
@@ -969,11 +971,7 @@ pub fn write_contract_binary(
     )
     .map_err(qnn_err)?;
     for (kind, i, q, id) in past {
-        let (shape, r) = if kind == "key" {
-            ([1, h, d, 1], ranges(&[(0, 1), (0, h), (0, d), (0, 1)]))
-        } else {
-            ([1, h, 1, d], ranges(&[(0, 1), (0, h), (0, 1), (0, d)]))
-        };
+        let (shape, r) = ([1, h, 1, d], ranges(&[(0, 1), (0, h), (0, 1), (0, d)]));
         let s = TensorSpec::new(
             format!("present_{kind}_{i}"),
             TensorKind::AppRead,

@@ -24,7 +24,7 @@
 //! never reset, so `/usr/bin/time -v` still reports the true process peak), summarized
 //! in a table at the end: import -> quantize (float input) -> reload (parse the quantized IR,
 //! map its weights) -> passes ([`npu_pipeline`]: sha-split, linear-to-conv2d, cleanup,
-//! quant-fix, and `split-graph{shards=k}` when k > 1) -> lower + finalize (per context,
+//! quant-fix, mask-fill-const, and `split-graph{shards=k}` when k > 1) -> lower + finalize (per context,
 //! per graph; the biggest context first, each shard's IR dropped and the C heap trimmed after
 //! its context, so one context's memory is resident at a time) -> write.
 //!
@@ -262,17 +262,19 @@ pub fn classify(path: &Path) -> anyhow::Result<ModelInput> {
     })
 }
 
-/// The NPU pass pipeline run on the quantized module; `shards > 1` appends
-/// `split-graph{shards=k}` (after quant-fix, so every cut carries a final encoding).
+/// The NPU pass pipeline run on the quantized module for one context. `mask-fill-const`
+/// runs after quant-fix, on the final encodings: HTP graph preparation rewrites the
+/// `reduce_min -> add -> where -> softmax` mask chain into an inexact kernel, the constant
+/// fill runs exactly.
+pub const NPU_PIPELINE: &str = "builtin.module(func.func(sha-split,linear-to-conv2d,canonicalize,cse,dce),quant-fix,func.func(mask-fill-const))";
+
+/// [`NPU_PIPELINE`]; `shards > 1` appends `split-graph{shards=k}` (after quant-fix, so
+/// every cut carries a final encoding).
 pub fn npu_pipeline(shards: usize) -> String {
-    let split = if shards > 1 {
-        format!(",split-graph{{shards={shards}}}")
-    } else {
-        String::new()
-    };
-    format!(
-        "builtin.module(func.func(sha-split,linear-to-conv2d,canonicalize,cse,dce),quant-fix{split})"
-    )
+    match NPU_PIPELINE.strip_suffix(')') {
+        Some(body) if shards > 1 => format!("{body},split-graph{{shards={shards}}})"),
+        _ => NPU_PIPELINE.to_string(),
+    }
 }
 
 /// Settings read from an AOT config beyond its target.
@@ -1186,7 +1188,8 @@ mod tests {
     #[test]
     fn pipeline_and_aot_extras() {
         assert!(!npu_pipeline(1).contains("split-graph"));
-        assert!(npu_pipeline(2).ends_with("quant-fix,split-graph{shards=2})"));
+        assert_eq!(npu_pipeline(1), NPU_PIPELINE);
+        assert!(npu_pipeline(2).ends_with("(mask-fill-const),split-graph{shards=2})"));
         mllm_passes::PassManager::parse(&npu_pipeline(3), &mllm_passes::Registry::with_all())
             .unwrap();
         let dir = std::env::temp_dir().join(format!("mllm-compile-aot-{}", std::process::id()));

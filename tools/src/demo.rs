@@ -45,11 +45,8 @@ pub struct DemoArgs {
     pub qnn_env_path: Option<PathBuf>,
 }
 
-/// Pipeline run on the quantized module before it is compiled. `mask-fill-const` runs
-/// last, on the final encodings: the HTP rewrites the `reduce_min -> add -> where ->
-/// softmax` mask chain into an inexact kernel, so the fill becomes a constant.
-pub const NPU_PIPELINE: &str =
-    "builtin.module(func.func(sha-split,linear-to-conv2d,canonicalize,cse,dce),quant-fix,func.func(mask-fill-const))";
+/// Pipeline run on the quantized module before it is compiled (the one `mllm compile` runs).
+pub use crate::compile::NPU_PIPELINE;
 
 /// Runs the demo.
 pub fn main_with(args: &DemoArgs) -> anyhow::Result<()> {

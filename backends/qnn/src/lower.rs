@@ -41,17 +41,20 @@
 //!   rewritten by HTP graph preparation (so in context binaries too; optimization level
 //!   and FP16 precision do not matter), and the rewritten kernel is not exact: its
 //!   output is the softmax of `beta * x` with `beta` 0.9987 in layer 1 of the tiny
-//!   model (1.0003 in layer 0), up to 50 output LSB (up to 210 with another
-//!   calibration) off the exact softmax of the same input codes. Replaying the pieces
-//!   (`examples/drift.rs`, `REPLAY=a,b`): the select output fed from outside, or the
-//!   `reduce_min` / fill fed from outside, and the softmax matches the CPU reference
-//!   within 5-9 LSB; the whole `reduce_min -> add -> where -> softmax` chain in the graph
-//!   reproduces the in-graph error exactly. This is what is left of the end-to-end
-//!   error: anchoring the CPU reference to the emulator's softmax outputs brings the tiny
-//!   model's logits from max 18-106 / mean 2.5-12 LSB to max 3-11 / mean 0.5-0.9 LSB.
-//!   Not fixed yet: either build the mask fill without `reduce_min` (e.g. a constant at
-//!   the bottom of the select's encoding, or ExecuTorch's additive mask), or model the
-//!   rewritten kernel's `beta` in the CPU reference once its formula is known.
+//!   model (1.0003 in layer 0), up to 50 output LSB (up to 214 with another
+//!   calibration) off the exact softmax of the same input codes. The NPU pipeline
+//!   therefore runs `mask-fill-const` after quant-fix: the fill becomes the constant at
+//!   code 0 of the select's encoding (checked to be at least 20 below every row's
+//!   minimum), and `where(mask, x, const) -> softmax` is not rewritten: replaying the
+//!   softmax alone on the select's output gives exactly the in-graph result. What is left
+//!   is the HTP softmax kernel's own error, 3-11 LSB against the CPU reference depending on
+//!   the inputs (the select itself is within 1 LSB). Whole tiny model, prefill graph,
+//!   random inputs: logits max 80 / mean 13.4 LSB before, max 10 / mean 1.34 after.
+//! - Requantization into the u8 KV cache rounds to nearest with a slightly different
+//!   effective step than the exact product, so values next to a rounding tie come out one
+//!   code apart; one key code is ~100 LSB of an attention score. On real prompts through the
+//!   scheduler this dominates what remains (prefill max 78 / mean 6.4 LSB; with the
+//!   emulator's requantize results substituted in the reference, max 4 / mean 0.55).
 //! - MatMul's second input must be symmetric (u16 offset -32768, u8 offset -128) and u8
 //!   code 255 is read as 254 (see the crate README).
 

@@ -809,3 +809,60 @@ fn outputs_that_are_arguments_or_repeated_get_copies() {
     );
     assert_eq!(r.qnn[0].len(), 32);
 }
+
+/// `quant.requantize` u16 -> u8 (`Convert`, as into the u8 KV cache): every one of the
+/// 65,536 input codes, for several scale pairs, is bit-exact between the emulator and
+/// the CPU reference in `Rounding::Htp` mode (HTP's fixed-point formula,
+/// `mllm_runtime::cpu::quant::HtpConvert`); rounding the exact value to nearest (the
+/// default mode) is one code off near ties.
+#[test]
+fn requantize_u16_to_u8_htp_bit_exact() {
+    use mllm_ir::types::per_tensor;
+    use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
+    let _g = serial();
+    let Some(lib) = library() else { return };
+    // (u16 scale, u16 offset, u8 scale, u8 offset): KV-like ranges (u8 symmetric,
+    // absmax / 127.5), an 8x smaller u8 scale, another u8 offset.
+    let pairs: [(f32, i32, f32, i32); 4] = [
+        (0.000_353_108_77, -57724, 0.159_865_32, -128),
+        (0.000_459_206_55, -38306, 0.217_872_55, -128),
+        (0.000_238_798_59, -31267, 0.015_826_82, -128),
+        (3e-4, -20000, 0.12, -100),
+    ];
+    let input: Vec<u8> = (0..=u16::MAX).flat_map(|c| c.to_le_bytes()).collect();
+    let mut nearest_off = 0usize;
+    for (si, oi, so, oo) in pairs {
+        let label = format!("requantize u16 ({si:e}, {oi}) -> u8 ({so:e}, {oo})");
+        let ity = t(&[256, 256], per_tensor(Storage::U16, si, oi));
+        let oty = t(&[256, 256], per_tensor(Storage::U8, so, oo));
+        let (mut f, x) = func("requant", &[("x", ity)]);
+        let y = op(&mut f, OpKind::Requantize, &[x[0]], none(), oty.clone());
+        ret(&mut f, &[y], &["y"]);
+        let r = run(&lib, &f, &WeightStore::new(), std::slice::from_ref(&input))
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let mut cache = WeightCache::new();
+        let mut prog = CpuProgram::compile(
+            &f,
+            &WeightStore::new(),
+            NumericMode::Fixed(Rounding::Htp),
+            &mut cache,
+        )
+        .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let mut htp = vec![0u8; oty.byte_size()];
+        prog.run_bytes(&[&input], &mut [&mut htp], None)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let mism = |b: &[u8]| r.qnn[0].iter().zip(b).filter(|(a, b)| a != b).count();
+        let (m_htp, m_near) = (mism(&htp), mism(&r.cpu[0]));
+        let distinct = r.qnn[0]
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        println!(
+            "[{label}] mismatches: Rounding::Htp {m_htp}, nearest {m_near} (of 65536; {distinct} distinct output codes)"
+        );
+        assert!(distinct > 100, "{label}: degenerate output");
+        assert_eq!(m_htp, 0, "{label}");
+        nearest_off += m_near;
+    }
+    assert!(nearest_off > 0, "rounding to nearest should miss some ties");
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use mllm_ir::attr::AttrsExt;
 use mllm_ir::infer::norm_axis;
-use mllm_ir::types::{ElemType, QuantType, Type};
+use mllm_ir::types::{ElemType, Encoding, QuantType, Storage, Type};
 use mllm_ir::{Function, OpId, OpKind, ValueId, WeightStore};
 use rayon::prelude::*;
 
@@ -170,6 +170,8 @@ enum K {
     Quantize,
     Dequantize,
     Requantize,
+    /// u16 -> u8 requantization with HTP's fixed-point formula (`Rounding::Htp`).
+    RequantizeHtp(quant::HtpConvert),
 }
 
 #[derive(Debug)]
@@ -1081,6 +1083,7 @@ fn exec_step(
                 par::quantize_bytes(x, out, q.storage, &q.encoding, &ov.shape, r);
             }
         }
+        K::RequantizeHtp(c) => c.apply_bytes(env.bytes(iv(0)), &mut out[..ov.numel]),
     }
     Ok(())
 }
@@ -1233,6 +1236,32 @@ impl Compiler<'_> {
             && ws[1] == 1
             && stride.iter().all(|s| *s == 1)
             && pad.iter().all(|p| *p == 0)
+    }
+
+    /// HTP's fixed-point u16 -> u8 conversion from value `i` to value `o`, when the
+    /// rounding is [`Rounding::Htp`], both are per-tensor and the scales are in the
+    /// measured domain of [`quant::HtpConvert`].
+    fn htp_convert(&self, i: usize, o: usize) -> Option<quant::HtpConvert> {
+        if self.mode.rounding() != Rounding::Htp {
+            return None;
+        }
+        let (qi, qo) = (self.vals[i].q.as_ref()?, self.vals[o].q.as_ref()?);
+        if qi.storage != Storage::U16 || qo.storage != Storage::U8 {
+            return None;
+        }
+        match (&qi.encoding, &qo.encoding) {
+            (
+                Encoding::PerTensor {
+                    scale: si,
+                    offset: oi,
+                },
+                Encoding::PerTensor {
+                    scale: so,
+                    offset: oo,
+                },
+            ) => quant::HtpConvert::new(*si, *oi, *so, *oo),
+            _ => None,
+        }
     }
 
     fn need_deq(&mut self, slot: usize, v: usize) {
@@ -1735,10 +1764,13 @@ impl Compiler<'_> {
                 K::Quantize
             }
             OpKind::Dequantize => K::Dequantize,
-            OpKind::Requantize => {
-                self.need_deq(0, ins[0]);
-                K::Requantize
-            }
+            OpKind::Requantize => match self.htp_convert(ins[0], out) {
+                Some(c) => K::RequantizeHtp(c),
+                None => {
+                    self.need_deq(0, ins[0]);
+                    K::Requantize
+                }
+            },
         };
         self.push(op, ins, out, kk);
         Ok(())

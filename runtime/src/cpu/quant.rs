@@ -27,7 +27,9 @@ pub enum Rounding {
     /// `nn.softmax`, `nn.sigmoid`) truncate their requantized codes ([`Rounding::Floor`],
     /// about -0.5 LSB on average against rounding to nearest); element-wise ops,
     /// `quant.quantize` / `quant.requantize`, concat and select round to nearest
-    /// ([`Rounding::HalfAwayFromZero`]). See [`Rounding::for_op`].
+    /// ([`Rounding::HalfAwayFromZero`]). See [`Rounding::for_op`]. A `quant.requantize`
+    /// of per-tensor u16 codes to per-tensor u8 codes uses HTP's fixed-point formula
+    /// instead ([`HtpConvert`]).
     Htp,
 }
 
@@ -59,6 +61,68 @@ impl Rounding {
                 _ => Rounding::HalfAwayFromZero,
             },
             r => r,
+        }
+    }
+}
+
+/// HTP's `Convert` of per-tensor u16 codes to per-tensor u8 codes (our
+/// `quant.requantize`, e.g. a new key / value into the u8 KV cache), bit-exact with QNN's
+/// HTP emulator (QNN 2.51, v75; measured with `examples/requant_probe.rs` of
+/// `mllm-backend-qnn`: 0 mismatches over all 65,536 input codes for every tested scale
+/// pair with an output / input scale ratio below 1/16).
+///
+/// With `R = in_scale / out_scale` (f32 scales, ratio in f64), the HTP works in units of
+/// `2^-f` output codes, `f` the largest of 7, 6, ..., 3 for which the 15-bit-shifted
+/// multiplier `m = round(R * 2^(15 + f))` stays below `2^14`, and computes
+/// `z = rnd((q + 1) * m) + rnd((in_offset - 1) * m)` with `rnd(v) = floor((v + 2^14) / 2^15)`,
+/// then `out = clamp(floor((z + 2^(f-1)) / 2^f) - out_offset, 0, 255)`. Against rounding the
+/// exact `(q + in_offset) * R` to nearest this differs by one code near ties (the
+/// multiplier has only ~13 significant bits, and the two halves are rounded separately).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HtpConvert {
+    m: i64,
+    frac: u32,
+    bias: i64,
+}
+
+impl HtpConvert {
+    /// The conversion from u16 `(in_scale, in_offset)` to u8 `(out_scale, out_offset)`,
+    /// or `None` outside the measured domain (non-positive or non-finite scales, or a
+    /// scale ratio of 1/16 or more).
+    pub fn new(in_scale: f32, in_offset: i32, out_scale: f32, out_offset: i32) -> Option<Self> {
+        let ok = |s: f32| s.is_finite() && s > 0.0;
+        if !ok(in_scale) || !ok(out_scale) {
+            return None;
+        }
+        let r = in_scale as f64 / out_scale as f64;
+        (3..=7u32).rev().find_map(|frac| {
+            let m = (r * 2f64.powi(15 + frac as i32)).round();
+            (m < 16384.0).then(|| {
+                let m = m as i64;
+                let bias = Self::rnd((in_offset as i64 - 1) * m) - out_offset as i64 * (1 << frac)
+                    + (1 << (frac - 1));
+                HtpConvert { m, frac, bias }
+            })
+        })
+    }
+
+    #[inline(always)]
+    fn rnd(v: i64) -> i64 {
+        (v + (1 << 14)) >> 15
+    }
+
+    /// The u8 code of u16 code `q`.
+    #[inline(always)]
+    pub fn apply(&self, q: u16) -> u8 {
+        let z = Self::rnd((q as i64 + 1) * self.m) + self.bias;
+        (z >> self.frac).clamp(0, 255) as u8
+    }
+
+    /// Converts little-endian u16 codes `src` into u8 codes `dst` (element-wise, up to
+    /// the shorter of the two).
+    pub fn apply_bytes(&self, src: &[u8], dst: &mut [u8]) {
+        for (d, s) in dst.iter_mut().zip(src.chunks_exact(2)) {
+            *d = self.apply(u16::from_le_bytes([s[0], s[1]]));
         }
     }
 }
@@ -353,6 +417,38 @@ mod tests {
             Rounding::HalfToEven
         );
         assert_eq!(Rounding::Htp.round(2.5), 3.0);
+    }
+
+    /// Codes measured in QNN's HTP emulator (`examples/requant_probe.rs` of
+    /// `mllm-backend-qnn`, `DETAIL=1` / `CAND=`) where HTP's u16 -> u8 `Convert` differs
+    /// from rounding the exact value to nearest.
+    #[test]
+    fn htp_convert_matches_emulator_where_rounding_to_nearest_does_not() {
+        // (in scale, in offset, out scale, out offset, input code, emulator output code)
+        let cases: [(f32, i32, f32, i32, u16, u8); 7] = [
+            (0.000_353_108_77, -57724, 0.159_865_32, -128, 0, 1),
+            (0.000_353_108_77, -57724, 0.159_865_32, -128, 450, 2),
+            (0.000_353_108_77, -57724, 0.159_865_32, -128, 452, 2),
+            (0.000_334_692_3, -29571, 0.094_407_186, -128, 941, 26),
+            (0.000_334_692_3, -29571, 0.094_407_186, -128, 17865, 87),
+            (3e-4, -13, 0.12, -128, 210, 129),
+            (3e-4, -38, 0.12, -128, 636, 130),
+        ];
+        for (si, oi, so, oo, q, want) in cases {
+            let c = HtpConvert::new(si, oi, so, oo).expect("in the measured domain");
+            assert_eq!(c.apply(q), want, "{si} {oi} {so} q {q}");
+            // Rounding the (f32) dequantized value to nearest gives the other code.
+            let x = (q as f32 + oi as f32) * si;
+            let near = quantize_one(x, so, oo, 0.0, 255.0, Rounding::HalfAwayFromZero);
+            assert_eq!((near as i32 - want as i32).abs(), 1, "{si} {oi} {so} q {q}");
+        }
+        let mut out = [0u8; 2];
+        let c = HtpConvert::new(3e-4, -13, 0.12, -128).expect("domain");
+        c.apply_bytes(&[210, 0, 0, 0], &mut out);
+        assert_eq!(out, [129, c.apply(0)]);
+        // Outside the measured domain: no formula.
+        assert!(HtpConvert::new(3e-4, 0, 2e-4, -128).is_none());
+        assert!(HtpConvert::new(0.0, 0, 0.1, -128).is_none());
     }
 
     #[test]

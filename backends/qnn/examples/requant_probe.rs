@@ -49,8 +49,11 @@
 //! code above rounding to nearest (`PAIRS="3e-5,-30000,3.1e-5,-32000;3e-5,-30000,2.9e-5,-33000;1e-4,-34181,1.03e-4,-32768"`;
 //! 0 for `1e-4,-30000,0.95e-4,-31000`), with errors up to ~0.15 output codes growing with
 //! |x|; for two of three pairs no straight line `floor(q * R' + K)` fits (relative slope
-//! error within 4e-5), so it is not the same fixed-point scheme. Not modeled (the
-//! reference still rounds u16 -> u16 to nearest).
+//! error within 4e-5), so it is not the same fixed-point scheme: the excess over the
+//! exact value is a staircase in `q` with steps of `|1 - R|` every ~33k codes (R 0.968:
+//! +0.05..0.08 at low q, +0.08..0.11 from q ~ 10k, +0.11..0.15 from q ~ 43k; R 1.034:
+//! +0.15..0.19 falling by 0.034 per step). Not modeled (the reference still rounds
+//! u16 -> u16 to nearest).
 
 use half::f16;
 use mllm_backend_qnn::lower_function;

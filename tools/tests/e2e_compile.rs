@@ -4,7 +4,8 @@
 //!    text, NPU passes, lower + finalize, no weight sharing so the emulator can load it);
 //! 2. this process reloads the binary (`Context::from_binary`), executes the prefill graph
 //!    on a real prompt and the decode graph on the next token, and compares the logits with
-//!    the CPU reference executor in fixed-point mode on identical inputs;
+//!    the CPU reference executor in fixed-point mode (`Rounding::Htp`) on identical inputs:
+//!    KV entries within 1 u8 LSB, logits within a few u16 LSB;
 //! 3. `mllm inspect` output of that binary, snapshot-tested (volatile fields redacted);
 //! 4. the same quantized IR compiled with `--shards 2`: two contexts whose I/O chain
 //!    matches (`hidden_states` out of context 0 is exactly the input of context 1; context
@@ -150,13 +151,8 @@ fn run_cpu(
     inputs: &HashMap<String, Vec<u8>>,
     cache: &mut WeightCache,
 ) -> HashMap<String, Vec<u8>> {
-    let mut prog = CpuProgram::compile(
-        f,
-        &m.weights,
-        NumericMode::Fixed(Rounding::HalfAwayFromZero),
-        cache,
-    )
-    .unwrap();
+    let mut prog =
+        CpuProgram::compile(f, &m.weights, NumericMode::Fixed(Rounding::Htp), cache).unwrap();
     let ins: Vec<&[u8]> = f
         .arg_names
         .iter()
@@ -228,10 +224,6 @@ fn argmax_row(codes: &[i64], row: usize, vocab: usize) -> i32 {
 fn redact(report: &str, dir: &Path) -> String {
     let mut out = Vec::new();
     for line in report.replace(&dir.display().to_string(), "<DIR>").lines() {
-        // The library's own chatter on stdout is not part of the report.
-        if line.trim_start().starts_with("# LIBNATIVE") {
-            continue;
-        }
         let words: Vec<String> = line
             .split(' ')
             .map(|w| {
@@ -381,25 +373,23 @@ fn tiny_model_compile_reload_execute_inspect_and_split() {
         argmax_row(&dcl, 0, vocab),
         argmax_row(&dql, 0, vocab)
     );
-    // Layer 0's new KV entries come straight out of the first layer: within 1 LSB.
+    // The reference models the HTP's rounding (`Rounding::Htp`: floor-like norms, linears
+    // and matmuls, the exact u16 -> u8 KV requantize), and the NPU pipeline's
+    // mask-fill-const keeps the HTP from rewriting the mask chain, so the new KV entries of
+    // every layer agree within 1 u8 LSB and the logits within a few u16 LSB. Measured on
+    // this prompt: KV max 0; logits max 6 / 4, mean 0.7 / 0.6 LSB (prefill / decode); with
+    // round-half-away rounding and without mask-fill-const it was 57 / 13, mean 5.3 / 2.2.
+    // Bounds: twice the measured maxima, 1.5 LSB mean.
     for (name, (mx, _)) in &kv {
-        if name.ends_with("_0") {
-            assert!(*mx <= 1, "{name}: {mx} LSB");
-        }
+        assert!(*mx <= 1, "{name}: {mx} LSB");
     }
-    // The logits bound that holds today, with margin: measured max 57 / 13 LSB, mean
-    // 5.3 / 2.2 LSB (prefill / decode) on this prompt. The emulator and the CPU reference
-    // drift apart after layer 0 (per-op rounding differences amplified through the later
-    // layers; on random inputs the logits are ~1300 LSB apart, see backends/qnn/README.md
-    // "Whole model" and the drift investigation of issue 7, backends/qnn/examples/drift.rs);
-    // tighten this to "a few LSB" once that drift is resolved.
-    let bound = 256;
+    let bound = 12;
     assert!(
         pmax <= bound && dmax <= bound,
         "logits drift {pmax} / {dmax} LSB above {bound}"
     );
     assert!(
-        pmean <= 20.0 && dmean <= 20.0,
+        pmean <= 1.5 && dmean <= 1.5,
         "mean logits drift {pmean} / {dmean} LSB"
     );
 

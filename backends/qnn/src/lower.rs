@@ -29,8 +29,8 @@
 //! - Rounding of requantized results: `RmsNorm` **truncates** (floor; exactly, 0 LSB
 //!   against a floor reference); `Conv2d` (LPBQ), `MatMul`, `Softmax` and `Sigmoid`
 //!   are floor-like (-0.3..-0.8 LSB mean residual against round-to-nearest, <= 1 LSB
-//!   after flooring); element-wise Add / Multiply / Neg, `Convert`, `Concat` round to
-//!   nearest. The CPU reference reproduces this with
+//!   after flooring); element-wise Add / Multiply / Neg, `Concat` round to nearest
+//!   (`Convert`: see below). The CPU reference reproduces this with
 //!   `mllm_runtime::cpu::Rounding::Htp` (per-op-kind rounding); with the default
 //!   half-away-from-zero rounding every norm / linear / matmul output is biased by
 //!   about -0.5 LSB.
@@ -50,11 +50,17 @@
 //!   is the HTP softmax kernel's own error, 3-11 LSB against the CPU reference depending on
 //!   the inputs (the select itself is within 1 LSB). Whole tiny model, prefill graph,
 //!   random inputs: logits max 80 / mean 13.4 LSB before, max 10 / mean 1.34 after.
-//! - Requantization into the u8 KV cache rounds to nearest with a slightly different
-//!   effective step than the exact product, so values next to a rounding tie come out one
-//!   code apart; one key code is ~100 LSB of an attention score. On real prompts through the
-//!   scheduler this dominates what remains (prefill max 78 / mean 6.4 LSB; with the
-//!   emulator's requantize results substituted in the reference, max 4 / mean 0.55).
+//! - Requantization u16 -> u8 into the KV cache (`Convert`) is not the exactly rounded
+//!   product: it uses a 14-bit multiplier `m = round(R * 2^(15+f))` (R = s_in / s_out,
+//!   f = 7 for KV scales) in units of 2^-f output codes, which
+//!   `mllm_runtime::cpu::quant::HtpConvert` reproduces bit for bit (0 mismatches over all
+//!   65,536 codes for ~120 scale pairs with R < 1/16; `examples/requant_probe.rs`). u16 ->
+//!   u16 `Convert` (concat inputs with another encoding) puts 3-11% of codes one above
+//!   round-to-nearest by a scheme not modelled yet. On real prompts through the scheduler,
+//!   1-LSB differences in the u16 inputs of the KV requantize (rope's element-wise ops,
+//!   v_proj) still flip single KV codes, and one key code is ~100 LSB of a score: prefill
+//!   max 78-124 / mean 6-8 LSB, decode max 112-117 / mean 5-6 (`tools/tests/qnn_run.rs`),
+//!   while a fresh-cache prefill is within max 6 / mean 0.7 (`tools/tests/e2e_compile.rs`).
 //! - MatMul's second input must be symmetric (u16 offset -32768, u8 offset -128) and u8
 //!   code 255 is read as 254 (see the crate README).
 

@@ -35,7 +35,7 @@ pub struct DemoArgs {
     #[arg(long = "max-new-tokens", default_value_t = 16)]
     pub max_new_tokens: usize,
     /// Prefill chunk length of the compiled graphs.
-    #[arg(long = "ar_len", alias = "ar-len", default_value_t = 16)]
+    #[arg(long = "ar_len", alias = "ar-len", default_value_t = 32)]
     pub ar_len: usize,
     /// Context length.
     #[arg(long = "context-len", default_value_t = 256)]

@@ -26,6 +26,8 @@
 //!   (the rank of `%w`) whose value is the lowest real of `%w`'s encoding (its code 0,
 //!   or the storage minimum), named `<where name>.fill`; the `reduce_min`, `add` and
 //!   `c` are erased when nothing else uses them;
+//! - left alone when the select has 16 rows (`S = 16`): the HTP fails to execute a select
+//!   with a constant fill of that shape (see `HTP_FAILING_ROWS`);
 //! - guarantee checked before rewriting: the new fill `lo` must be at most
 //!   `min(x) + c` for every `x` representable in `%x`'s encoding, i.e.
 //!   `lo <= lowest(%x) + c + scale(%w) / 2` (half an LSB of `%w`: within it both fills
@@ -81,7 +83,15 @@ enum Skip {
     FillNotBelow,
     Encoding,
     Bound,
+    HtpRows,
 }
+
+/// Row counts (second-to-last dimension of the select) for which the HTP fails to execute a
+/// select with a constant fill: measured with `mllm demo --ar_len S` on the x86 HTP emulator
+/// (SM8650 / v75), S in {1, 2, 4, 8, 12, 24, 32, 48, 64} run, S = 16 fails at graphExecute with
+/// "All input dims must match condition or be scalar" (the condition is re-tiled
+/// `[1,8,2,C]`, the data `[1,4,4,C]`), whatever C. Those selects keep the `reduce_min` fill.
+const HTP_FAILING_ROWS: &[usize] = &[16];
 
 impl Skip {
     fn stat(self) -> &'static str {
@@ -91,6 +101,7 @@ impl Skip {
             Skip::FillNotBelow => "skipped: fill-not-below",
             Skip::Encoding => "skipped: encoding",
             Skip::Bound => "skipped: bound",
+            Skip::HtpRows => "skipped: htp-rows",
         }
     }
 }
@@ -185,6 +196,17 @@ fn check(f: &Function, op: OpId, uses: &[Vec<OpId>]) -> Result<Option<Candidate>
             format!(
                 "{}: its result is used by an op other than a softmax",
                 label(f, op)
+            ),
+        ));
+    }
+    let shape = wty.shape();
+    if shape.len() >= 2 && HTP_FAILING_ROWS.contains(&shape[shape.len() - 2]) {
+        return Err((
+            Skip::HtpRows,
+            format!(
+                "{}: {} rows: the HTP cannot execute a select with a constant fill of this shape",
+                label(f, op),
+                shape[shape.len() - 2]
             ),
         ));
     }

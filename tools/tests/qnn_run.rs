@@ -66,25 +66,6 @@ fn build(root: &Path, ckpt: &Path, tok: &Path, ar_len: usize) -> (PathBuf, PathB
     (bin, ir)
 }
 
-/// Removes the fixtures of earlier runs of this test binary whose process is gone (each
-/// holds ~250 MB of binaries and weights).
-fn remove_stale_runs(tmp: &Path) {
-    if !cfg!(target_os = "linux") {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("qnn_run_") {
-            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
 fn fixture() -> Option<&'static Fixture> {
     static FIX: OnceLock<Option<Fixture>> = OnceLock::new();
     FIX.get_or_init(|| {
@@ -93,22 +74,8 @@ fn fixture() -> Option<&'static Fixture> {
             return None;
         }
         let t = Instant::now();
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("qnn_run_{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        remove_stale_runs(root.parent().unwrap());
-        std::fs::create_dir_all(&root).unwrap();
-        let ckpt = root.join("checkpoint");
-        mllm_frontends::synth::generate(
-            mllm_frontends::synth::Preset::Tiny,
-            0,
-            mllm_frontends::DType::BF16,
-            &ckpt,
-            &mut |_| {},
-        )
-        .unwrap();
-        let tokenizer = ckpt.join("tokenizer.json");
-        std::fs::write(&tokenizer, mllm_tools::demo::QWEN3_TOKENIZER).unwrap();
+        let root = common::fresh_root("qnn_run");
+        let (ckpt, tokenizer) = common::tiny_checkpoint(&root);
         let (bin4, ir4) = build(&root, &ckpt, &tokenizer, 4);
         let (bin32, ir32) = build(&root, &ckpt, &tokenizer, 32);
         println!(

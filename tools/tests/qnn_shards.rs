@@ -54,22 +54,6 @@ fn finished(f: &Fixture) {
     }
 }
 
-/// Removes fixtures of earlier runs whose process is gone (a failed test keeps its own).
-fn remove_stale(tmp: &Path) {
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("qnn_shards_") else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
 #[derive(Parser)]
 struct CompileCli {
     #[command(flatten)]
@@ -109,24 +93,8 @@ fn fixture() -> Option<&'static Mutex<Fixture>> {
             println!("QNN libraries not available ({e}); run scripts/setup-qnn.sh (test skipped)");
             return None;
         }
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("qnn_shards_{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        if cfg!(target_os = "linux") {
-            remove_stale(root.parent().unwrap());
-        }
-        std::fs::create_dir_all(&root).unwrap();
-        let ckpt = root.join("checkpoint");
-        mllm_frontends::synth::generate(
-            mllm_frontends::synth::Preset::Tiny,
-            0,
-            mllm_frontends::DType::BF16,
-            &ckpt,
-            &mut |_| {},
-        )
-        .unwrap();
-        let tokenizer = ckpt.join("tokenizer.json");
-        std::fs::write(&tokenizer, mllm_tools::demo::QWEN3_TOKENIZER).unwrap();
+        let root = common::fresh_root("qnn_shards");
+        let (ckpt, tokenizer) = common::tiny_checkpoint(&root);
         let (ir, _) = common::quantize_for_npu(&ckpt, &tokenizer, &root.join("q"), AR_LEN, CONTEXT);
         let whole = root.join("whole").join("model.bin");
         let split = root.join("split").join("model.bin");

@@ -171,17 +171,7 @@ fn cpu(
 }
 
 fn tiny_npu_module(root: &std::path::Path) -> mllm_ir::Module {
-    let ckpt = root.join("checkpoint");
-    mllm_frontends::synth::generate(
-        mllm_frontends::synth::Preset::Tiny,
-        0,
-        mllm_frontends::DType::BF16,
-        &ckpt,
-        &mut |_| {},
-    )
-    .unwrap();
-    let tok = ckpt.join("tokenizer.json");
-    std::fs::write(&tok, mllm_tools::demo::QWEN3_TOKENIZER).unwrap();
+    let (ckpt, tok) = common::tiny_checkpoint(root);
     common::quantize_for_npu(&ckpt, &tok, &root.join("q4"), 4, 64).1
 }
 

@@ -1,4 +1,6 @@
 //! Helpers shared by the tools' QNN integration tests.
+// Each test crate uses its own subset of these helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
@@ -49,4 +51,46 @@ pub fn quantize_for_npu(
     .unwrap();
     pm.run(&mut m, &mut []).unwrap();
     (qs.ir, m)
+}
+
+/// A fresh scratch directory `$CARGO_TARGET_TMPDIR/{prefix}_{pid}`; directories of earlier
+/// runs whose process is gone (`/proc/<pid>` absent, Linux only) are removed first.
+pub fn fresh_root(prefix: &str) -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if cfg!(target_os = "linux") {
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let stale = name
+                    .strip_prefix(prefix)
+                    .and_then(|r| r.strip_prefix('_'))
+                    .filter(|pid| pid.parse::<u32>().is_ok())
+                    .is_some_and(|pid| !Path::new("/proc").join(pid).exists());
+                if stale {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    let root = tmp.join(format!("{prefix}_{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
+/// Writes the tiny synthetic Qwen3 checkpoint (seed 0, bf16) to `root/checkpoint` with the
+/// bundled Qwen3 tokenizer beside it; returns `(checkpoint dir, tokenizer.json)`.
+pub fn tiny_checkpoint(root: &Path) -> (PathBuf, PathBuf) {
+    let ckpt = root.join("checkpoint");
+    mllm_frontends::synth::generate(
+        mllm_frontends::synth::Preset::Tiny,
+        0,
+        mllm_frontends::DType::BF16,
+        &ckpt,
+        &mut |_| {},
+    )
+    .unwrap();
+    let tokenizer = ckpt.join("tokenizer.json");
+    std::fs::write(&tokenizer, mllm_tools::demo::QWEN3_TOKENIZER).unwrap();
+    (ckpt, tokenizer)
 }

@@ -144,6 +144,34 @@ fn step_inputs(
     out
 }
 
+/// Gathers `f`'s inputs by name, lets `exec` fill its outputs (in `f`'s order) and returns
+/// them by name.
+fn run_named(
+    f: &Function,
+    inputs: &HashMap<String, Vec<u8>>,
+    exec: impl FnOnce(&[&[u8]], &mut [&mut [u8]]),
+) -> HashMap<String, Vec<u8>> {
+    let ins: Vec<&[u8]> = f
+        .arg_names
+        .iter()
+        .map(|n| inputs[n.as_deref().unwrap()].as_slice())
+        .collect();
+    let mut outs: Vec<Vec<u8>> = f
+        .returned()
+        .iter()
+        .map(|v| vec![0u8; f.ty(*v).byte_size()])
+        .collect();
+    {
+        let mut o: Vec<&mut [u8]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+        exec(&ins, &mut o);
+    }
+    f.result_names
+        .iter()
+        .map(|n| n.clone().unwrap())
+        .zip(outs)
+        .collect()
+}
+
 /// Runs `f` on the CPU reference (fixed point) with inputs by name; outputs by name.
 fn run_cpu(
     f: &Function,
@@ -153,25 +181,9 @@ fn run_cpu(
 ) -> HashMap<String, Vec<u8>> {
     let mut prog =
         CpuProgram::compile(f, &m.weights, NumericMode::Fixed(Rounding::Htp), cache).unwrap();
-    let ins: Vec<&[u8]> = f
-        .arg_names
-        .iter()
-        .map(|n| inputs[n.as_deref().unwrap()].as_slice())
-        .collect();
-    let mut outs: Vec<Vec<u8>> = f
-        .returned()
-        .iter()
-        .map(|v| vec![0u8; f.ty(*v).byte_size()])
-        .collect();
-    {
-        let mut o: Vec<&mut [u8]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-        prog.run_bytes(&ins, &mut o, None).unwrap();
-    }
-    f.result_names
-        .iter()
-        .map(|n| n.clone().unwrap())
-        .zip(outs)
-        .collect()
+    run_named(f, inputs, |ins, outs| {
+        prog.run_bytes(ins, outs, None).unwrap();
+    })
 }
 
 /// Runs graph `f.name` of `ctx` in the emulator with inputs by name; outputs by name.
@@ -181,25 +193,9 @@ fn run_qnn(
     inputs: &HashMap<String, Vec<u8>>,
 ) -> HashMap<String, Vec<u8>> {
     let mut g = ctx.retrieve_graph(&f.name).unwrap();
-    let ins: Vec<&[u8]> = f
-        .arg_names
-        .iter()
-        .map(|n| inputs[n.as_deref().unwrap()].as_slice())
-        .collect();
-    let mut outs: Vec<Vec<u8>> = f
-        .returned()
-        .iter()
-        .map(|v| vec![0u8; f.ty(*v).byte_size()])
-        .collect();
-    {
-        let mut o: Vec<&mut [u8]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-        g.execute_ordered(&ins, &mut o).unwrap();
-    }
-    f.result_names
-        .iter()
-        .map(|n| n.clone().unwrap())
-        .zip(outs)
-        .collect()
+    run_named(f, inputs, |ins, outs| {
+        g.execute_ordered(ins, outs).unwrap();
+    })
 }
 
 fn logits_type(f: &Function) -> Type {

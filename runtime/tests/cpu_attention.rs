@@ -251,11 +251,49 @@ fn observer_sees_every_op_in_real_units() {
     ex.program_mut(0).unwrap().set_profiling(true);
     ex.run_f32(0, &refs).unwrap();
     let prof = ex.program(0).unwrap().profile();
-    assert_eq!(prof.len(), steps);
+    assert_eq!(prof.len(), steps + ex.program(0).unwrap().fused_steps());
     assert!(prof.iter().any(|p| p.1 == mllm_ir::OpKind::MatMul));
     assert!(prof.iter().map(|p| p.3).sum::<std::time::Duration>() > std::time::Duration::ZERO);
     ex.program_mut(0).unwrap().set_profiling(false);
     assert!(ex.program(0).unwrap().profile().is_empty());
+}
+
+/// The fused masked softmax (plain runs) and the op-by-op steps (observed runs) give
+/// bit-identical outputs, in prefill (several rows per head) and decode.
+#[test]
+fn fused_attention_rows_equal_the_op_by_op_steps() {
+    for (s, n_past) in [(3usize, 2usize), (1, 5)] {
+        let a = AttnDims {
+            s,
+            c: 16,
+            h: 4,
+            hkv: 2,
+            d: 8,
+            hidden: 16,
+        };
+        let name = format!("model.0.s{s}");
+        let m = attention_module(&[(name.as_str(), a)], 11);
+        let mut ex = CpuExecutor::new(&m, NumericMode::Float).unwrap();
+        assert_eq!(ex.program(0).unwrap().fused_steps(), 1, "the pattern fuses");
+        let inp = inputs(a, n_past, 4);
+        let refs = [&inp.x, &inp.cos, &inp.sin, &inp.mask, &inp.pk, &inp.pv]
+            .map(|v| mllm_runtime::cpu::TensorRef::F32(v));
+        let plain = ex.run_f32(0, &refs).unwrap();
+        let mut softmaxes = 0;
+        let observed = ex
+            .run_f32_observed(0, &refs, &mut |o| {
+                softmaxes += (o.kind == mllm_ir::OpKind::Softmax) as usize
+            })
+            .unwrap();
+        assert_eq!(softmaxes, 1, "the observer sees the softmax op");
+        for (p, o) in plain.iter().zip(&observed) {
+            let pb: Vec<u32> = p.iter().map(|x| x.to_bits()).collect();
+            let ob: Vec<u32> = o.iter().map(|x| x.to_bits()).collect();
+            assert_eq!(pb, ob, "s {s}");
+        }
+        let w = attention_weights(a, 11);
+        assert_close(&plain[0], &naive(a, &inp, &w)[0], 1e-5, "fused run output");
+    }
 }
 
 #[test]

@@ -200,15 +200,8 @@ impl AxisView {
 pub fn softmax(v: AxisView, x: &[f32], out: &mut [f32]) {
     if v.inner == 1 {
         rows_mut(out, v.d, |r, o| {
-            let xs = &x[r * v.d..(r + 1) * v.d];
-            let m = xs.iter().fold(f32::NEG_INFINITY, |m, y| m.max(*y));
-            let mut s = 0f32;
-            for (o, y) in o.iter_mut().zip(xs) {
-                *o = (*y - m).exp();
-                s += *o;
-            }
-            let inv = 1.0 / s;
-            o.iter_mut().for_each(|o| *o *= inv);
+            o.copy_from_slice(&x[r * v.d..(r + 1) * v.d]);
+            super::simd::softmax_row(o);
         });
         return;
     }
@@ -274,9 +267,7 @@ pub fn rope(p: &Bcast<2>, d: usize, x: &[f32], cos: &[f32], sin: &[f32], out: &m
 /// Minimum over the trailing `inner` elements of each row.
 pub fn reduce_min_rows(x: &[f32], inner: usize, out: &mut [f32]) {
     rows_mut(out, 1, |r, o| {
-        o[0] = x[r * inner..(r + 1) * inner]
-            .iter()
-            .fold(f32::INFINITY, |m, y| m.min(*y));
+        o[0] = super::simd::row_min(&x[r * inner..(r + 1) * inner]);
     });
 }
 

@@ -43,6 +43,7 @@ pub mod kernels;
 pub mod program;
 pub mod quant;
 mod repr;
+pub mod simd;
 pub mod weights;
 
 pub use error::CpuError;

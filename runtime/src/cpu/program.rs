@@ -172,6 +172,25 @@ enum K {
     Requantize,
     /// u16 -> u8 requantization with HTP's fixed-point formula (`Rounding::Htp`).
     RequantizeHtp(quant::HtpConvert),
+    /// Fused attention rows (float mode): `softmax(where(mask, s * scale, min(s * scale)
+    /// + fill))` over the last axis; `ins` = `[s, mask]`, `plan` walks `[s, mask]` rows.
+    MaskedSoftmax {
+        plan: Bcast<2>,
+        scale: f32,
+        fill: f32,
+    },
+}
+
+/// Whether a step runs in plain runs (no observer) and in observed runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fuse {
+    /// Always.
+    Always,
+    /// Only in plain runs: a fused step standing for several covered ones.
+    Fused,
+    /// Only in observed runs (the observer sees every op's output): a step that a fused
+    /// step computes in plain runs.
+    Covered,
 }
 
 #[derive(Debug)]
@@ -183,6 +202,7 @@ struct Step {
     ins: Vec<usize>,
     out: usize,
     k: K,
+    fuse: Fuse,
 }
 
 #[derive(Debug, Default)]
@@ -340,6 +360,7 @@ impl CpuProgram {
             msg: e.to_string(),
         })?;
         Compiler {
+            uses: use_counts(func),
             f: func,
             store,
             mode,
@@ -388,9 +409,18 @@ impl CpuProgram {
         self.arena_bytes
     }
 
-    /// Number of executed steps (ops other than weights, constants and the return).
+    /// Number of executed ops (other than weights, constants and the return): the steps
+    /// of an observed run.
     pub fn num_steps(&self) -> usize {
-        self.steps.len()
+        self.steps.iter().filter(|s| s.fuse != Fuse::Fused).count()
+    }
+
+    /// Number of fused steps: each runs, in plain (unobserved) runs, in place of several
+    /// op steps (e.g. the masked softmax of an attention: mul, reduce_min, add, where and
+    /// softmax in one pass over each row). Observed runs run the op steps instead, with
+    /// bit-identical results.
+    pub fn fused_steps(&self) -> usize {
+        self.steps.len() - self.num_steps()
     }
 
     /// Turns per-step wall-time accounting on (resetting it) or off. Accounting costs two
@@ -404,7 +434,9 @@ impl CpuProgram {
     }
 
     /// Accumulated wall time per step since profiling was turned on: op id, kind, symbolic
-    /// name and time, in program order (empty when profiling is off).
+    /// name and time, in program order (empty when profiling is off). Fused steps are
+    /// listed under their last op (e.g. the softmax), right before it; the steps they
+    /// stand for accumulate time only in observed runs.
     pub fn profile(&self) -> Vec<(OpId, OpKind, Option<&str>, std::time::Duration)> {
         self.steps
             .iter()
@@ -646,7 +678,13 @@ impl CpuProgram {
             self.state.obs = vec![0f32; self.max_numel];
         }
         let profiling = !self.state.times.is_empty();
+        let fused = obs.is_none();
         for (si, step) in self.steps.iter().enumerate() {
+            match step.fuse {
+                Fuse::Fused if !fused => continue,
+                Fuse::Covered if fused => continue,
+                _ => {}
+            }
             let t0 = profiling.then(std::time::Instant::now);
             let out_v = &self.vals[step.out];
             let State {
@@ -1084,6 +1122,20 @@ fn exec_step(
             }
         }
         K::RequantizeHtp(c) => c.apply_bytes(env.bytes(iv(0)), &mut out[..ov.numel]),
+        K::MaskedSoftmax { plan, scale, fill } => {
+            let (x, mask) = (f32s(env.bytes(iv(0))), env.bytes(iv(1)));
+            k::rows_mut(f32s_mut(out), plan.inner, |r, o| {
+                let [xo, mo] = plan.offsets(r);
+                let n = o.len();
+                crate::cpu::simd::masked_softmax_row(
+                    &x[xo..xo + n],
+                    &mask[mo..mo + n],
+                    *scale,
+                    *fill,
+                    o,
+                );
+            });
+        }
     }
     Ok(())
 }
@@ -1137,7 +1189,30 @@ fn conv2d(
     });
 }
 
+/// A match of [`Compiler::masked_softmax`].
+struct MaskedPattern {
+    /// The mul, reduce_min, add and where ops the fused step stands for.
+    covered: [OpId; 4],
+    scores: ValueId,
+    cond: ValueId,
+    scale: f32,
+    fill: f32,
+    plan: Bcast<2>,
+}
+
+/// Number of uses of every value (as an operand, including of the return).
+fn use_counts(f: &Function) -> Vec<u32> {
+    let mut n = vec![0u32; f.values.len()];
+    for op in f.op_ids() {
+        for v in &f.op(op).operands {
+            n[v.index()] += 1;
+        }
+    }
+    n
+}
+
 struct Compiler<'a> {
+    uses: Vec<u32>,
     f: &'a Function,
     store: &'a WeightStore,
     mode: NumericMode,
@@ -1331,6 +1406,8 @@ impl Compiler<'_> {
             };
             match alias_of {
                 Some(src) => self.vals[out].loc = self.vals[src].loc,
+                // Already placed by the fused step that stands for this one.
+                None if self.vals[out].loc != Loc::Pending => {}
                 None => {
                     let off = al.alloc(self.vals[out].bytes());
                     self.vals[out].loc = Loc::Arena(off);
@@ -1416,6 +1493,7 @@ impl Compiler<'_> {
             ins,
             out,
             k,
+            fuse: Fuse::Always,
         });
     }
 
@@ -1687,6 +1765,14 @@ impl Compiler<'_> {
             OpKind::Softmax => {
                 let a = axis(o.attrs.int("axis").unwrap_or(-1), shape.len())?;
                 self.need_deq(0, ins[0]);
+                if let Some(m) = self.masked_softmax(op) {
+                    self.fuse_masked_softmax(op, m, out);
+                    self.push(op, ins, out, K::Softmax(AxisView::new(&shape, a)));
+                    if let Some(last) = self.steps.last_mut() {
+                        last.fuse = Fuse::Covered;
+                    }
+                    return Ok(());
+                }
                 K::Softmax(AxisView::new(&shape, a))
             }
             OpKind::Rope => {
@@ -1774,6 +1860,105 @@ impl Compiler<'_> {
         };
         self.push(op, ins, out, kk);
         Ok(())
+    }
+
+    /// The attention pattern `softmax(where(mask, s * c1, reduce_min(s * c1) + c2))` over
+    /// the last axis ending at softmax `op` (float mode; scalar constants; every
+    /// intermediate used only inside the pattern; the mask's last dim not broadcast).
+    fn masked_softmax(&self, op: OpId) -> Option<MaskedPattern> {
+        if self.mode.is_fixed() {
+            return None;
+        }
+        let f = self.f;
+        let def = |v: ValueId, kind: OpKind| f.def_op(v).filter(|o| f.op(*o).kind == kind);
+        let scalar = |v: ValueId| -> Option<f32> {
+            let c = def(v, OpKind::Constant)?;
+            match f.op(c).attrs.floats("value") {
+                Some([x]) => Some(*x as f32),
+                _ => None,
+            }
+        };
+        let single = |v: ValueId, n: u32| self.uses[v.index()] == n;
+        let sm = f.op(op);
+        let w = *sm.operands.first()?;
+        let rank = f.ty(w).shape().len();
+        let last = rank.checked_sub(1)?;
+        let last_axis = |a: i64| norm_axis(a, rank).ok() == Some(last);
+        if !last_axis(sm.attrs.int("axis").unwrap_or(-1)) || !single(w, 1) {
+            return None;
+        }
+        let where_op = def(w, OpKind::Where)?;
+        let [cond, x, fill] = f.op(where_op).operands[..] else {
+            return None;
+        };
+        let mul = def(x, OpKind::Mul)?;
+        let [a, b] = f.op(mul).operands[..] else {
+            return None;
+        };
+        let (scores, scale) = match (scalar(a), scalar(b)) {
+            (None, Some(c)) => (a, c),
+            (Some(c), None) => (b, c),
+            _ => return None,
+        };
+        let add = def(fill, OpKind::Add)?;
+        let [p, q] = f.op(add).operands[..] else {
+            return None;
+        };
+        let (rmin_v, fill_c) = match (scalar(p), scalar(q)) {
+            (None, Some(c)) => (p, c),
+            (Some(c), None) => (q, c),
+            _ => return None,
+        };
+        let rmin = def(rmin_v, OpKind::ReduceMin)?;
+        let ro = f.op(rmin);
+        let axes_last = matches!(ro.attrs.ints("axes"), Some([a]) if last_axis(*a));
+        let shape = f.ty(x).shape();
+        let mshape = f.ty(cond).shape();
+        let plan = Bcast::new(shape, [shape, mshape], true);
+        let ok = ro.operands.first() == Some(&x)
+            && axes_last
+            && ro.attrs.bool("keepdims").unwrap_or(false)
+            && single(x, 2)
+            && single(fill, 1)
+            && single(rmin_v, 1)
+            && f.ty(scores).shape() == shape
+            && f.ty(w).shape() == shape
+            && plan.inner == *shape.last()?
+            && plan.inner_s == [1, 1]
+            && [scores, x, w]
+                .iter()
+                .all(|v| *f.ty(*v).elem() == ElemType::F32);
+        ok.then_some(MaskedPattern {
+            covered: [mul, rmin, add, where_op],
+            scores,
+            cond,
+            scale,
+            fill: fill_c,
+            plan,
+        })
+    }
+
+    /// Pushes the fused step of `m` (result `out`) and marks the steps it covers.
+    fn fuse_masked_softmax(&mut self, op: OpId, m: MaskedPattern, out: usize) {
+        let ins = vec![self.val(m.scores), self.val(m.cond)];
+        for s in self.steps.iter_mut().rev() {
+            if m.covered.contains(&s.op) {
+                s.fuse = Fuse::Covered;
+            }
+        }
+        self.push(
+            op,
+            ins,
+            out,
+            K::MaskedSoftmax {
+                plan: m.plan,
+                scale: m.scale,
+                fill: m.fill,
+            },
+        );
+        if let Some(last) = self.steps.last_mut() {
+            last.fuse = Fuse::Fused;
+        }
     }
 
     fn compile_conv(&mut self, op: OpId, ins: Vec<usize>, out: usize) -> Result<(), CpuError> {

@@ -340,6 +340,51 @@ fn micro<S: Simd, L: RowLoad<S>, const R: usize>(
     }
 }
 
+/// Panels a one-row product (decode GEMV) runs through at once: `2 * GEMV_PANELS`
+/// independent accumulator chains hide the FMA latency and keep that many weight
+/// streams in flight.
+const GEMV_PANELS: usize = 4;
+
+/// Row 0 of a packed `A` tile times `P` packed `B` blocks (one per consecutive panel),
+/// accumulating each panel in exactly the order [`micro`] does (so results are
+/// bit-identical to the one-panel path); `c` holds the `P` panels' output rows.
+#[inline(always)]
+fn micro_panels<S: Simd, L: RowLoad<S>, const P: usize>(
+    s: S,
+    ld: L,
+    a: &[f32],
+    b: [&[L::T]; P],
+    c: &mut [S::f32s],
+    accumulate: bool,
+) {
+    let nrv = NR / S::F32_LANES;
+    let h = nrv / 2;
+    let kc = a.len() / MR;
+    let b = b.map(|x| &x[..kc * L::STEP]);
+    for w in 0..h {
+        let z = s.splat_f32s(0.0);
+        let mut acc = [[z; 2]; P];
+        for (kk, ak) in a.chunks_exact(MR).enumerate() {
+            let ar = s.splat_f32s(ak[0]);
+            for p in 0..P {
+                let (b0, b1) = ld.load(s, &b[p][kk * L::STEP..(kk + 1) * L::STEP], w);
+                acc[p][0] = s.mul_add_f32s(ar, b0, acc[p][0]);
+                acc[p][1] = s.mul_add_f32s(ar, b1, acc[p][1]);
+            }
+        }
+        for (p, acc) in acc.iter().enumerate() {
+            let row = &mut c[p * nrv..(p + 1) * nrv];
+            if accumulate {
+                row[w] = s.add_f32s(row[w], acc[0]);
+                row[w + h] = s.add_f32s(row[w + h], acc[1]);
+            } else {
+                row[w] = acc[0];
+                row[w + h] = acc[1];
+            }
+        }
+    }
+}
+
 /// Rows `[r0, r0 + rows)` of a tile, every column pair of the panel.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -444,7 +489,36 @@ impl WithSimd for Task<'_> {
                     }
                 };
                 let acc = p0 > 0;
-                for p in 0..panels {
+                let mut first = 0;
+                if m == 1 {
+                    // Decode GEMV: several panels at once (same per-panel arithmetic).
+                    let at = &apk[..kc * MR];
+                    while first + GEMV_PANELS <= panels {
+                        let o0 = first * nrv;
+                        let c = &mut out[o0..o0 + GEMV_PANELS * nrv];
+                        let blk = |j: usize| bp.block(first + j, k, p0, kc);
+                        match bp {
+                            BRef::F32(_) => {
+                                let bs: [&[S::f32s]; GEMV_PANELS] =
+                                    std::array::from_fn(|j| match blk(j) {
+                                        BRef::F32(x) => S::as_simd_f32s(x).0,
+                                        BRef::Bf16(_) => &[],
+                                    });
+                                micro_panels(s, F32Rows, at, bs, c, acc);
+                            }
+                            BRef::Bf16(_) => {
+                                let bs: [&[S::u32s]; GEMV_PANELS] =
+                                    std::array::from_fn(|j| match blk(j) {
+                                        BRef::Bf16(x) => S::as_simd_u32s(x).0,
+                                        BRef::F32(_) => &[],
+                                    });
+                                micro_panels(s, Bf16Rows, at, bs, c, acc);
+                            }
+                        }
+                        first += GEMV_PANELS;
+                    }
+                }
+                for p in first..panels {
                     let bblock = bp.block(p, k, p0, kc);
                     for (t, at) in apk.chunks_exact(kc * MR).enumerate() {
                         let rows = MR.min(mc - t * MR);
@@ -739,6 +813,62 @@ mod tests {
             .packed_a_len()
                 > APACK
         );
+    }
+
+    /// Product of `rows` rows of `a` (`k` columns) with `b` through the packed path.
+    fn product(rows: usize, k: usize, n: usize, a: &[f32], bref: BRef<'_>, isa: Isa) -> Vec<f32> {
+        let d = GemmDims { m: rows, k, n };
+        let mut panels = vec![0f32; d.out_len()];
+        let mut apack = vec![0f32; APACK * max_tasks()];
+        let av = MatRef {
+            data: a,
+            off: 0,
+            rs: k,
+            cs: 1,
+        };
+        gemm_panels_isa(d, av, bref, &mut panels, &mut apack, true, isa);
+        let mut c = vec![0f32; rows * n];
+        scatter(d, &panels, &mut c, None, true);
+        c
+    }
+
+    #[test]
+    fn one_row_products_equal_the_rows_of_larger_ones_bit_for_bit() {
+        // The GEMV path (several panels at once) must give every row exactly what the
+        // tile path gives it, so decode and prefill agree: 5 full panel groups and a
+        // remainder, and a depth with several KC blocks.
+        let (k, n) = (600, 32 * 21 + 7);
+        let a: Vec<f32> = (0..3 * k)
+            .map(|i| ((i * 7 % 31) as f32 - 15.0) / 9.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| half::bf16::from_f32(((i * 5 % 17) as f32 - 8.0) / 5.0).to_f32())
+            .collect();
+        let d = GemmDims { m: 3, k, n };
+        let bv = MatRef {
+            data: &b,
+            off: 0,
+            rs: n,
+            cs: 1,
+        };
+        let mut bp = vec![0f32; d.packed_b_len()];
+        pack_b(k, n, bv, &mut bp, true);
+        let mut bw = vec![0u32; d.packed_b_len() / 2];
+        pack_b_bf16(k, n, bv, &mut bw);
+        for isa in [Isa::Best, Isa::V3, Isa::Scalar] {
+            for bref in [BRef::F32(&bp), BRef::Bf16(&bw)] {
+                let all = product(3, k, n, &a, bref, isa);
+                for r in 0..3 {
+                    let one = product(1, k, n, &a[r * k..(r + 1) * k], bref, isa);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&one),
+                        bits(&all[r * n..(r + 1) * n]),
+                        "{isa:?} row {r}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

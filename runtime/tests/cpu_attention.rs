@@ -172,39 +172,46 @@ fn attention_block_prefill_and_decode_match_naive() {
         hidden: 32,
     };
     let dec = AttnDims { s: 1, ..pre };
-    let m = attention_module(&[("model.0.s4", pre), ("model.0.s1", dec)], 77);
     let w = attention_weights(pre, 77);
-    let mut ex = CpuExecutor::new(&m, NumericMode::Float).unwrap();
-    assert_eq!(
-        ex.decoded_weights(),
-        4,
-        "each weight is packed once for both graphs"
-    );
-    for (g, a) in [(0usize, pre), (1, dec)] {
-        let inp = inputs(a, 5, 100 + g as u64);
-        let ins: Vec<Vec<u8>> = [&inp.x, &inp.cos, &inp.sin, &inp.mask, &inp.pk, &inp.pv]
-            .iter()
-            .map(|v| bytes(v))
-            .collect();
-        let in_refs: Vec<&[u8]> = ins.iter().map(|v| v.as_slice()).collect();
-        let desc = ex.graphs()[g].clone();
-        assert_eq!(desc.ar_len, a.s);
-        let mut outs: Vec<Vec<u8>> = desc
-            .outputs
-            .iter()
-            .map(|t| vec![0u8; t.byte_size()])
-            .collect();
-        let mut out_refs: Vec<&mut [u8]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-        ex.execute(g, &in_refs, &mut out_refs).unwrap();
-        let want = naive(a, &inp, &w);
-        for (i, name) in ["out", "present_key", "present_value"].iter().enumerate() {
-            let got: &[f32] = bytemuck::cast_slice(&outs[i]);
-            assert_close(got, &want[i], 1e-5, &format!("graph {g} {name}"));
+    for grouped in [false, true] {
+        let m = attention_module_with(&[("model.0.s4", pre), ("model.0.s1", dec)], 77, grouped);
+        let mut ex = CpuExecutor::new(&m, NumericMode::Float).unwrap();
+        assert_eq!(
+            ex.decoded_weights(),
+            4,
+            "each weight is packed once for both graphs"
+        );
+        for (g, a) in [(0usize, pre), (1, dec)] {
+            let inp = inputs(a, 5, 100 + g as u64);
+            let ins: Vec<Vec<u8>> = [&inp.x, &inp.cos, &inp.sin, &inp.mask, &inp.pk, &inp.pv]
+                .iter()
+                .map(|v| bytes(v))
+                .collect();
+            let in_refs: Vec<&[u8]> = ins.iter().map(|v| v.as_slice()).collect();
+            let desc = ex.graphs()[g].clone();
+            assert_eq!(desc.ar_len, a.s);
+            let mut outs: Vec<Vec<u8>> = desc
+                .outputs
+                .iter()
+                .map(|t| vec![0u8; t.byte_size()])
+                .collect();
+            let mut out_refs: Vec<&mut [u8]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+            ex.execute(g, &in_refs, &mut out_refs).unwrap();
+            let want = naive(a, &inp, &w);
+            for (i, name) in ["out", "present_key", "present_value"].iter().enumerate() {
+                let got: &[f32] = bytemuck::cast_slice(&outs[i]);
+                assert_close(
+                    got,
+                    &want[i],
+                    1e-5,
+                    &format!("grouped {grouped} graph {g} {name}"),
+                );
+            }
+            // A wrong buffer size is an error, not a panic.
+            let mut short = vec![0u8; 3];
+            let mut bad: Vec<&mut [u8]> = vec![&mut short];
+            assert!(ex.execute(g, &in_refs, &mut bad).is_err());
         }
-        // A wrong buffer size is an error, not a panic.
-        let mut short = vec![0u8; 3];
-        let mut bad: Vec<&mut [u8]> = vec![&mut short];
-        assert!(ex.execute(g, &in_refs, &mut bad).is_err());
     }
 }
 
@@ -259,7 +266,8 @@ fn observer_sees_every_op_in_real_units() {
 }
 
 /// The fused masked softmax (plain runs) and the op-by-op steps (observed runs) give
-/// bit-identical outputs, in prefill (several rows per head) and decode.
+/// bit-identical outputs, in prefill (several rows per head) and decode, with GQA by
+/// grouped reshapes (the K/V concats packed straight into the matmuls).
 #[test]
 fn fused_attention_rows_equal_the_op_by_op_steps() {
     for (s, n_past) in [(3usize, 2usize), (1, 5)] {
@@ -272,13 +280,24 @@ fn fused_attention_rows_equal_the_op_by_op_steps() {
             hidden: 16,
         };
         let name = format!("model.0.s{s}");
-        let m = attention_module(&[(name.as_str(), a)], 11);
+        let m = attention_module_with(&[(name.as_str(), a)], 11, true);
         let mut ex = CpuExecutor::new(&m, NumericMode::Float).unwrap();
         assert_eq!(ex.program(0).unwrap().fused_steps(), 1, "the pattern fuses");
         let inp = inputs(a, n_past, 4);
         let refs = [&inp.x, &inp.cos, &inp.sin, &inp.mask, &inp.pk, &inp.pv]
             .map(|v| mllm_runtime::cpu::TensorRef::F32(v));
+        ex.program_mut(0).unwrap().set_profiling(true);
         let plain = ex.run_f32(0, &refs).unwrap();
+        // Plain runs pack the K/V concat parts straight into the matmuls: the concat
+        // steps (kept for observers) do not run.
+        let prof = ex.program(0).unwrap().profile();
+        let concats: Vec<_> = prof
+            .iter()
+            .filter(|p| p.1 == mllm_ir::OpKind::Concat)
+            .collect();
+        assert_eq!(concats.len(), 2);
+        assert!(concats.iter().all(|p| p.3.is_zero()), "{concats:?}");
+        ex.program_mut(0).unwrap().set_profiling(false);
         let mut softmaxes = 0;
         let observed = ex
             .run_f32_observed(0, &refs, &mut |o| {

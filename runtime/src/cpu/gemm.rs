@@ -92,56 +92,80 @@ pub fn max_tasks() -> usize {
 /// Packs `B(kk, j) = src[off + kk * rs + j * cs]` (`k x n`) into panels (`dst` has
 /// [`GemmDims::packed_b_len`] elements). Runs in parallel when `parallel`.
 pub fn pack_b(k: usize, n: usize, b: MatRef<'_>, dst: &mut [f32], parallel: bool) {
+    if b.cs == 1 {
+        let row = |r: usize| &b.data[b.off + r * b.rs..];
+        pack_b_rows(k, n, false, &row, dst, parallel);
+    } else if b.rs == 1 {
+        let row = |r: usize| &b.data[b.off + r * b.cs..];
+        pack_b_rows(k, n, true, &row, dst, parallel);
+    } else {
+        let np = n.div_ceil(NR);
+        let one = |(p, panel): (usize, &mut [f32])| {
+            let c0 = p * NR;
+            let w = NR.min(n - c0);
+            for j in 0..NR {
+                for kk in 0..k {
+                    panel[kk * NR + j] = if j < w {
+                        b.data[b.off + (c0 + j) * b.cs + kk * b.rs]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        };
+        let dst = &mut dst[..np * k * NR];
+        if parallel && k * n > 1 << 14 {
+            dst.par_chunks_mut(k.max(1) * NR).enumerate().for_each(one);
+        } else {
+            dst.chunks_mut(k.max(1) * NR).enumerate().for_each(one);
+        }
+    }
+}
+
+/// Packs a `k x n` operand `B` given by its stored rows (each contiguous): without
+/// `transposed`, `B(kk, j) = row(kk)[j]`; with it, `B(kk, j) = row(j)[kk]` (a
+/// transposed operand, e.g. the keys of `q x k^T`). The rows may come from different
+/// buffers, e.g. the two inputs of a concat that is never materialized.
+pub fn pack_b_rows<'a>(
+    k: usize,
+    n: usize,
+    transposed: bool,
+    row: &(dyn Fn(usize) -> &'a [f32] + Sync),
+    dst: &mut [f32],
+    parallel: bool,
+) {
     let np = n.div_ceil(NR);
     let dst = &mut dst[..np * k * NR];
     let one = |(p, panel): (usize, &mut [f32])| {
         let c0 = p * NR;
         let w = NR.min(n - c0);
-        if b.cs == 1 {
+        if !transposed {
             for kk in 0..k {
-                let row = &mut panel[kk * NR..kk * NR + NR];
-                let s = b.off + kk * b.rs + c0;
-                row[..w].copy_from_slice(&b.data[s..s + w]);
-                row[w..].fill(0.0);
+                let out = &mut panel[kk * NR..kk * NR + NR];
+                out[..w].copy_from_slice(&row(kk)[c0..c0 + w]);
+                out[w..].fill(0.0);
             }
-        } else if b.rs == 1 {
-            // Column j of B is contiguous (a transposed operand, e.g. `q x k^T`): gather
-            // 8 columns at a time, so the 8 source rows stream in order and every panel
-            // row segment is one contiguous 8-element store.
-            let col = |j: usize| {
-                let s = b.off + (c0 + j) * b.cs;
-                &b.data[s..s + k]
-            };
-            const G: usize = 16;
-            let full = w / G * G;
-            for j0 in (0..full).step_by(G) {
-                let src: [&[f32]; G] = std::array::from_fn(|t| col(j0 + t));
-                for (kk, row) in panel.chunks_exact_mut(NR).take(k).enumerate() {
-                    let seg: [f32; G] = std::array::from_fn(|t| src[t][kk]);
-                    row[j0..j0 + G].copy_from_slice(&seg);
-                }
+            return;
+        }
+        // Column j of B is contiguous: gather 16 columns at a time, so the 16 source
+        // rows stream in order and every panel row segment is one contiguous store.
+        let col = |j: usize| &row(c0 + j)[..k];
+        const G: usize = 16;
+        let full = w / G * G;
+        for j0 in (0..full).step_by(G) {
+            let src: [&[f32]; G] = std::array::from_fn(|t| col(j0 + t));
+            for (kk, out) in panel.chunks_exact_mut(NR).take(k).enumerate() {
+                let seg: [f32; G] = std::array::from_fn(|t| src[t][kk]);
+                out[j0..j0 + G].copy_from_slice(&seg);
             }
-            for j in full..w {
-                for (row, &x) in panel.chunks_exact_mut(NR).zip(col(j)) {
-                    row[j] = x;
-                }
+        }
+        for j in full..w {
+            for (out, &x) in panel.chunks_exact_mut(NR).zip(col(j)) {
+                out[j] = x;
             }
-            for row in panel.chunks_exact_mut(NR).take(k) {
-                row[w..].fill(0.0);
-            }
-        } else {
-            for j in 0..NR {
-                if j < w {
-                    let s = b.off + (c0 + j) * b.cs;
-                    for kk in 0..k {
-                        panel[kk * NR + j] = b.data[s + kk * b.rs];
-                    }
-                } else {
-                    for kk in 0..k {
-                        panel[kk * NR + j] = 0.0;
-                    }
-                }
-            }
+        }
+        for out in panel.chunks_exact_mut(NR).take(k) {
+            out[w..].fill(0.0);
         }
     };
     if parallel && k * n > 1 << 14 {

@@ -143,6 +143,9 @@ enum K {
         b_cs: usize,
         offs: Vec<(usize, usize)>,
         groups: usize,
+        /// `B` is a concat (along its rows) that is never materialized: `ins[1]` and
+        /// `ins[2]` hold its two parts, packed straight from where they are.
+        bcat: Option<BCat>,
     },
     Conv {
         x: [usize; 4],
@@ -172,6 +175,13 @@ enum K {
     Requantize,
     /// u16 -> u8 requantization with HTP's fixed-point formula (`Rounding::Htp`).
     RequantizeHtp(quant::HtpConvert),
+    /// u16 x LPBQ linear / 1x1 conv with HTP's integer arithmetic (`Rounding::Htp`);
+    /// built at compile time for a plain weight, else on the first run from the weight
+    /// operand's codes (a constant view chain of a weight).
+    GemmHtp {
+        layout: quant::WeightLayout,
+        lin: std::sync::OnceLock<Arc<quant::HtpLinear>>,
+    },
     /// Fused attention rows (float mode): `softmax(where(mask, s * scale, min(s * scale)
     /// + fill))` over the last axis; `ins` = `[s, mask]`, `plan` walks `[s, mask]` rows.
     MaskedSoftmax {
@@ -179,6 +189,30 @@ enum K {
         scale: f32,
         fill: f32,
     },
+}
+
+/// The two parts of a matmul's `B` operand that is the concat of `[.., rows1, cols]` and
+/// `[.., rows2, cols]` along the rows (e.g. the past keys and the new keys).
+#[derive(Debug, Clone, Copy)]
+struct BCat {
+    rows1: usize,
+    rows2: usize,
+    cols: usize,
+    /// The operand is used transposed (`transpose_b`): its stored rows are `B`'s columns.
+    transposed: bool,
+}
+
+impl BCat {
+    /// Stored row `r` of batch element `bi` of the concat, from the parts.
+    #[inline]
+    fn row<'a>(&self, p1: &'a [f32], p2: &'a [f32], bi: usize, r: usize) -> &'a [f32] {
+        let c = self.cols;
+        if r < self.rows1 {
+            &p1[(bi * self.rows1 + r) * c..]
+        } else {
+            &p2[(bi * self.rows2 + r - self.rows1) * c..]
+        }
+    }
 }
 
 /// Whether a step runs in plain runs (no observer) and in observed runs.
@@ -955,22 +989,37 @@ fn exec_step(
             b_cs,
             offs,
             groups,
+            bcat,
         } => {
             let (m, k, n) = (*m, *k, *n);
             let a = fin(iv(0), env, d0);
-            let b = fin(iv(1), env, d1);
+            let (b, b2) = match bcat {
+                Some(_) => (f32s(env.bytes(iv(1))), f32s(env.bytes(iv(2)))),
+                None => (fin(iv(1), env, d1), &[][..]),
+            };
             let d = GemmDims { m, k, n };
             let (pbl, ol) = (d.packed_b_len(), d.out_len());
-            fout(ov, out, res, r, |o| {
-                if offs.len() == 1 {
-                    let (ao, bo) = offs[0];
+            // Packs batch element `bo` (an offset into the concat when `bcat`) of `B`.
+            let pack_b = |bo: usize, dst: &mut [f32], parallel: bool| match bcat {
+                Some(bc) => {
+                    let bi = bo / ((bc.rows1 + bc.rows2) * bc.cols).max(1);
+                    let row = |r: usize| bc.row(b, b2, bi, r);
+                    gemm::pack_b_rows(k, n, bc.transposed, &row, dst, parallel);
+                }
+                None => {
                     let bv = MatRef {
                         data: b,
                         off: bo,
                         rs: *b_rs,
                         cs: *b_cs,
                     };
-                    gemm::pack_b(k, n, bv, bpack, true);
+                    gemm::pack_b(k, n, bv, dst, parallel);
+                }
+            };
+            fout(ov, out, res, r, |o| {
+                if offs.len() == 1 {
+                    let (ao, bo) = offs[0];
+                    pack_b(bo, bpack, true);
                     let av = MatRef {
                         data: a,
                         off: ao,
@@ -985,13 +1034,7 @@ fn exec_step(
                 let one = |(g, (((c, bp), go), ap)): GroupBufs<'_>| {
                     for (ii, cc) in c.chunks_mut((m * n).max(1)).enumerate() {
                         let (ao, bo) = offs[g * ipg + ii];
-                        let bv = MatRef {
-                            data: b,
-                            off: bo,
-                            rs: *b_rs,
-                            cs: *b_cs,
-                        };
-                        gemm::pack_b(k, n, bv, bp, false);
+                        pack_b(bo, bp, false);
                         let av = MatRef {
                             data: a,
                             off: ao,
@@ -1122,6 +1165,38 @@ fn exec_step(
             }
         }
         K::RequantizeHtp(c) => c.apply_bytes(env.bytes(iv(0)), &mut out[..ov.numel]),
+        K::GemmHtp { layout, lin } => {
+            let l = match lin.get() {
+                Some(l) => l,
+                None => {
+                    let (w, x) = (iv(1), iv(0));
+                    let built = match (&w.q, x.q.as_ref().and_then(|q| q.encoding.per_tensor())) {
+                        (Some(wq), Some((si, oi))) => {
+                            ov.q.as_ref()
+                                .and_then(|q| q.encoding.per_tensor())
+                                .and_then(|(so, oo)| {
+                                    quant::HtpLinear::new(
+                                        env.bytes(w),
+                                        &w.shape,
+                                        *layout,
+                                        &wq.encoding,
+                                        si,
+                                        oi,
+                                        so,
+                                        oo,
+                                    )
+                                })
+                        }
+                        _ => None,
+                    };
+                    let built = built.ok_or_else(|| {
+                        index_err(func, step, "HTP linear outside its domain".into())
+                    })?;
+                    lin.get_or_init(|| Arc::new(built))
+                }
+            };
+            l.run(env.bytes(iv(0)), out);
+        }
         K::MaskedSoftmax { plan, scale, fill } => {
             let (x, mask) = (f32s(env.bytes(iv(0))), env.bytes(iv(1)));
             k::rows_mut(f32s_mut(out), plan.inner, |r, o| {
@@ -1339,6 +1414,97 @@ impl Compiler<'_> {
         }
     }
 
+    /// HTP's integer u16 x LPBQ linear / 1x1 conv for `op` (inputs `ins`, result `out`),
+    /// when the rounding is [`Rounding::Htp`], there is no bias, input and result are
+    /// per-tensor u16, the weight is blockwise over the output channels and is a weight
+    /// (or a reshape / transpose / slice chain of one), and the scales are in the measured
+    /// domain of [`quant::HtpLinear`]. For a plain weight the op is built here.
+    #[allow(clippy::type_complexity)]
+    fn htp_linear(
+        &mut self,
+        op: OpId,
+        ins: &[usize],
+        out: usize,
+    ) -> Result<
+        Option<(
+            quant::WeightLayout,
+            std::sync::OnceLock<Arc<quant::HtpLinear>>,
+        )>,
+        CpuError,
+    > {
+        let o = self.f.op(op);
+        if self.mode.rounding() != Rounding::Htp || ins.len() != 2 {
+            return Ok(None);
+        }
+        let layout = match o.kind {
+            OpKind::Linear => quant::WeightLayout::NK,
+            OpKind::Conv2d if self.conv_is_1x1(op) && o.attrs.int("group").unwrap_or(1) == 1 => {
+                quant::WeightLayout::KN
+            }
+            _ => return Ok(None),
+        };
+        let u16pt = |v: &Val| match &v.q {
+            Some(q) if q.storage == Storage::U16 => q.encoding.per_tensor(),
+            _ => None,
+        };
+        let (Some((si, oi)), Some((so, oo))) = (u16pt(&self.vals[ins[0]]), u16pt(&self.vals[out]))
+        else {
+            return Ok(None);
+        };
+        let w = &self.vals[ins[1]];
+        let Some(wq) = w.q.clone() else {
+            return Ok(None);
+        };
+        let wshape = w.shape.clone();
+        let (k, n) = match layout {
+            quant::WeightLayout::NK => (wshape.get(1).copied(), wshape.first().copied()),
+            quant::WeightLayout::KN => (
+                wshape.len().checked_sub(2).map(|i| wshape[i]),
+                wshape.last().copied(),
+            ),
+        };
+        let (xs, os) = (&self.vals[ins[0]].shape, &self.vals[out].shape);
+        if k.is_none() || k != xs.last().copied() || n != os.last().copied() {
+            return Ok(None);
+        }
+        // The weight operand must be a constant: a weight, possibly viewed.
+        let mut v = o.operands[1];
+        let root = loop {
+            let Some(d) = self.f.def_op(v) else {
+                return Ok(None);
+            };
+            match self.f.op(d).kind {
+                OpKind::Weight => break d,
+                OpKind::Reshape | OpKind::Transpose | OpKind::Slice => {
+                    v = self.f.op(d).operands[0];
+                }
+                _ => return Ok(None),
+            }
+        };
+        let build = |codes: &[u8]| {
+            quant::HtpLinear::new(codes, &wshape, layout, &wq.encoding, si, oi, so, oo)
+        };
+        if build(&vec![0u8; w.numel]).is_none() {
+            return Ok(None);
+        }
+        let lin = std::sync::OnceLock::new();
+        if v == o.operands[1] {
+            let name = self
+                .f
+                .op(root)
+                .attrs
+                .str("name")
+                .unwrap_or_default()
+                .to_owned();
+            let ty = w.ty.clone();
+            let s = self.cache.get_static(self.store, &name, &ty, true)?;
+            if let Some(l) = build(s.bytes()) {
+                let _ = lin.set(Arc::new(l));
+            }
+        }
+        Ok(Some((layout, lin)))
+    }
+
     fn need_deq(&mut self, slot: usize, v: usize) {
         if self.vals[v].q.is_some() {
             self.scratch.deq[slot] = self.scratch.deq[slot].max(self.vals[v].numel);
@@ -1500,7 +1666,7 @@ impl Compiler<'_> {
     fn compile_op(&mut self, op: OpId, results: &mut Vec<usize>) -> Result<(), CpuError> {
         let f = self.f;
         let o = f.op(op);
-        let ins: Vec<usize> = o.operands.iter().map(|v| self.val(*v)).collect();
+        let mut ins: Vec<usize> = o.operands.iter().map(|v| self.val(*v)).collect();
         if o.kind == OpKind::Return {
             results.extend(ins.iter().copied());
             return Ok(());
@@ -1509,6 +1675,10 @@ impl Compiler<'_> {
             return Err(self.unsupported(op, "op without a result"));
         };
         let out = self.val(res);
+        let mut htp = match o.kind {
+            OpKind::Linear | OpKind::Conv2d => self.htp_linear(op, &ins, out)?,
+            _ => None,
+        };
         let fixed = self.mode.is_fixed();
         let shape = self.vals[out].shape.clone();
         let sh = |i: usize| self.vals[ins[i]].shape.clone();
@@ -1653,6 +1823,10 @@ impl Compiler<'_> {
                 self.push(op, ins2, out, kk);
                 return Ok(());
             }
+            OpKind::Linear | OpKind::Conv2d if htp.is_some() => match htp.take() {
+                Some((layout, lin)) => K::GemmHtp { layout, lin },
+                None => return Err(self.unsupported(op, "HTP linear")),
+            },
             OpKind::Linear | OpKind::Conv2d => {
                 let xs = sh(0);
                 let ws = sh(1);
@@ -1737,6 +1911,13 @@ impl Compiler<'_> {
                 };
                 self.need_deq(0, ins[0]);
                 self.need_deq(1, ins[1]);
+                let bcat = match self.concat_operand(o.operands[1], tb) {
+                    Some((p1, p2, bc)) => {
+                        ins = vec![ins[0], self.val(p1), self.val(p2)];
+                        Some(bc)
+                    }
+                    None => None,
+                };
                 self.scratch.apack = self
                     .scratch
                     .apack
@@ -1753,6 +1934,7 @@ impl Compiler<'_> {
                     b_cs,
                     offs,
                     groups,
+                    bcat,
                 }
             }
             OpKind::RmsNorm => {
@@ -1936,6 +2118,46 @@ impl Compiler<'_> {
             fill: fill_c,
             plan,
         })
+    }
+
+    /// Whether matmul operand `b` is a float concat of two parts along its rows (dim -2)
+    /// used only there: then the matmul packs the parts directly, and the concat step runs
+    /// only in observed runs (where the observer wants its output). Returns the parts.
+    fn concat_operand(&mut self, b: ValueId, transposed: bool) -> Option<(ValueId, ValueId, BCat)> {
+        if self.mode.is_fixed() || self.uses[b.index()] != 1 {
+            return None;
+        }
+        let f = self.f;
+        let cat = f.def_op(b).filter(|o| f.op(*o).kind == OpKind::Concat)?;
+        let co = f.op(cat);
+        let [p1, p2] = co.operands[..] else {
+            return None;
+        };
+        let shape = f.ty(b).shape();
+        let r = shape.len();
+        if r < 2 || norm_axis(co.attrs.int("axis").unwrap_or(0), r).ok() != Some(r - 2) {
+            return None;
+        }
+        let (s1, s2) = (f.ty(p1).shape(), f.ty(p2).shape());
+        let same_rest =
+            |s: &[usize]| s.len() == r && s[..r - 2] == shape[..r - 2] && s[r - 1] == shape[r - 1];
+        let f32_ = |v: ValueId| *f.ty(v).elem() == ElemType::F32;
+        if !(same_rest(s1) && same_rest(s2) && f32_(p1) && f32_(p2) && f32_(b)) {
+            return None;
+        }
+        let bc = BCat {
+            rows1: s1[r - 2],
+            rows2: s2[r - 2],
+            cols: shape[r - 1],
+            transposed,
+        };
+        for s in self.steps.iter_mut().rev() {
+            if s.op == cat {
+                s.fuse = Fuse::Covered;
+                break;
+            }
+        }
+        Some((p1, p2, bc))
     }
 
     /// Pushes the fused step of `m` (result `out`) and marks the steps it covers.

@@ -159,6 +159,13 @@ pub struct AttnDims {
 /// `present_key`, `present_value [1,Hkv,S,D]`; scores `q x k^T` (`transpose_b`).
 /// Weights `wq, wk, wv, wo`.
 pub fn attention_function(name: &str, a: AttnDims) -> Function {
+    attention_function_with(name, a, false)
+}
+
+/// [`attention_function`]; with `grouped`, GQA groups the query heads by reshaping
+/// (`[1,H,S,D] -> [1,Hkv,G*S,D]`, as the Qwen3 frontend does) instead of repeating the
+/// K/V heads, so the K/V concats feed the matmuls directly.
+pub fn attention_function_with(name: &str, a: AttnDims, grouped: bool) -> Function {
     use mllm_ir::{attrs, Attr};
     let AttnDims {
         s,
@@ -207,8 +214,12 @@ pub fn attention_function(name: &str, a: AttnDims) -> Function {
         )
         .unwrap()
     };
-    let kr = rep(&mut b, kall);
-    let vr = rep(&mut b, vall);
+    let g = h / hkv;
+    let (q, kr, vr) = if grouped {
+        (b.reshape(q, &[1, hkv, g * s, d]).unwrap(), kall, vall)
+    } else {
+        (q, rep(&mut b, kall), rep(&mut b, vall))
+    };
     let sc = b
         .op(
             OpKind::MatMul,
@@ -216,6 +227,11 @@ pub fn attention_function(name: &str, a: AttnDims) -> Function {
             attrs([("transpose_b", Attr::Bool(true))]),
         )
         .unwrap();
+    let sc = if grouped {
+        b.reshape(sc, &[1, h, s, c]).unwrap()
+    } else {
+        sc
+    };
     let scale = b.scalar(1.0 / (d as f64).sqrt(), ElemType::F32);
     let sc = b.binary(OpKind::Mul, sc, scale).unwrap();
     let one = b.scalar(1.0, ElemType::F32);
@@ -236,7 +252,17 @@ pub fn attention_function(name: &str, a: AttnDims) -> Function {
         .op(OpKind::Where, &[attend, sc, floor], Attrs::new())
         .unwrap();
     let p = b.op(OpKind::Softmax, &[masked], Attrs::new()).unwrap();
+    let p = if grouped {
+        b.reshape(p, &[1, hkv, g * s, c]).unwrap()
+    } else {
+        p
+    };
     let o = b.op(OpKind::MatMul, &[p, vr], Attrs::new()).unwrap();
+    let o = if grouped {
+        b.reshape(o, &[1, h, s, d]).unwrap()
+    } else {
+        o
+    };
     let o = b.transpose(o, &[0, 2, 1, 3]).unwrap();
     let o = b.reshape(o, &[1, s, h * d]).unwrap();
     let out = lin(&mut b, o, wo);
@@ -266,9 +292,14 @@ pub fn attention_weights(a: AttnDims, seed: u64) -> Vec<(&'static str, Vec<usize
 
 /// A module holding one attention function per `(name, dims)` plus shared weights.
 pub fn attention_module(fns: &[(&str, AttnDims)], seed: u64) -> Module {
+    attention_module_with(fns, seed, false)
+}
+
+/// [`attention_module`] of [`attention_function_with`] functions.
+pub fn attention_module_with(fns: &[(&str, AttnDims)], seed: u64, grouped: bool) -> Module {
     let mut m = Module::new();
     for (n, a) in fns {
-        m.functions.push(attention_function(n, *a));
+        m.functions.push(attention_function_with(n, *a, grouped));
     }
     for (n, shape, v) in attention_weights(fns[0].1, seed) {
         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();

@@ -326,7 +326,7 @@ impl<S: Simd> RowLoad<S> for Bf16Rows {
 
 /// The micro-kernel: rows `[r0, r0 + R)` of a packed `A` tile times column vectors `w`
 /// and `w + NR / 2 / lanes` of a packed `B` block; `c` holds the tile's output rows
-/// (`NR / lanes` vectors each), overwritten or accumulated into.
+/// (`NR / lanes` vectors each, `ldc` vectors apart), overwritten or accumulated into.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn micro<S: Simd, L: RowLoad<S>, const R: usize>(
@@ -337,6 +337,7 @@ fn micro<S: Simd, L: RowLoad<S>, const R: usize>(
     b: &[L::T],
     w: usize,
     c: &mut [S::f32s],
+    ldc: usize,
     accumulate: bool,
 ) {
     let nrv = NR / S::F32_LANES;
@@ -353,7 +354,7 @@ fn micro<S: Simd, L: RowLoad<S>, const R: usize>(
         }
     }
     for (r, acc) in acc.iter().enumerate() {
-        let row = &mut c[(r0 + r) * nrv..(r0 + r + 1) * nrv];
+        let row = &mut c[(r0 + r) * ldc..(r0 + r) * ldc + nrv];
         if accumulate {
             row[w] = s.add_f32s(row[w], acc[0]);
             row[w + h] = s.add_f32s(row[w + h], acc[1]);
@@ -379,6 +380,7 @@ fn micro_panels<S: Simd, L: RowLoad<S>, const P: usize>(
     a: &[f32],
     b: [&[L::T]; P],
     c: &mut [S::f32s],
+    pstride: usize,
     accumulate: bool,
 ) {
     let nrv = NR / S::F32_LANES;
@@ -397,7 +399,7 @@ fn micro_panels<S: Simd, L: RowLoad<S>, const P: usize>(
             }
         }
         for (p, acc) in acc.iter().enumerate() {
-            let row = &mut c[p * nrv..(p + 1) * nrv];
+            let row = &mut c[p * pstride..p * pstride + nrv];
             if accumulate {
                 row[w] = s.add_f32s(row[w], acc[0]);
                 row[w + h] = s.add_f32s(row[w + h], acc[1]);
@@ -420,13 +422,14 @@ fn micro_rows<S: Simd, L: RowLoad<S>>(
     rows: usize,
     b: &[L::T],
     c: &mut [S::f32s],
+    ldc: usize,
     accumulate: bool,
 ) {
     for w in 0..NR / 2 / S::F32_LANES {
         macro_rules! go {
             ($($n:literal)*) => {
                 match rows {
-                    $($n => micro::<S, L, $n>(s, ld, a, r0, b, w, c, accumulate),)*
+                    $($n => micro::<S, L, $n>(s, ld, a, r0, b, w, c, ldc, accumulate),)*
                     _ => {}
                 }
             };
@@ -438,6 +441,7 @@ fn micro_rows<S: Simd, L: RowLoad<S>>(
 /// One tile of `rows` valid rows (<= [`MR`]): 12-row kernels when the instruction set has
 /// 32 vector registers (AVX-512), 6-row halves otherwise.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn tile<S: Simd, L: RowLoad<S>>(
     s: S,
     ld: L,
@@ -445,14 +449,15 @@ fn tile<S: Simd, L: RowLoad<S>>(
     rows: usize,
     b: &[L::T],
     c: &mut [S::f32s],
+    ldc: usize,
     accumulate: bool,
 ) {
     if S::REGISTER_COUNT >= 32 || S::F32_LANES == 1 {
-        micro_rows(s, ld, a, 0, rows, b, c, accumulate);
+        micro_rows(s, ld, a, 0, rows, b, c, ldc, accumulate);
     } else {
-        micro_rows(s, ld, a, 0, rows.min(6), b, c, accumulate);
+        micro_rows(s, ld, a, 0, rows.min(6), b, c, ldc, accumulate);
         if rows > 6 {
-            micro_rows(s, ld, a, 6, rows - 6, b, c, accumulate);
+            micro_rows(s, ld, a, 6, rows - 6, b, c, ldc, accumulate);
         }
     }
 }
@@ -474,6 +479,10 @@ struct Task<'a> {
     bp: BRef<'a>,
     panels: usize,
     out: &'a mut [f32],
+    /// Output layout, in f32 elements: stride between rows and between panels
+    /// (panel-major: `NR` and `m * NR`; row-major `m x n`: `n` and `NR`).
+    ldc: usize,
+    pstride: usize,
 }
 
 impl WithSimd for Task<'_> {
@@ -488,6 +497,8 @@ impl WithSimd for Task<'_> {
             bp,
             panels,
             out,
+            ldc,
+            pstride,
         } = self;
         if k == 0 {
             out.fill(0.0);
@@ -496,6 +507,7 @@ impl WithSimd for Task<'_> {
         let mpad = m.div_ceil(MR) * MR;
         let (out, _) = S::as_mut_simd_f32s(out);
         let nrv = NR / S::F32_LANES;
+        let (ldc, pstride) = (ldc / S::F32_LANES, pstride / S::F32_LANES);
         let mut p0 = 0;
         while p0 < k {
             let kc = KC.min(k - p0);
@@ -518,8 +530,8 @@ impl WithSimd for Task<'_> {
                     // Decode GEMV: several panels at once (same per-panel arithmetic).
                     let at = &apk[..kc * MR];
                     while first + GEMV_PANELS <= panels {
-                        let o0 = first * nrv;
-                        let c = &mut out[o0..o0 + GEMV_PANELS * nrv];
+                        let o0 = first * pstride;
+                        let c = &mut out[o0..o0 + (GEMV_PANELS - 1) * pstride + nrv];
                         let blk = |j: usize| bp.block(first + j, k, p0, kc);
                         match bp {
                             BRef::F32(_) => {
@@ -528,7 +540,7 @@ impl WithSimd for Task<'_> {
                                         BRef::F32(x) => S::as_simd_f32s(x).0,
                                         BRef::Bf16(_) => &[],
                                     });
-                                micro_panels(s, F32Rows, at, bs, c, acc);
+                                micro_panels(s, F32Rows, at, bs, c, pstride, acc);
                             }
                             BRef::Bf16(_) => {
                                 let bs: [&[S::u32s]; GEMV_PANELS] =
@@ -536,7 +548,7 @@ impl WithSimd for Task<'_> {
                                         BRef::Bf16(x) => S::as_simd_u32s(x).0,
                                         BRef::F32(_) => &[],
                                     });
-                                micro_panels(s, Bf16Rows, at, bs, c, acc);
+                                micro_panels(s, Bf16Rows, at, bs, c, pstride, acc);
                             }
                         }
                         first += GEMV_PANELS;
@@ -546,16 +558,16 @@ impl WithSimd for Task<'_> {
                     let bblock = bp.block(p, k, p0, kc);
                     for (t, at) in apk.chunks_exact(kc * MR).enumerate() {
                         let rows = MR.min(mc - t * MR);
-                        let o0 = (p * m + i0 + t * MR) * nrv;
-                        let c = &mut out[o0..o0 + rows * nrv];
+                        let o0 = p * pstride + (i0 + t * MR) * ldc;
+                        let c = &mut out[o0..o0 + (rows - 1) * ldc + nrv];
                         match bblock {
                             BRef::F32(bb) => {
                                 let (bv, _) = S::as_simd_f32s(bb);
-                                tile(s, F32Rows, at, rows, bv, c, acc)
+                                tile(s, F32Rows, at, rows, bv, c, ldc, acc)
                             }
                             BRef::Bf16(bb) => {
                                 let (bv, _) = S::as_simd_u32s(bb);
-                                tile(s, Bf16Rows, at, rows, bv, c, acc)
+                                tile(s, Bf16Rows, at, rows, bv, c, ldc, acc)
                             }
                         }
                     }
@@ -654,6 +666,8 @@ fn gemm_panels_isa(
                     bp: bp.panels(k, t * ppt, cnt),
                     panels: cnt,
                     out: o,
+                    ldc: NR,
+                    pstride: m * NR,
                 },
                 isa,
             );
@@ -675,6 +689,8 @@ fn gemm_panels_isa(
                 bp,
                 panels: np,
                 out,
+                ldc: NR,
+                pstride: m * NR,
             },
             isa,
         );
@@ -694,10 +710,64 @@ fn gemm_panels_isa(
                     bp: bp.panels(k, t * ppt, cnt),
                     panels: cnt,
                     out: o,
+                    ldc: NR,
+                    pstride: m * NR,
                 },
                 isa,
             );
         });
+}
+
+/// Computes `A · B` on the calling thread straight into the row-major `c` (`m x n`, no
+/// panel-major buffer and no [`scatter`] pass: what pays for products with a short `k`
+/// and a large output, like attention scores). Needs `n` a multiple of [`NR`] (returns
+/// `false` and does nothing otherwise); `apack` as for [`gemm_panels`] (one task).
+pub fn gemm_rows(
+    d: GemmDims,
+    a: MatRef<'_>,
+    bp: BRef<'_>,
+    c: &mut [f32],
+    apack: &mut [f32],
+) -> bool {
+    gemm_rows_isa(d, a, bp, c, apack, Isa::Best)
+}
+
+fn gemm_rows_isa(
+    d: GemmDims,
+    a: MatRef<'_>,
+    bp: BRef<'_>,
+    c: &mut [f32],
+    apack: &mut [f32],
+    isa: Isa,
+) -> bool {
+    if !d.n.is_multiple_of(NR) {
+        return false;
+    }
+    let (m, k, n) = (d.m, d.k, d.n);
+    if m == 0 || n == 0 {
+        return true;
+    }
+    let ap = if apack.len() >= d.packed_a_len() {
+        pack_a_whole(d, a, apack, false);
+        APack::Shared(&apack[..d.packed_a_len()])
+    } else {
+        APack::Own(&mut apack[..APACK])
+    };
+    run_task(
+        Task {
+            m,
+            k,
+            a,
+            ap,
+            bp,
+            panels: d.panels(),
+            out: &mut c[..m * n],
+            ldc: n,
+            pstride: NR,
+        },
+        isa,
+    );
+    true
 }
 
 /// Scatters a panel-major product into the row-major `c` (`m x n`), adding `bias`
@@ -893,6 +963,67 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn row_major_products_equal_panel_major_ones_bit_for_bit() {
+        // (m, k, n, apack): shared A, one-row GEMV, and A packed block by block (Own).
+        for (m, k, n, apack_len) in [
+            (13, 300, 96, APACK * max_tasks()),
+            (1, 600, 32 * 9, APACK * max_tasks()),
+            (150, 1100, 64, APACK),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 31) as f32 - 15.0) / 9.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| half::bf16::from_f32(((i * 5 % 17) as f32 - 8.0) / 5.0).to_f32())
+                .collect();
+            let d = GemmDims { m, k, n };
+            let bv = MatRef {
+                data: &b,
+                off: 0,
+                rs: n,
+                cs: 1,
+            };
+            let mut bp = vec![0f32; d.packed_b_len()];
+            pack_b(k, n, bv, &mut bp, true);
+            let mut bw = vec![0u32; d.packed_b_len() / 2];
+            pack_b_bf16(k, n, bv, &mut bw);
+            let av = MatRef {
+                data: &a,
+                off: 0,
+                rs: k,
+                cs: 1,
+            };
+            for isa in [Isa::Best, Isa::V3, Isa::Scalar] {
+                for bref in [BRef::F32(&bp), BRef::Bf16(&bw)] {
+                    let want = product(m, k, n, &a, bref, isa);
+                    let mut c = vec![f32::NAN; m * n];
+                    let mut apack = vec![f32::NAN; apack_len];
+                    assert!(gemm_rows_isa(d, av, bref, &mut c, &mut apack, isa));
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&c), bits(&want), "{m}x{k}x{n} {isa:?}");
+                }
+            }
+        }
+        let d = GemmDims { m: 2, k: 3, n: 33 };
+        let a = [0f32; 6];
+        let av = MatRef {
+            data: &a,
+            off: 0,
+            rs: 3,
+            cs: 1,
+        };
+        let bp = vec![0f32; d.packed_b_len()];
+        let mut c = vec![0f32; 66];
+        assert!(!gemm_rows(
+            d,
+            av,
+            BRef::F32(&bp),
+            &mut c,
+            &mut vec![0f32; APACK]
+        ));
     }
 
     #[test]

@@ -1041,8 +1041,10 @@ fn exec_step(
                             rs: *a_rs,
                             cs: *a_cs,
                         };
-                        gemm::gemm_panels(d, av, gemm::BRef::F32(bp), go, ap, false);
-                        gemm::scatter(d, go, cc, None, false);
+                        if !gemm::gemm_rows(d, av, gemm::BRef::F32(bp), cc, ap) {
+                            gemm::gemm_panels(d, av, gemm::BRef::F32(bp), go, ap, false);
+                            gemm::scatter(d, go, cc, None, false);
+                        }
                     }
                 };
                 if m * n == 0 {

@@ -155,6 +155,20 @@ pub fn select(p: &Bcast<3>, c: &[u8], a: &[f32], b: &[f32], out: &mut [f32]) {
     });
 }
 
+/// Elementwise op given as a slice kernel `f(x_chunk, out_chunk)`, split over threads
+/// when large.
+pub fn map_chunks(x: &[f32], out: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync + Send) {
+    let n = x.len().min(out.len());
+    let (x, out) = (&x[..n], &mut out[..n]);
+    if n >= PAR_MIN {
+        out.par_chunks_mut(1 << 14)
+            .zip(x.par_chunks(1 << 14))
+            .for_each(|(o, x)| f(x, o));
+    } else {
+        f(x, out);
+    }
+}
+
 /// Elementwise unary op.
 pub fn unary(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
     let n = x.len().min(out.len());
@@ -166,12 +180,6 @@ pub fn unary(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
     } else {
         out.iter_mut().zip(x).for_each(|(o, x)| *o = f(*x));
     }
-}
-
-/// Logistic sigmoid.
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// Shape `[outer, d, inner]` view of a tensor around `axis`.

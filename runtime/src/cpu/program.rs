@@ -18,6 +18,7 @@ use super::error::CpuError;
 use super::gemm::{self, GemmDims, MatRef, APACK};
 use super::kernels::{self as k, AxisView, Bcast, Strided};
 use super::quant::{self, par};
+use super::simd;
 use super::weights::{PackLayout, Packed, Static, WeightCache};
 use super::{NumericMode, Repr, Rounding};
 
@@ -1096,8 +1097,8 @@ fn exec_step(
         K::Unary(u) => {
             let x = fin(iv(0), env, d0);
             fout(ov, out, res, r, |o| match u {
-                UnOp::Silu => k::unary(x, o, |v| v * k::sigmoid(v)),
-                UnOp::Sigmoid => k::unary(x, o, k::sigmoid),
+                UnOp::Silu => k::map_chunks(x, o, |x, o| simd::sigmoid_into(x, o, true)),
+                UnOp::Sigmoid => k::map_chunks(x, o, |x, o| simd::sigmoid_into(x, o, false)),
                 UnOp::Neg => k::unary(x, o, |v| -v),
             });
         }
@@ -1204,13 +1205,7 @@ fn exec_step(
             k::rows_mut(f32s_mut(out), plan.inner, |r, o| {
                 let [xo, mo] = plan.offsets(r);
                 let n = o.len();
-                crate::cpu::simd::masked_softmax_row(
-                    &x[xo..xo + n],
-                    &mask[mo..mo + n],
-                    *scale,
-                    *fill,
-                    o,
-                );
+                simd::masked_softmax_row(&x[xo..xo + n], &mask[mo..mo + n], *scale, *fill, o);
             });
         }
     }

@@ -1,5 +1,5 @@
 //! Vectorized row kernels of the CPU executor (`pulp`: runtime dispatch to AVX-512,
-//! AVX2+FMA or scalar code): `exp`, a softmax row, a row minimum, and the fused masked
+//! AVX2+FMA or scalar code): `exp`, SiLU / sigmoid, a softmax row, a row minimum, and the fused masked
 //! softmax of an attention row (`softmax(where(mask, s * scale, min(s * scale) + fill))`).
 //!
 //! Every kernel is written once and used by both the fused and the unfused paths, so a
@@ -200,6 +200,35 @@ pub fn exp_into(x: &[f32], out: &mut [f32]) {
     pulp::Arch::new().dispatch(Exp(x, out))
 }
 
+/// `x * sigmoid(x)` (SiLU) of every element of `x` into `out`, or `sigmoid(x)` when
+/// `!times_x`, with the vectorized `exp`.
+pub fn sigmoid_into(x: &[f32], out: &mut [f32], times_x: bool) {
+    struct Sig<'a>(&'a [f32], &'a mut [f32], bool);
+    impl WithSimd for Sig<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, s: S) {
+            let Sig(x, out, times_x) = self;
+            let n = x.len().min(out.len());
+            let one = s.splat_f32s(1.0);
+            let f = |v: S::f32s| {
+                let e = exp_v(s, s.sub_f32s(s.splat_f32s(0.0), v));
+                let num = if times_x { v } else { one };
+                s.div_f32s(num, s.add_f32s(one, e))
+            };
+            let (oh, ot) = S::as_mut_simd_f32s(&mut out[..n]);
+            let (xh, xt) = S::as_simd_f32s(&x[..n]);
+            for (o, v) in oh.iter_mut().zip(xh) {
+                *o = f(*v);
+            }
+            if !ot.is_empty() {
+                s.partial_store_f32s(ot, f(s.partial_load_f32s(xt)));
+            }
+        }
+    }
+    pulp::Arch::new().dispatch(Sig(x, out, times_x))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +246,26 @@ mod tests {
                 let rel = ((*b as f64 - want) / want).abs();
                 assert!(rel < 3e-7, "exp({a}) = {b}, want {want} (rel {rel:e})");
             }
+        }
+    }
+
+    #[test]
+    fn silu_and_sigmoid_match_f64() {
+        let x: Vec<f32> = (0..3001).map(|i| -60.0 + i as f32 * 0.04).collect();
+        let (mut y, mut z) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        sigmoid_into(&x, &mut y, true);
+        sigmoid_into(&x, &mut z, false);
+        for ((a, b), c) in x.iter().zip(&y).zip(&z) {
+            let sg = 1.0 / (1.0 + (-(*a as f64)).exp());
+            assert!(
+                (*c as f64 - sg).abs() < 1e-6 * sg.max(1e-30) + 1e-30,
+                "sigmoid({a})"
+            );
+            let want = *a as f64 * sg;
+            assert!(
+                (*b as f64 - want).abs() <= 1e-6 * want.abs() + 1e-30,
+                "silu({a})"
+            );
         }
     }
 

@@ -183,6 +183,72 @@ fn model(c: &Conv, i: usize, j: usize, variant: u32) -> i64 {
     (((m as i128 * x as i128) + (1 << 29)) >> 30) as i64 - c.outq.1 as i64
 }
 
+/// `nn.matmul(x [1,1,M,K] u16, y u8 (offset -128, scale = cs[0]))` in the emulator, with
+/// `y = w + 128` (`[1,1,K,N]`, or `[1,1,N,K]` and `transpose_b` when `tb`).
+fn emulate_matmul(
+    c: &Conv,
+    lib: &std::sync::Arc<QnnLibrary>,
+    tb: bool,
+) -> Result<Vec<u16>, Box<dyn std::error::Error>> {
+    let (m, k, n) = (c.m, c.k, c.n);
+    let ity = Type::tensor(vec![1, 1, m, k], per_tensor(Storage::U16, c.inq.0, c.inq.1));
+    let yshape = if tb {
+        vec![1, 1, n, k]
+    } else {
+        vec![1, 1, k, n]
+    };
+    let yty = Type::tensor(yshape, per_tensor(Storage::U8, c.cs[0], -128));
+    let oty = Type::tensor(
+        vec![1, 1, m, n],
+        per_tensor(Storage::U16, c.outq.0, c.outq.1),
+    );
+    let mut f = Function::new("mm");
+    let x = f.add_arg(ity, Some("x"));
+    let yv = f.add_arg(yty, Some("y"));
+    let mut attrs = Attrs::new();
+    if tb {
+        attrs.insert("transpose_b".into(), mllm_ir::Attr::Bool(true));
+    }
+    let out = {
+        let mut b = f.builder();
+        let id = b.op_typed(OpKind::MatMul, &[x, yv], attrs, std::slice::from_ref(&oty));
+        b.func.op(id).results[0]
+    };
+    f.builder().ret(&[out]);
+    f.result_names = vec![Some("out".into())];
+    let xin: Vec<u8> = c.x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut yin = vec![0u8; k * n];
+    for j in 0..n {
+        for kk in 0..k {
+            let v = (c.w[j * k + kk] as i32 + 128) as u8;
+            if tb {
+                yin[j * k + kk] = v;
+            } else {
+                yin[kk * n + j] = v;
+            }
+        }
+    }
+    let backend = Backend::new(lib)?;
+    let device = Device::new(&backend, DeviceTarget::soc(57))?;
+    let ctx = Context::new(&backend, &device, ContextOptions::default())?;
+    let mut g = GraphBuilder::create(
+        &ctx,
+        "mm",
+        GraphOptions {
+            precision_fp16: true,
+            optimization_level: Some(3),
+            vtcm_mb: None,
+        },
+    )?;
+    lower_function(&mut g, &f, &WeightStore::new())?;
+    let mut graph = g.finalize()?;
+    let mut o = vec![0u8; oty.byte_size()];
+    graph.execute_ordered(&[&xin, &yin], &mut [&mut o])?;
+    Ok(o.chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect())
+}
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -243,6 +309,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 outq: (env("SOUT", 1.8138478e-5), env("OOUT", -34181)),
             }
         }
+        "matmul" => {
+            let (k, n, m) = (env("K", 64usize), env("N", 64usize), env("M", 256usize));
+            let w = (0..n * k).map(|_| rng.int(-128, 126) as i8).collect();
+            let bs = vec![1u8; n * k / B];
+            let cs = vec![env("SY", 0.026f32); n];
+            let x = (0..m * k)
+                .map(|_| (32768 + (rng.float(-1.0, 1.0) * 30000.0) as i64) as u16)
+                .collect();
+            Conv {
+                m,
+                k,
+                n,
+                x,
+                w,
+                bs,
+                cs,
+                inq: (env("SIN", 1.05e-4), env("OIN", -32641)),
+                outq: (env("SOUT", 4.4e-4), env("OOUT", -32768)),
+            }
+        }
         _ => {
             let (k, n, m) = (env("K", 64usize), env("N", 16usize), env("M", 1024usize));
             let w = (0..n * k).map(|_| rng.int(-8, 7) as i8).collect();
@@ -264,7 +350,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     };
-    let y = conv.emulate(&lib)?;
+    let y = if mode == "matmul" {
+        emulate_matmul(&conv, &lib, env("TB", 0u32) == 1)?
+    } else {
+        conv.emulate(&lib)?
+    };
     // Residual statistics per channel against floor / round of the exact value.
     let mut tot = [0usize; 3];
     for j in 0..conv.n {

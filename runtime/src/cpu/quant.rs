@@ -230,15 +230,9 @@ impl HtpLinear {
             if !ok(cs) {
                 return None;
             }
-            let a = in_scale as f64 * cs as f64 * 256.0 / out_scale as f64;
-            if !(2f64.powi(-7)..256.0).contains(&a) {
-                return None;
-            }
-            let e = a.log2().floor() as i32 + 1;
-            let m = (a * 2f64.powi(22 - e)).round() as i64;
+            let (m, sh) = htp_multiplier(in_scale as f64 * cs as f64 * 256.0 / out_scale as f64)?;
             let ws: i64 = w[j * k..(j + 1) * k].iter().map(|v| *v as i64).sum();
-            let b = (in_offset as i64 * ws + 127).div_euclid(256);
-            ch.push((m, 8 + e, b));
+            ch.push((m, sh, htp_offset_term(in_offset, ws)));
         }
         Some(HtpLinear {
             k,
@@ -263,10 +257,7 @@ impl HtpLinear {
     #[inline(always)]
     fn finish(&self, j: usize, raw: i64) -> u16 {
         let (m, sh, b) = self.ch[j];
-        let t = raw.div_euclid(256) + b;
-        let x = if sh >= 0 { t << sh } else { t >> -sh } + 1;
-        let z = ((m as i128 * x as i128 + (1 << 29)) >> 30) as i64 - self.out_offset;
-        z.clamp(0, 65535) as u16
+        htp_finish(raw, m, sh, b, self.out_offset)
     }
 
     /// Rows of little-endian u16 input codes `x` (`[rows, k]`) into little-endian u16
@@ -296,6 +287,168 @@ impl HtpLinear {
                     }
                 });
         }
+    }
+}
+
+/// The 22-bit multiplier `m` and shift `8 + e` of [`HtpLinear`] for the scale ratio `a`
+/// (input scale x weight scale x 256 / output scale), or `None` outside the measured
+/// domain `2^-7 <= a < 2^8`.
+fn htp_multiplier(a: f64) -> Option<(i64, i32)> {
+    if !(2f64.powi(-7)..256.0).contains(&a) {
+        return None;
+    }
+    let e = a.log2().floor() as i32 + 1;
+    Some(((a * 2f64.powi(22 - e)).round() as i64, 8 + e))
+}
+
+/// The input-offset term `B = round(in_offset * sum W / 256)` (ties down).
+#[inline(always)]
+fn htp_offset_term(in_offset: i32, wsum: i64) -> i64 {
+    (in_offset as i64 * wsum + 127).div_euclid(256)
+}
+
+/// `clamp(floor((m * ((floor(raw / 256) + b) * 2^sh + 1) + 2^29) / 2^30) - out_offset)`.
+#[inline(always)]
+fn htp_finish(raw: i64, m: i64, sh: i32, b: i64, out_offset: i64) -> u16 {
+    let t = raw.div_euclid(256) + b;
+    let x = if sh >= 0 { t << sh } else { t >> -sh } + 1;
+    let z = ((m as i128 * x as i128 + (1 << 29)) >> 30) as i64 - out_offset;
+    z.clamp(0, 65535) as u16
+}
+
+/// HTP's `MatMul` of u16 activations by u8 activations with offset -128 (our
+/// `nn.matmul` of queries by the u8 key cache, and of probabilities by the u8 value
+/// cache), u16 result: the arithmetic of [`HtpLinear`] with `W = y - 128` (the u8 operand
+/// as int8) and the u8 scale as channel scale, `B` from each column's sum. Measured with
+/// `examples/conv_probe.rs` (`MODE=matmul`, with and without `transpose_b`): 0 to 3 codes
+/// of 1,024-16,384 one off (near-ties); flooring the exact result misses 30-60%.
+#[derive(Debug, Clone, Copy)]
+pub struct HtpMatMul {
+    m: i64,
+    sh: i32,
+    in_offset: i32,
+    out_offset: i64,
+}
+
+impl HtpMatMul {
+    /// The op for u16 input `(scale, offset)`, u8 operand `(scale, offset)` and u16
+    /// result `(scale, offset)`; `None` unless the u8 offset is -128 and the scales are
+    /// positive and in the measured domain.
+    pub fn new(
+        in_scale: f32,
+        in_offset: i32,
+        u8_scale: f32,
+        u8_offset: i32,
+        out_scale: f32,
+        out_offset: i32,
+    ) -> Option<Self> {
+        let ok = |s: f32| s.is_finite() && s > 0.0;
+        if u8_offset != -128 || !ok(in_scale) || !ok(u8_scale) || !ok(out_scale) {
+            return None;
+        }
+        let (m, sh) = htp_multiplier(in_scale as f64 * u8_scale as f64 * 256.0 / out_scale as f64)?;
+        Some(HtpMatMul {
+            m,
+            sh,
+            in_offset,
+            out_offset: out_offset as i64,
+        })
+    }
+
+    /// One `[rows, k] x [k, n]` product: element `(i, c)` of the u16 operand is code
+    /// `a[ao + i * a_rs + c * a_cs]` (little-endian u16 codes), element `(c, j)` of the u8
+    /// operand `b[bo + c * b_rs + j * b_cs]`; writes `rows * n` little-endian u16 codes to
+    /// `out`. Out-of-range indices write nothing (the caller checks the shapes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        a: &[u8],
+        (ao, a_rs, a_cs): (usize, usize, usize),
+        b: &[u8],
+        (bo, b_rs, b_cs): (usize, usize, usize),
+        (rows, k, n): (usize, usize, usize),
+        out: &mut [u8],
+    ) {
+        let aq = |i: usize, c: usize| {
+            let p = 2 * (ao + i * a_rs + c * a_cs);
+            a.get(p..p + 2)
+                .map_or(0, |v| u16::from_le_bytes([v[0], v[1]]) as i64)
+        };
+        let bw = |c: usize, j: usize| {
+            b.get(bo + c * b_rs + j * b_cs)
+                .map_or(0, |v| *v as i64 - 128)
+        };
+        let mut col = vec![0i64; k];
+        for j in 0..n {
+            for (c, w) in col.iter_mut().enumerate() {
+                *w = bw(c, j);
+            }
+            let bias = htp_offset_term(self.in_offset, col.iter().sum());
+            for i in 0..rows {
+                let raw: i64 = col.iter().enumerate().map(|(c, w)| aq(i, c) * w).sum();
+                let v = htp_finish(raw, self.m, self.sh, bias, self.out_offset);
+                if let Some(o) = out.get_mut(2 * (i * n + j)..2 * (i * n + j) + 2) {
+                    o.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// HTP's element-wise `Add` / `Subtract` of two per-tensor u16 tensors into a per-tensor
+/// u16 result (rope's sum, the residual adds), bit-exact with QNN's HTP emulator
+/// (QNN 2.51, v75; `examples/ew_probe.rs` of `mllm-backend-qnn`: 0 mismatches over
+/// 524,288 code pairs for most tested scale triples, a few dozen at most, against 10-60%
+/// off for rounding the exact sum to nearest or down).
+///
+/// Both inputs are rescaled by 16-bit multipliers on a common scale: with
+/// `R_x = in_scale_x / out_scale` and `e = floor(log2 max(R_a, R_b)) + 1`,
+/// `s = min(15 - e, 16)`, `m_x = round(R_x * 2^s)` (the larger one has 15 significant
+/// bits, or fewer when both ratios are below 1/2); then
+/// `out = clamp(floor((m_a * (q_a + o_a) +- m_b * (q_b + o_b) + 2^(s-1)) / 2^s) - out_offset)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HtpAdd {
+    ma: i64,
+    mb: i64,
+    oa: i64,
+    ob: i64,
+    shift: u32,
+    out_offset: i64,
+}
+
+impl HtpAdd {
+    /// The op for inputs `(scale, offset)` `a` and `b` and result `out`; `sub` makes it
+    /// `a - b`. `None` for non-positive scales or a larger scale ratio outside the
+    /// measured domain `[2^-7, 4)`.
+    pub fn new(a: (f32, i32), b: (f32, i32), out: (f32, i32), sub: bool) -> Option<Self> {
+        let ok = |s: f32| s.is_finite() && s > 0.0;
+        if !ok(a.0) || !ok(b.0) || !ok(out.0) {
+            return None;
+        }
+        let (ra, rb) = (a.0 as f64 / out.0 as f64, b.0 as f64 / out.0 as f64);
+        let rmax = ra.max(rb);
+        if !(2f64.powi(-7)..4.0).contains(&rmax) {
+            return None;
+        }
+        let shift = (15 - (rmax.log2().floor() as i32 + 1)).min(16) as u32;
+        let m = |r: f64| (r * 2f64.powi(shift as i32)).round() as i64;
+        Some(HtpAdd {
+            ma: m(ra),
+            mb: if sub { -m(rb) } else { m(rb) },
+            oa: a.1 as i64,
+            ob: b.1 as i64,
+            shift,
+            out_offset: out.1 as i64,
+        })
+    }
+
+    /// The result code of input codes `qa`, `qb`.
+    #[inline(always)]
+    pub fn apply(&self, qa: u16, qb: u16) -> u16 {
+        let v = self.ma * (qa as i64 + self.oa)
+            + self.mb * (qb as i64 + self.ob)
+            + (1 << (self.shift - 1));
+        ((v >> self.shift) - self.out_offset).clamp(0, 65535) as u16
     }
 }
 

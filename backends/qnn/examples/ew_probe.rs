@@ -1,0 +1,209 @@
+//! Probe: how do HTP's 16-bit element-wise ops round? One-op graphs on u16 inputs, run
+//! in QNN's HTP emulator (SoC 57, FP16 precision config, O3), compared with candidate
+//! formulas; mismatch counts printed.
+//!
+//! `cargo run -p mllm-backend-qnn --release --example ew_probe`
+//!
+//! Environment: `MODE=sigmoid` (default: every one of the 65,536 input codes) or
+//! `MODE=add` / `MODE=mul` (input `a` swept over all codes, `b` over `NB` random codes);
+//! scales `SA,OA,SB,OB,SO,OO` (defaults: the tiny model's `mlp.act.sigmoid`, and
+//! `rope_k.add` for add / mul); `DETAIL=n` prints the first `n` codes that differ from
+//! the best candidate.
+
+use mllm_backend_qnn::lower_function;
+use mllm_ir::types::per_tensor;
+use mllm_ir::{Attrs, Function, OpKind, Storage, Type, WeightStore};
+use mllm_qnn_sys::{
+    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnLibrary,
+};
+use mllm_runtime::cpu::quant::HtpAdd;
+
+fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+/// Runs `kind` on u16 inputs `ins` (each `[n]` codes with `(scale, offset)`) into a u16
+/// `(scale, offset)` result.
+fn emulate(
+    lib: &std::sync::Arc<QnnLibrary>,
+    kind: OpKind,
+    ins: &[(&[u16], f32, i32)],
+    out: (f32, i32),
+) -> Result<Vec<u16>, Box<dyn std::error::Error>> {
+    let n = ins[0].0.len();
+    let mut f = Function::new("ew");
+    let args: Vec<_> = ins
+        .iter()
+        .enumerate()
+        .map(|(i, (_, s, o))| {
+            f.add_arg(
+                Type::tensor(vec![1, n], per_tensor(Storage::U16, *s, *o)),
+                Some(&format!("x{i}")),
+            )
+        })
+        .collect();
+    let oty = Type::tensor(vec![1, n], per_tensor(Storage::U16, out.0, out.1));
+    let y = {
+        let mut b = f.builder();
+        let id = b.op_typed(kind, &args, Attrs::new(), std::slice::from_ref(&oty));
+        b.func.op(id).results[0]
+    };
+    f.builder().ret(&[y]);
+    f.result_names = vec![Some("y".into())];
+    let bytes: Vec<Vec<u8>> = ins
+        .iter()
+        .map(|(c, _, _)| c.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let refs: Vec<&[u8]> = bytes.iter().map(|b| b.as_slice()).collect();
+    let backend = Backend::new(lib)?;
+    let device = Device::new(&backend, DeviceTarget::soc(57))?;
+    let ctx = Context::new(&backend, &device, ContextOptions::default())?;
+    let mut g = GraphBuilder::create(
+        &ctx,
+        "ew",
+        GraphOptions {
+            precision_fp16: true,
+            optimization_level: Some(3),
+            vtcm_mb: None,
+        },
+    )?;
+    lower_function(&mut g, &f, &WeightStore::new())?;
+    let mut graph = g.finalize()?;
+    let mut o = vec![0u8; oty.byte_size()];
+    graph.execute_ordered(&refs, &mut [&mut o])?;
+    Ok(o.chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect())
+}
+
+type Cand<'a> = (&'a str, Box<dyn Fn(usize) -> f64 + 'a>);
+
+fn report(y: &[u16], exact: &[f64], cands: &[Cand<'_>]) {
+    let mut hist = [0usize; 12];
+    for (q, e) in y.iter().zip(exact) {
+        if (0.0..65535.0).contains(e) {
+            let r = *q as f64 - e;
+            hist[((r + 1.5) * 4.0).floor().clamp(0.0, 11.0) as usize] += 1;
+        }
+    }
+    println!("emu - exact, by 1/4 from -1.5: {hist:?}");
+    let mut best: Option<(usize, &str)> = None;
+    for (name, f) in cands {
+        let mism: Vec<usize> = (0..y.len())
+            .filter(|&i| f(i).clamp(0.0, 65535.0) != y[i] as f64)
+            .collect();
+        println!("{name}: {} mismatches of {}", mism.len(), y.len());
+        if best.is_none_or(|b| mism.len() < b.0) {
+            best = Some((mism.len(), name));
+        }
+        if std::env::var("CAND").is_ok_and(|c| name.contains(&c)) {
+            for &i in mism.iter().take(env("DETAIL", 20usize)) {
+                println!("  [{i}] exact {:.5} emu {} cand {}", exact[i], y[i], f(i));
+            }
+        }
+    }
+    if let Some((m, n)) = best {
+        println!("best: {n} ({m})");
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let lib = QnnLibrary::load(None)?;
+    let mode = std::env::var("MODE").unwrap_or_else(|_| "sigmoid".into());
+    match mode.as_str() {
+        "sigmoid" => {
+            let (sa, oa) = (env("SA", 2.067_890_3e-5f32), env("OA", -33105i32));
+            let (so, oo) = (env("SO", 1.525_878_9e-5f32), env("OO", 0i32));
+            let x: Vec<u16> = (0..=65535u16).collect();
+            let y = emulate(&lib, OpKind::Sigmoid, &[(&x, sa, oa)], (so, oo))?;
+            let exact: Vec<f64> = x
+                .iter()
+                .map(|q| {
+                    let v = (*q as f64 + oa as f64) * sa as f64;
+                    1.0 / (1.0 + (-v).exp()) / so as f64 - oo as f64
+                })
+                .collect();
+            let ex = &exact;
+            let cands: Vec<Cand<'_>> = vec![
+                ("floor", Box::new(move |i| ex[i].floor())),
+                ("round", Box::new(move |i| ex[i].round())),
+                ("floor - 1", Box::new(move |i| ex[i].floor() - 1.0)),
+            ];
+            report(&y, &exact, &cands);
+            if let Ok(d) = std::env::var("DUMP") {
+                let t: String = (0..65536)
+                    .map(|i| format!("{i} {} {}\n", exact[i], y[i]))
+                    .collect();
+                std::fs::write(d, t)?;
+            }
+            if env("DETAIL", 0usize) > 0 {
+                for i in (0..65536).step_by(env("STEP", 4099usize)) {
+                    println!("  x {i}: exact {:.4} emu {}", exact[i], y[i]);
+                }
+            }
+        }
+        _ => {
+            let kind = match mode.as_str() {
+                "mul" => OpKind::Mul,
+                "sub" => OpKind::Sub,
+                _ => OpKind::Add,
+            };
+            let (sa, oa) = (env("SA", 1.015_162_3e-4f32), env("OA", -32427i32));
+            let (sb, ob) = (env("SB", 8.930_691_5e-5f32), env("OB", -33251i32));
+            let (so, oo) = (env("SO", 1.021_815_5e-4f32), env("OO", -32641i32));
+            let nb = env("NB", 16usize);
+            let mut st = env("SEED", 7u64) | 1;
+            let mut a = Vec::with_capacity(65536 * nb);
+            let mut b = Vec::with_capacity(65536 * nb);
+            for _ in 0..nb {
+                st ^= st << 13;
+                st ^= st >> 7;
+                st ^= st << 17;
+                let bv = (st % 65536) as u16;
+                for q in 0..=65535u16 {
+                    a.push(q);
+                    b.push(bv);
+                }
+            }
+            let y = emulate(&lib, kind, &[(&a, sa, oa), (&b, sb, ob)], (so, oo))?;
+            let exact: Vec<f64> = a
+                .iter()
+                .zip(&b)
+                .map(|(p, q)| {
+                    let x = (*p as f64 + oa as f64) * sa as f64;
+                    let z = (*q as f64 + ob as f64) * sb as f64;
+                    let v = match kind {
+                        OpKind::Mul => x * z,
+                        OpKind::Sub => x - z,
+                        _ => x + z,
+                    };
+                    v / so as f64 - oo as f64
+                })
+                .collect();
+            let ex = &exact;
+            let mut cands: Vec<Cand<'_>> = vec![
+                ("floor", Box::new(move |i| ex[i].floor())),
+                ("round", Box::new(move |i| ex[i].round())),
+            ];
+            let htp = HtpAdd::new((sa, oa), (sb, ob), (so, oo), kind == OpKind::Sub);
+            if let (Some(h), true) = (htp, kind != OpKind::Mul) {
+                let (a, b) = (&a, &b);
+                cands.push((
+                    "quant::HtpAdd",
+                    Box::new(move |i| h.apply(a[i], b[i]) as f64),
+                ));
+            }
+            report(&y, &exact, &cands);
+            if let Ok(d) = std::env::var("DUMP") {
+                let t: String = (0..y.len())
+                    .map(|i| format!("{} {} {} {}\n", a[i], b[i], exact[i], y[i]))
+                    .collect();
+                std::fs::write(d, t)?;
+            }
+        }
+    }
+    Ok(())
+}

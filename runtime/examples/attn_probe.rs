@@ -1,7 +1,7 @@
 //! Times the two attention matmuls of a Qwen3-0.6B prefill chunk on the CPU executor
 //! (float): scores `q [1, 8, 256, 128] x k^T` over a 1024-entry context (keys in rows,
 //! `transpose_b`) and `p [1, 8, 256, 1024] x v [1, 8, 1024, 128]`, best of 10 runs each,
-//! in GFLOP/s. Usage: `cargo run --release -p mllm-runtime --example attn_probe`.
+//! in GFLOP/s. Usage: `cargo run --release -p mllm-runtime --example attn_probe [-- ROWS [RUNS]]`.
 use mllm_ir::{attrs, Attr, Attrs, ElemType, Function, Module, OpKind, Type};
 use mllm_runtime::cpu::{CpuExecutor, NumericMode};
 use mllm_runtime::Executor;
@@ -43,7 +43,7 @@ fn time(name: &str, a: &[usize], b: &[usize], o: &[usize], tb: bool, flop: f64) 
     let mut out = vec![0u8; o.iter().product::<usize>() * 4];
     let inr: Vec<&[u8]> = ins.iter().map(|v| v.as_slice()).collect();
     let mut best = f64::INFINITY;
-    for _ in 0..11 {
+    for _ in 0..iters() {
         let t = Instant::now();
         let mut outs = [out.as_mut_slice()];
         ex.execute(0, &inr, &mut outs).expect("execute");
@@ -57,8 +57,21 @@ fn time(name: &str, a: &[usize], b: &[usize], o: &[usize], tb: bool, flop: f64) 
     );
 }
 
+fn iters() -> usize {
+    std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(11)
+}
+
 fn main() {
-    let (h, m, d, c) = (8, 256, 128, 1024);
+    // Rows per KV head: 256 (a 128-token prefill chunk, 2 query heads per KV head) or,
+    // e.g. `-- 2`, a decode step.
+    let m: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(256);
+    let (h, d, c) = (8, 128, 1024);
     let flop = 2.0 * (h * m * d * c) as f64;
     time(
         "q x k^T",

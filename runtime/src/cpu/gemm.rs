@@ -592,7 +592,7 @@ enum Isa {
     V3,
 }
 
-fn run_task(t: Task<'_>, isa: Isa) {
+fn run_task<W: WithSimd>(t: W, isa: Isa) -> W::Output {
     match isa {
         Isa::Best => pulp::Arch::new().dispatch(t),
         #[cfg(test)]
@@ -768,6 +768,164 @@ fn gemm_rows_isa(
         isa,
     );
     true
+}
+
+/// Largest `m` [`small_m`] is meant for (decode attention: the query heads of one KV head).
+pub const SMALL_M: usize = 4;
+
+/// `C = A · B` for a few rows of `A` (`m <=` [`SMALL_M`]) without packing `B`: `B` is
+/// given by its stored rows as for [`pack_b_rows`] (`transposed`: `B(kk, j) = row(j)[kk]`,
+/// else `B(kk, j) = row(kk)[j]`) and read once, in place (for decode attention, the KV
+/// cache). Every output element is computed exactly as [`gemm_panels`] computes it (one
+/// fused multiply-add chain per [`KC`] block of `k`, the blocks added in order), so the
+/// result is bit-identical. Runs on the calling thread; `c` is row-major `m x n`.
+pub fn small_m<'a>(
+    d: GemmDims,
+    a: MatRef<'_>,
+    transposed: bool,
+    row: &(dyn Fn(usize) -> &'a [f32] + Sync),
+    c: &mut [f32],
+) {
+    pulp::Arch::new().dispatch(SmallM {
+        d,
+        a,
+        transposed,
+        row,
+        c,
+    })
+}
+
+struct SmallM<'r, 'a, 'c> {
+    d: GemmDims,
+    a: MatRef<'r>,
+    transposed: bool,
+    row: &'r (dyn Fn(usize) -> &'a [f32] + Sync),
+    c: &'c mut [f32],
+}
+
+impl WithSimd for SmallM<'_, '_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, s: S) {
+        let SmallM {
+            d,
+            a,
+            transposed,
+            row,
+            c,
+        } = self;
+        let (m, k, n) = (d.m, d.k, d.n);
+        let c = &mut c[..m * n];
+        let av = |i: usize, kk: usize| a.data[a.off + i * a.rs + kk * a.cs];
+        if k == 0 {
+            c.fill(0.0);
+            return;
+        }
+        if transposed {
+            // Eight columns (stored rows of B) at a time, one scalar FMA chain per output:
+            // 8 * m independent chains, each loaded B value used by every row of A.
+            const J: usize = 8;
+            let mut out = [[0f32; J]; SMALL_M];
+            for i0 in (0..m).step_by(SMALL_M) {
+                let mi = SMALL_M.min(m - i0);
+                for j0 in (0..n).step_by(J) {
+                    let jn = J.min(n - j0);
+                    let rows: [&[f32]; J] =
+                        std::array::from_fn(|t| if t < jn { &row(j0 + t)[..k] } else { &[] });
+                    let mut p0 = 0;
+                    while p0 < k {
+                        let kc = KC.min(k - p0);
+                        let mut acc = [[0f32; J]; SMALL_M];
+                        if jn == J && mi == SMALL_M.min(m) && a.cs == 1 {
+                            let xs: [&[f32]; SMALL_M] = std::array::from_fn(|i| {
+                                if i < mi {
+                                    &a.data[a.off + (i0 + i) * a.rs + p0..][..kc]
+                                } else {
+                                    &[]
+                                }
+                            });
+                            let blk: [&[f32]; J] = rows.map(|r| &r[p0..p0 + kc]);
+                            for kk in 0..kc {
+                                let bv: [f32; J] = std::array::from_fn(|t| blk[t][kk]);
+                                for (acc, x) in acc.iter_mut().zip(&xs).take(mi) {
+                                    let x = x[kk];
+                                    for (a, b) in acc.iter_mut().zip(&bv) {
+                                        *a = x.mul_add(*b, *a);
+                                    }
+                                }
+                            }
+                        } else {
+                            for kk in p0..p0 + kc {
+                                for (i, acc) in acc.iter_mut().enumerate().take(mi) {
+                                    let x = av(i0 + i, kk);
+                                    for (a, r) in acc.iter_mut().zip(&rows).take(jn) {
+                                        *a = x.mul_add(r[kk], *a);
+                                    }
+                                }
+                            }
+                        }
+                        for (o, a) in out.iter_mut().zip(&acc).take(mi) {
+                            for (o, a) in o.iter_mut().zip(a).take(jn) {
+                                *o = if p0 == 0 { *a } else { *o + *a };
+                            }
+                        }
+                        p0 += kc;
+                    }
+                    for (i, o) in out.iter().enumerate().take(mi) {
+                        let r = (i0 + i) * n + j0;
+                        c[r..r + jn].copy_from_slice(&o[..jn]);
+                    }
+                }
+            }
+            return;
+        }
+        // Rows of B are contiguous: vector FMA chains across the columns (each lane one
+        // output column), eight vectors at a time.
+        const V: usize = 8;
+        let lanes = S::F32_LANES;
+        let nv = n / lanes;
+        for i in 0..m {
+            let crow = &mut c[i * n..(i + 1) * n];
+            let (ch, ct) = S::as_mut_simd_f32s(crow);
+            for v0 in (0..nv).step_by(V) {
+                let vn = V.min(nv - v0);
+                let mut p0 = 0;
+                while p0 < k {
+                    let kc = KC.min(k - p0);
+                    let mut acc = [s.splat_f32s(0.0); V];
+                    for kk in p0..p0 + kc {
+                        let x = s.splat_f32s(av(i, kk));
+                        let (bv, _) = S::as_simd_f32s(&row(kk)[..n]);
+                        let bv = &bv[v0..v0 + vn];
+                        for t in 0..vn {
+                            acc[t] = s.mul_add_f32s(x, bv[t], acc[t]);
+                        }
+                    }
+                    for t in 0..vn {
+                        ch[v0 + t] = if p0 == 0 {
+                            acc[t]
+                        } else {
+                            s.add_f32s(ch[v0 + t], acc[t])
+                        };
+                    }
+                    p0 += kc;
+                }
+            }
+            let j0 = nv * lanes;
+            for (t, cj) in ct.iter_mut().enumerate() {
+                let mut p0 = 0;
+                while p0 < k {
+                    let kc = KC.min(k - p0);
+                    let mut acc = 0f32;
+                    for kk in p0..p0 + kc {
+                        acc = av(i, kk).mul_add(row(kk)[j0 + t], acc);
+                    }
+                    *cj = if p0 == 0 { acc } else { *cj + acc };
+                    p0 += kc;
+                }
+            }
+        }
+    }
 }
 
 /// Scatters a panel-major product into the row-major `c` (`m x n`), adding `bias`
@@ -1024,6 +1182,55 @@ mod tests {
             &mut c,
             &mut vec![0f32; APACK]
         ));
+    }
+
+    #[test]
+    fn small_m_products_equal_packed_ones_bit_for_bit() {
+        for (m, k, n) in [(1, 600, 70), (2, 128, 1024), (3, 700, 37), (4, 257, 128)] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 31) as f32 - 15.0) / 9.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 17) as f32 - 8.0) / 7.0)
+                .collect();
+            let d = GemmDims { m, k, n };
+            let av = MatRef {
+                data: &a,
+                off: 0,
+                rs: k,
+                cs: 1,
+            };
+            for transposed in [false, true] {
+                // Stored rows: B itself (k rows of n), or B^T (n rows of k).
+                let st: Vec<f32> = if transposed {
+                    (0..n * k).map(|i| b[(i % k) * n + i / k]).collect()
+                } else {
+                    b.clone()
+                };
+                let w = if transposed { k } else { n };
+                let row = |r: usize| &st[r * w..];
+                let mut bp = vec![0f32; d.packed_b_len()];
+                pack_b_rows(k, n, transposed, &row, &mut bp, false);
+                for isa in [Isa::Best, Isa::V3, Isa::Scalar] {
+                    let want = product(m, k, n, &a, BRef::F32(&bp), isa);
+                    let mut c = vec![f32::NAN; m * n];
+                    let t = SmallM {
+                        d,
+                        a: av,
+                        transposed,
+                        row: &row,
+                        c: &mut c,
+                    };
+                    run_task(t, isa);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&c),
+                        bits(&want),
+                        "{m}x{k}x{n} transposed {transposed} {isa:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

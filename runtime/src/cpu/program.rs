@@ -216,6 +216,28 @@ impl BCat {
     }
 }
 
+/// One batch element of a matmul's `B` operand as stored rows (see [`gemm::pack_b_rows`]):
+/// from the two parts of a concat, or from one buffer at `off` with rows `stride` apart.
+struct BRows<'a> {
+    p1: &'a [f32],
+    p2: &'a [f32],
+    cat: Option<BCat>,
+    bi: usize,
+    off: usize,
+    stride: usize,
+    transposed: bool,
+}
+
+impl<'a> BRows<'a> {
+    #[inline]
+    fn row(&self, r: usize) -> &'a [f32] {
+        match &self.cat {
+            Some(bc) => bc.row(self.p1, self.p2, self.bi, r),
+            None => &self.p1[self.off + r * self.stride..],
+        }
+    }
+}
+
 /// Whether a step runs in plain runs (no observer) and in observed runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fuse {
@@ -1000,12 +1022,32 @@ fn exec_step(
             };
             let d = GemmDims { m, k, n };
             let (pbl, ol) = (d.packed_b_len(), d.out_len());
-            // Packs batch element `bo` (an offset into the concat when `bcat`) of `B`.
-            let pack_b = |bo: usize, dst: &mut [f32], parallel: bool| match bcat {
-                Some(bc) => {
-                    let bi = bo / ((bc.rows1 + bc.rows2) * bc.cols).max(1);
-                    let row = |r: usize| bc.row(b, b2, bi, r);
-                    gemm::pack_b_rows(k, n, bc.transposed, &row, dst, parallel);
+            // Batch element `bo` (an offset into the concat when `bcat`) of `B` as stored
+            // rows, when its rows or columns are contiguous.
+            let brows = |bo: usize| -> Option<BRows<'_>> {
+                let (cat, bi, stride, transposed) = match bcat {
+                    Some(bc) => {
+                        let bi = bo / ((bc.rows1 + bc.rows2) * bc.cols).max(1);
+                        (Some(*bc), bi, 0, bc.transposed)
+                    }
+                    None if *b_cs == 1 => (None, 0, *b_rs, false),
+                    None if *b_rs == 1 => (None, 0, *b_cs, true),
+                    None => return None,
+                };
+                Some(BRows {
+                    p1: b,
+                    p2: b2,
+                    cat,
+                    bi,
+                    off: bo,
+                    stride,
+                    transposed,
+                })
+            };
+            let pack_b = |bo: usize, dst: &mut [f32], parallel: bool| match brows(bo) {
+                Some(br) => {
+                    let row = |r: usize| br.row(r);
+                    gemm::pack_b_rows(k, n, br.transposed, &row, dst, parallel);
                 }
                 None => {
                     let bv = MatRef {
@@ -1035,13 +1077,20 @@ fn exec_step(
                 let one = |(g, (((c, bp), go), ap)): GroupBufs<'_>| {
                     for (ii, cc) in c.chunks_mut((m * n).max(1)).enumerate() {
                         let (ao, bo) = offs[g * ipg + ii];
-                        pack_b(bo, bp, false);
                         let av = MatRef {
                             data: a,
                             off: ao,
                             rs: *a_rs,
                             cs: *a_cs,
                         };
+                        if m <= gemm::SMALL_M {
+                            if let Some(br) = brows(bo) {
+                                let row = |r: usize| br.row(r);
+                                gemm::small_m(d, av, br.transposed, &row, cc);
+                                continue;
+                            }
+                        }
+                        pack_b(bo, bp, false);
                         if !gemm::gemm_rows(d, av, gemm::BRef::F32(bp), cc, ap) {
                             gemm::gemm_panels(d, av, gemm::BRef::F32(bp), go, ap, false);
                             gemm::scatter(d, go, cc, None, false);

@@ -210,19 +210,22 @@ pub fn sigmoid_into(x: &[f32], out: &mut [f32], times_x: bool) {
         fn with_simd<S: Simd>(self, s: S) {
             let Sig(x, out, times_x) = self;
             let n = x.len().min(out.len());
-            let one = s.splat_f32s(1.0);
-            let f = |v: S::f32s| {
+            // (A plain fn, not a closure: closures do not inherit the dispatched target
+            // features and would run every vector op out of line.)
+            #[inline(always)]
+            fn f<S: Simd>(s: S, v: S::f32s, times_x: bool) -> S::f32s {
+                let one = s.splat_f32s(1.0);
                 let e = exp_v(s, s.sub_f32s(s.splat_f32s(0.0), v));
                 let num = if times_x { v } else { one };
                 s.div_f32s(num, s.add_f32s(one, e))
-            };
+            }
             let (oh, ot) = S::as_mut_simd_f32s(&mut out[..n]);
             let (xh, xt) = S::as_simd_f32s(&x[..n]);
             for (o, v) in oh.iter_mut().zip(xh) {
-                *o = f(*v);
+                *o = f(s, *v, times_x);
             }
             if !ot.is_empty() {
-                s.partial_store_f32s(ot, f(s.partial_load_f32s(xt)));
+                s.partial_store_f32s(ot, f(s, s.partial_load_f32s(xt), times_x));
             }
         }
     }

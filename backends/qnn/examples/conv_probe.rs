@@ -1,14 +1,50 @@
 //! Probe: how does HTP's u16-activation x LPBQ-weight `Conv2d` (our `nn.conv2d` after
-//! `linear-to-conv2d`: q / k / v / o / MLP projections) compute and round its u16 result?
-//! Builds one-op graphs `conv2d(x [1,1,M,K] u16, w [1,1,K,N] LPBQ int4, block 16)` with
-//! controlled weights and inputs, runs them in QNN's HTP emulator (SoC 57, FP16
-//! precision config, O3) and compares the outputs with candidate formulas.
+//! `linear-to-conv2d`: q / k / v / o / MLP projections, lm_head) compute and round its
+//! u16 result? And the u16 x u8 `MatMul` of attention? Builds one-op graphs
+//! `conv2d(x [1,1,M,K] u16, w [1,1,K,N] LPBQ int4, block 16)` (or
+//! `matmul(x u16, y u8 offset -128)`) with controlled weights and inputs, runs them in
+//! QNN's HTP emulator (SoC 57, FP16 precision config, O3) and counts, for candidate
+//! formulas and for the runtime's `quant::HtpLinear`, the codes that differ.
 //!
 //! `cargo run -p mllm-backend-qnn --release --example conv_probe`
 //!
-//! Environment: `MODE=single` (default: one non-zero weight per output channel, the
-//! input code of that position swept over all 65,536 codes) or `MODE=rand` (random
-//! model-like weights and inputs); `SEED=n`.
+//! Environment: `MODE=single` (default: one non-zero weight per output channel, the input
+//! code of that position swept over all 65,536 codes), `MODE=rand` (random model-like
+//! weights and inputs; `K`, `N`, `M`), `MODE=matmul` (u16 x u8 with offset -128, `TB=1`
+//! for `transpose_b`, `SY` the u8 scale, `WMAX` the largest `y - 128`); scales `SIN`, `OIN`, `SOUT`, `OOUT`; `SEED=n`;
+//! `STEPS=1` prints where each channel's output steps (input code mod 16, accumulator
+//! mod 256); `DETAIL=j` (`STEP=n`) prints rows of channel `j`; `DUMP=file` writes
+//! `raw accumulator, emulator code` per row and channel (for fitting).
+//!
+//! # Findings (QNN 2.51 x86 emulator, v75)
+//!
+//! With one non-zero weight the output only changes when the raw accumulator
+//! `sum (code * block_scale) * x` (input offset *not* applied) crosses a multiple of 256:
+//! the HTP keeps `A = floor(raw / 256)` (an exact 16 x 8-bit product split into bytes, the
+//! low byte's sum truncated). The input offset enters as
+//! `B = round(in_offset * sum W / 256)` (ties down: `(o * sum W + 127) div 256`). Fitting
+//! the step positions per channel (`DUMP=`, 144 channels, scale ratios `a = in_scale x
+//! channel_scale x 256 / out_scale` from 0.24 to 2.1) gives the exact form
+//!
+//! `out = floor((m * ((A + B) * 2^(8+e) + 1) + 2^29) / 2^30) - out_offset`
+//!
+//! with `e = floor(log2 a) + 1` and a 22-bit multiplier `m ~ a * 2^(22-e)` (every channel
+//! has a feasible integer `m`; `m = round(a * 2^(22-e))` is the feasible one for 126 of the
+//! 144, the others need one more or less; no f32 chain of the scales tried explains all).
+//! With `m = round(...)`: 323 of 1,048,576 codes off on the single-weight sweep (floor of
+//! the exact value: 299,924; rounding to nearest: 436,982), 0-46 of 16k-64k on random
+//! K = 64 / 128 / 1024, M = 1..4096 problems (floor 25-35%, nearest 30-60%), 0-908 per
+//! million for `a` from 0.002 to 190 (`SOUT` 4e-3 .. 1e-7; the `a < 2^-7` end is the
+//! worst, so the runtime's domain is `2^-7 <= a < 2^8`). When `a` is large (an output
+//! scale much finer than input x weight, e.g. `down_proj`, `a` ~ 3) the output moves in
+//! steps of `a` codes. Implemented as `mllm_runtime::cpu::quant::HtpLinear`.
+//!
+//! `MODE=matmul`: the u16 x u8 (offset -128) `MatMul` is the same arithmetic with
+//! `W = y - 128` (the u8 operand read as int8), the u8 scale as channel scale and `B`
+//! from each output column's sum: 0 codes off of 16,384 (q.k^T-like and p.v-like scales,
+//! with and without `transpose_b`, K = 16 / 64 / 128; also with u8 code 255 in the
+//! operand, `WMAX=127`), 3 of 1,024 on a saturating p.v case. Implemented as
+//! `quant::HtpMatMul`.
 
 use mllm_backend_qnn::lower_function;
 use mllm_ir::types::per_tensor;
@@ -311,7 +347,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         "matmul" => {
             let (k, n, m) = (env("K", 64usize), env("N", 64usize), env("M", 256usize));
-            let w = (0..n * k).map(|_| rng.int(-128, 126) as i8).collect();
+            let w = (0..n * k)
+                .map(|_| rng.int(-128, env("WMAX", 126i64)) as i8)
+                .collect();
             let bs = vec![1u8; n * k / B];
             let cs = vec![env("SY", 0.026f32); n];
             let x = (0..m * k)

@@ -5,10 +5,34 @@
 //! `cargo run -p mllm-backend-qnn --release --example ew_probe`
 //!
 //! Environment: `MODE=sigmoid` (default: every one of the 65,536 input codes) or
-//! `MODE=add` / `MODE=mul` (input `a` swept over all codes, `b` over `NB` random codes);
-//! scales `SA,OA,SB,OB,SO,OO` (defaults: the tiny model's `mlp.act.sigmoid`, and
-//! `rope_k.add` for add / mul); `DETAIL=n` prints the first `n` codes that differ from
-//! the best candidate.
+//! `MODE=add` / `sub` / `mul` (input `a` swept over all codes, `b` over `NB` random
+//! codes); scales `SA,OA,SB,OB,SO,OO` (defaults: the tiny model's `mlp.act.sigmoid`, and
+//! `rope_k.add` for add / sub / mul); `CAND=name DETAIL=n` prints the first `n` codes a
+//! candidate gets wrong; `DUMP=file` writes `a b exact emulator` rows.
+//!
+//! # Findings (QNN 2.51 x86 emulator, v75)
+//!
+//! - **Add / Subtract** (u16, per-tensor): fitting the step positions for fixed `b` gives
+//!   a slope of exactly `m_a / 2^16` with `m_a` even for ratios below 1, a multiple of 4
+//!   between 1 and 2, ...: 16-bit multipliers on a common shift. The exact form
+//!   (candidate `quant::HtpAdd`): `R_x = s_x / s_out`, `e = floor(log2 max R) + 1`,
+//!   `s = min(15 - e, 16)`, `m_x = round(R_x * 2^s)`,
+//!   `out = floor((m_a (q_a + o_a) +- m_b (q_b + o_b) + 2^(s-1)) / 2^s) - o_out`:
+//!   0 mismatches of 524,288 pairs for every tested triple (rope, residual-like, max ratio
+//!   from 0.015 to 3.3, sub) but one with a ratio within 3e-5 of 1 (14 off); rounding the
+//!   exact sum to nearest misses 5-20%, flooring 20-60%. (The shift cap: with both ratios
+//!   below 1/2 the shift stays 16, e.g. max ratio 0.1 matches only with `s = 16`.)
+//! - **Multiply** (u16): within 1 LSB of the exact product rounded to nearest, but 0.3-1.5%
+//!   of codes come out one above (residual up to +0.75 LSB); no single-multiplier
+//!   fixed-point form `floor(((q_a+o_a)(q_b+o_b) >> t) * m / 2^s)` fits (best ~1.2% off).
+//!   Not modelled.
+//! - **Sigmoid** (u16 -> u16, output scale 2^-16): the output codes are all even, and the
+//!   output changes every 7-8 input codes (the input seen on a grid of ~1.63e-4, i.e.
+//!   2^-12 / 1.5, in real units): a table / fixed-point kernel of ~13-bit input and
+//!   15-bit output. 48,760 of 65,536 codes differ from the floor of the exact value (by
+//!   up to 1.5 LSB, mean -0.5). Not modelled (no measurable end-to-end effect: replacing
+//!   every sigmoid of a tiny-model graph by the emulator's values moved the logits by
+//!   < 0.05 LSB mean).
 
 use mllm_backend_qnn::lower_function;
 use mllm_ir::types::per_tensor;

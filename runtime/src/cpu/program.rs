@@ -183,6 +183,11 @@ enum K {
         layout: quant::WeightLayout,
         lin: std::sync::OnceLock<Arc<quant::HtpLinear>>,
     },
+    /// u16 x u8 matmul with HTP's integer arithmetic (`Rounding::Htp`): the shapes of the
+    /// wrapped `K::MatMul`.
+    MatMulHtp(Box<K>, quant::HtpMatMul),
+    /// u16 + / - u16 with HTP's 16-bit multipliers (`Rounding::Htp`).
+    AddHtp(Bcast<2>, quant::HtpAdd),
     /// Fused attention rows (float mode): `softmax(where(mask, s * scale, min(s * scale)
     /// + fill))` over the last axis; `ins` = `[s, mask]`, `plan` walks `[s, mask]` rows.
     MaskedSoftmax {
@@ -1217,6 +1222,51 @@ fn exec_step(
             }
         }
         K::RequantizeHtp(c) => c.apply_bytes(env.bytes(iv(0)), &mut out[..ov.numel]),
+        K::AddHtp(p, h) => {
+            let (a, b) = (env.bytes(iv(0)), env.bytes(iv(1)));
+            let code = |x: &[u8], i: usize| u16::from_le_bytes([x[2 * i], x[2 * i + 1]]);
+            let inner = p.inner.max(1);
+            out[..2 * ov.numel]
+                .chunks_mut(2 * inner)
+                .enumerate()
+                .for_each(|(r, o)| {
+                    let [oa, ob] = p.offsets(r);
+                    for (i, oc) in o.chunks_exact_mut(2).enumerate() {
+                        let qa = code(a, oa + i * p.inner_s[0]);
+                        let qb = code(b, ob + i * p.inner_s[1]);
+                        oc.copy_from_slice(&h.apply(qa, qb).to_le_bytes());
+                    }
+                });
+        }
+        K::MatMulHtp(mm, h) => {
+            if let K::MatMul {
+                m,
+                k,
+                n,
+                a_rs,
+                a_cs,
+                b_rs,
+                b_cs,
+                offs,
+                ..
+            } = &**mm
+            {
+                let (a, b) = (env.bytes(iv(0)), env.bytes(iv(1)));
+                let mn2 = 2 * m * n;
+                out.par_chunks_mut(mn2.max(1))
+                    .zip(offs)
+                    .for_each(|(o, (ao, bo))| {
+                        h.run(
+                            a,
+                            (*ao, *a_rs, *a_cs),
+                            b,
+                            (*bo, *b_rs, *b_cs),
+                            (*m, *k, *n),
+                            o,
+                        )
+                    });
+            }
+        }
         K::GemmHtp { layout, lin } => {
             let l = match lin.get() {
                 Some(l) => l,
@@ -1501,6 +1551,13 @@ impl Compiler<'_> {
         let Some(wq) = w.q.clone() else {
             return Ok(None);
         };
+        // LPBQ: int4 codes, 4-bit block scales (the measured case; |W| <= 120).
+        match &wq.encoding {
+            Encoding::Blockwise {
+                block_scale_bits, ..
+            } if wq.storage == Storage::I4 && *block_scale_bits <= 4 => {}
+            _ => return Ok(None),
+        }
         let wshape = w.shape.clone();
         let (k, n) = match layout {
             quant::WeightLayout::NK => (wshape.get(1).copied(), wshape.first().copied()),
@@ -1544,11 +1601,58 @@ impl Compiler<'_> {
                 .to_owned();
             let ty = w.ty.clone();
             let s = self.cache.get_static(self.store, &name, &ty, true)?;
-            if let Some(l) = build(s.bytes()) {
-                let _ = lin.set(Arc::new(l));
+            match build(s.bytes()) {
+                Some(l) => {
+                    let _ = lin.set(Arc::new(l));
+                }
+                None => return Ok(None),
             }
         }
         Ok(Some((layout, lin)))
+    }
+
+    /// Under [`Rounding::Htp`], `kk` (a compiled step, `ins` its operands) as HTP's
+    /// integer arithmetic where it is modelled: a u16 x u8 (offset -128) `nn.matmul` into
+    /// u16 ([`quant::HtpMatMul`]), a u16 `nn.add` / `nn.sub` ([`quant::HtpAdd`]), all
+    /// per-tensor and in the measured domains; any other step is returned unchanged.
+    fn htp_wrap(&self, ins: &[usize], out: usize, kk: K) -> K {
+        if self.mode.rounding() != Rounding::Htp || ins.len() != 2 {
+            return kk;
+        }
+        let pt = |v: usize, st: Storage| match &self.vals[v].q {
+            Some(q) if q.storage == st => q.encoding.per_tensor(),
+            _ => None,
+        };
+        if let K::Binary(op @ (BinOp::Add | BinOp::Sub), p) = &kk {
+            let (a, b, o) = (
+                pt(ins[0], Storage::U16),
+                pt(ins[1], Storage::U16),
+                pt(out, Storage::U16),
+            );
+            if let (Some(a), Some(b), Some(o)) = (a, b, o) {
+                if let Some(h) = quant::HtpAdd::new(a, b, o, matches!(op, BinOp::Sub)) {
+                    return K::AddHtp(p.clone(), h);
+                }
+            }
+            return kk;
+        }
+        if !matches!(kk, K::MatMul { bcat: None, .. }) {
+            return kk;
+        }
+        let h = match (
+            pt(ins[0], Storage::U16),
+            pt(ins[1], Storage::U8),
+            pt(out, Storage::U16),
+        ) {
+            (Some((sa, oa)), Some((sb, ob)), Some((so, oo))) => {
+                quant::HtpMatMul::new(sa, oa, sb, ob, so, oo)
+            }
+            _ => None,
+        };
+        match h {
+            Some(h) => K::MatMulHtp(Box::new(kk), h),
+            None => kk,
+        }
     }
 
     fn need_deq(&mut self, slot: usize, v: usize) {
@@ -2086,6 +2190,7 @@ impl Compiler<'_> {
                 }
             },
         };
+        let kk = self.htp_wrap(&ins, out, kk);
         self.push(op, ins, out, kk);
         Ok(())
     }

@@ -29,8 +29,10 @@ pub enum Rounding {
     /// `quant.quantize` / `quant.requantize`, concat and select round to nearest
     /// ([`Rounding::HalfAwayFromZero`]). See [`Rounding::for_op`]. A `quant.requantize`
     /// of per-tensor u16 codes to per-tensor u8 codes uses HTP's fixed-point formula
-    /// instead ([`HtpConvert`]), and a u16 x LPBQ `nn.linear` / 1x1 `nn.conv2d` HTP's
-    /// integer arithmetic ([`HtpLinear`]).
+    /// instead ([`HtpConvert`]); a u16 x LPBQ `nn.linear` / 1x1 `nn.conv2d`, a u16 x u8
+    /// `nn.matmul` and a u16 `nn.add` / `nn.sub` use HTP's integer arithmetic
+    /// ([`HtpLinear`], [`HtpMatMul`], [`HtpAdd`]; per-tensor u16 results, in the measured
+    /// scale domains; other cases keep the per-kind rounding).
     Htp,
 }
 
@@ -221,6 +223,11 @@ impl HtpLinear {
                 w[j * k + c] = codes[i] as i8 as i16 * block_scales[j * nb + c / bs] as i16;
             }
         }
+        // Measured for int4 codes and 4-bit block scales (|W| <= 120); the dot product
+        // accumulates 64 terms in i32, which needs |W| <= 128.
+        if w.iter().any(|v| v.unsigned_abs() > 128) {
+            return None;
+        }
         let ok = |s: f32| s.is_finite() && s > 0.0;
         if !ok(in_scale) || !ok(out_scale) {
             return None;
@@ -267,9 +274,9 @@ impl HtpLinear {
         let (k, n) = (self.k, self.n);
         let rows = (x.len() / (2 * k)).min(out.len() / (2 * n));
         for r in 0..rows {
-            let xr: Vec<i64> = x[r * 2 * k..(r + 1) * 2 * k]
+            let xr: Vec<i32> = x[r * 2 * k..(r + 1) * 2 * k]
                 .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]) as i64)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]) as i32)
                 .collect();
             let orow = &mut out[r * 2 * n..(r + 1) * 2 * n];
             let chunk = 256;
@@ -278,10 +285,13 @@ impl HtpLinear {
                 .for_each(|(ci, oc)| {
                     for (jj, o) in oc.chunks_exact_mut(2).enumerate() {
                         let j = ci * chunk + jj;
+                        // |W| <= 128 and x < 2^16: 64 products stay below 2^30 in i32.
                         let raw: i64 = self.w[j * k..(j + 1) * k]
-                            .iter()
-                            .zip(&xr)
-                            .map(|(w, x)| *w as i64 * x)
+                            .chunks(64)
+                            .zip(xr.chunks(64))
+                            .map(|(w, x)| {
+                                w.iter().zip(x).map(|(w, x)| *w as i32 * x).sum::<i32>() as i64
+                            })
                             .sum();
                         o.copy_from_slice(&self.finish(j, raw).to_le_bytes());
                     }

@@ -168,6 +168,9 @@ pub fn pack_b_rows<'a>(
             out[w..].fill(0.0);
         }
     };
+    // Compiled under the dispatched instruction set (the closure is inlined there), so
+    // the copies and the transposing gather vectorize with the wide registers.
+    let one = |pp: (usize, &mut [f32])| pulp::Arch::new().dispatch(|| one(pp));
     if parallel && k * n > 1 << 14 {
         dst.par_chunks_mut(k.max(1) * NR).enumerate().for_each(one);
     } else {

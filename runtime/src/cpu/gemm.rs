@@ -1075,17 +1075,51 @@ mod tests {
         let d = GemmDims { m: rows, k, n };
         let mut panels = vec![0f32; d.out_len()];
         let mut apack = vec![0f32; APACK * max_tasks()];
-        let av = MatRef {
-            data: a,
-            off: 0,
-            rs: k,
-            cs: 1,
-        };
-        gemm_panels_isa(d, av, bref, &mut panels, &mut apack, true, isa);
+        gemm_panels_isa(d, rows_of(a, k), bref, &mut panels, &mut apack, true, isa);
         let mut c = vec![0f32; rows * n];
         scatter(d, &panels, &mut c, None, true);
         c
     }
+
+    /// Row-major view of `m x k` data.
+    fn rows_of(a: &[f32], k: usize) -> MatRef<'_> {
+        MatRef {
+            data: a,
+            off: 0,
+            rs: k,
+            cs: 1,
+        }
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Test operands: `A` (`m x k`) and a bf16-exact `B` (`k x n`) packed both ways
+    /// (f32 panels, bf16 words).
+    struct Operands {
+        a: Vec<f32>,
+        b: Vec<f32>,
+        bp: Vec<f32>,
+        bw: Vec<u32>,
+    }
+
+    fn operands(m: usize, k: usize, n: usize) -> Operands {
+        let a = (0..m * k)
+            .map(|i| ((i * 7 % 31) as f32 - 15.0) / 9.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| half::bf16::from_f32(((i * 5 % 17) as f32 - 8.0) / 5.0).to_f32())
+            .collect();
+        let d = GemmDims { m, k, n };
+        let mut bp = vec![0f32; d.packed_b_len()];
+        pack_b(k, n, rows_of(&b, n), &mut bp, true);
+        let mut bw = vec![0u32; d.packed_b_len() / 2];
+        pack_b_bf16(k, n, rows_of(&b, n), &mut bw);
+        Operands { a, b, bp, bw }
+    }
+
+    const ISAS: [Isa; 3] = [Isa::Best, Isa::V3, Isa::Scalar];
 
     #[test]
     fn one_row_products_equal_the_rows_of_larger_ones_bit_for_bit() {
@@ -1093,34 +1127,14 @@ mod tests {
         // tile path gives it, so decode and prefill agree: 5 full panel groups and a
         // remainder, and a depth with several KC blocks.
         let (k, n) = (600, 32 * 21 + 7);
-        let a: Vec<f32> = (0..3 * k)
-            .map(|i| ((i * 7 % 31) as f32 - 15.0) / 9.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| half::bf16::from_f32(((i * 5 % 17) as f32 - 8.0) / 5.0).to_f32())
-            .collect();
-        let d = GemmDims { m: 3, k, n };
-        let bv = MatRef {
-            data: &b,
-            off: 0,
-            rs: n,
-            cs: 1,
-        };
-        let mut bp = vec![0f32; d.packed_b_len()];
-        pack_b(k, n, bv, &mut bp, true);
-        let mut bw = vec![0u32; d.packed_b_len() / 2];
-        pack_b_bf16(k, n, bv, &mut bw);
-        for isa in [Isa::Best, Isa::V3, Isa::Scalar] {
-            for bref in [BRef::F32(&bp), BRef::Bf16(&bw)] {
-                let all = product(3, k, n, &a, bref, isa);
+        let o = operands(3, k, n);
+        for isa in ISAS {
+            for bref in [BRef::F32(&o.bp), BRef::Bf16(&o.bw)] {
+                let all = product(3, k, n, &o.a, bref, isa);
                 for r in 0..3 {
-                    let one = product(1, k, n, &a[r * k..(r + 1) * k], bref, isa);
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                    assert_eq!(
-                        bits(&one),
-                        bits(&all[r * n..(r + 1) * n]),
-                        "{isa:?} row {r}"
-                    );
+                    let one = product(1, k, n, &o.a[r * k..(r + 1) * k], bref, isa);
+                    let want = &all[r * n..(r + 1) * n];
+                    assert_eq!(bits(&one), bits(want), "{isa:?} row {r}");
                 }
             }
         }
@@ -1134,98 +1148,67 @@ mod tests {
             (1, 600, 32 * 9, APACK * max_tasks()),
             (150, 1100, 64, APACK),
         ] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 7 % 31) as f32 - 15.0) / 9.0)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| half::bf16::from_f32(((i * 5 % 17) as f32 - 8.0) / 5.0).to_f32())
-                .collect();
+            let o = operands(m, k, n);
             let d = GemmDims { m, k, n };
-            let bv = MatRef {
-                data: &b,
-                off: 0,
-                rs: n,
-                cs: 1,
-            };
-            let mut bp = vec![0f32; d.packed_b_len()];
-            pack_b(k, n, bv, &mut bp, true);
-            let mut bw = vec![0u32; d.packed_b_len() / 2];
-            pack_b_bf16(k, n, bv, &mut bw);
-            let av = MatRef {
-                data: &a,
-                off: 0,
-                rs: k,
-                cs: 1,
-            };
-            for isa in [Isa::Best, Isa::V3, Isa::Scalar] {
-                for bref in [BRef::F32(&bp), BRef::Bf16(&bw)] {
-                    let want = product(m, k, n, &a, bref, isa);
+            for isa in ISAS {
+                for bref in [BRef::F32(&o.bp), BRef::Bf16(&o.bw)] {
+                    let want = product(m, k, n, &o.a, bref, isa);
                     let mut c = vec![f32::NAN; m * n];
                     let mut apack = vec![f32::NAN; apack_len];
-                    assert!(gemm_rows_isa(d, av, bref, &mut c, &mut apack, isa));
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert!(gemm_rows_isa(
+                        d,
+                        rows_of(&o.a, k),
+                        bref,
+                        &mut c,
+                        &mut apack,
+                        isa
+                    ));
                     assert_eq!(bits(&c), bits(&want), "{m}x{k}x{n} {isa:?}");
                 }
             }
         }
+        // n not a multiple of NR: refused, nothing written.
         let d = GemmDims { m: 2, k: 3, n: 33 };
-        let a = [0f32; 6];
-        let av = MatRef {
-            data: &a,
-            off: 0,
-            rs: 3,
-            cs: 1,
-        };
         let bp = vec![0f32; d.packed_b_len()];
-        let mut c = vec![0f32; 66];
+        let mut c = vec![7f32; 66];
+        let mut apack = vec![0f32; APACK];
         assert!(!gemm_rows(
             d,
-            av,
+            rows_of(&[0f32; 6], 3),
             BRef::F32(&bp),
             &mut c,
-            &mut vec![0f32; APACK]
+            &mut apack
         ));
+        assert!(c.iter().all(|x| *x == 7.0));
     }
 
     #[test]
     fn small_m_products_equal_packed_ones_bit_for_bit() {
         for (m, k, n) in [(1, 600, 70), (2, 128, 1024), (3, 700, 37), (4, 257, 128)] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 7 % 31) as f32 - 15.0) / 9.0)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 5 % 17) as f32 - 8.0) / 7.0)
-                .collect();
+            let o = operands(m, k, n);
             let d = GemmDims { m, k, n };
-            let av = MatRef {
-                data: &a,
-                off: 0,
-                rs: k,
-                cs: 1,
-            };
             for transposed in [false, true] {
                 // Stored rows: B itself (k rows of n), or B^T (n rows of k).
                 let st: Vec<f32> = if transposed {
-                    (0..n * k).map(|i| b[(i % k) * n + i / k]).collect()
+                    (0..n * k).map(|i| o.b[(i % k) * n + i / k]).collect()
                 } else {
-                    b.clone()
+                    o.b.clone()
                 };
                 let w = if transposed { k } else { n };
                 let row = |r: usize| &st[r * w..];
                 let mut bp = vec![0f32; d.packed_b_len()];
                 pack_b_rows(k, n, transposed, &row, &mut bp, false);
-                for isa in [Isa::Best, Isa::V3, Isa::Scalar] {
-                    let want = product(m, k, n, &a, BRef::F32(&bp), isa);
+                for isa in ISAS {
+                    let want = product(m, k, n, &o.a, BRef::F32(&bp), isa);
                     let mut c = vec![f32::NAN; m * n];
                     let t = SmallM {
                         d,
-                        a: av,
+                        a: rows_of(&o.a, k),
                         transposed,
                         row: &row,
                         c: &mut c,
                     };
                     run_task(t, isa);
-                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(
                         bits(&c),
                         bits(&want),

@@ -25,6 +25,9 @@
 //! - **Multiply** (u16): within 1 LSB of the exact product rounded to nearest, but 0.3-1.5%
 //!   of codes come out one above (residual up to +0.75 LSB); no single-multiplier
 //!   fixed-point form `floor(((q_a+o_a)(q_b+o_b) >> t) * m / 2^s)` fits (best ~1.2% off).
+//!   For fixed `b` (the tiny model's `act.mul`) the output is, to ~3e-4 LSB, the floor of
+//!   a line in `q_a` with slope `R (q_b + o_b)` times `1 - 2.6e-7` and a rounding offset of
+//!   0.522 (instead of 0.5) at `q_a + o_a = 0`: the codes within 0.03 below a tie round up.
 //!   Not modelled.
 //! - **Sigmoid** (u16 -> u16, output scale 2^-16): the output codes are all even, and the
 //!   output changes every 7-8 input codes (the input seen on a grid of ~1.63e-4, i.e.

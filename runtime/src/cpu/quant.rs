@@ -876,6 +876,44 @@ mod tests {
         assert_eq!(out, out2);
     }
 
+    /// Codes measured in QNN's HTP emulator (`examples/ew_probe.rs` of
+    /// `mllm-backend-qnn`, `MODE=add DUMP=`, the tiny model's `rope_k.add` scales).
+    #[test]
+    fn htp_add_matches_emulator_codes() {
+        let (a, b, o) = (
+            (1.015_162_3e-4f32, -32427),
+            (8.930_691_5e-5f32, -33251),
+            (1.021_815_5e-4f32, -32641),
+        );
+        let add = HtpAdd::new(a, b, o, false).expect("in the measured domain");
+        // (a code, b code, emulator code)
+        let cases: [(u16, u16, u16); 8] = [
+            (10, 57799, 21889),
+            (15, 57799, 21894),
+            (40000, 57799, 61620),
+            (30000, 28100, 25728),
+            (4207, 28100, 102),
+            (4209, 28100, 104),
+            (50001, 57799, 65535),
+            (0, 28100, 0),
+        ];
+        let mut nearest_off = 0;
+        for (qa, qb, want) in cases {
+            assert_eq!(add.apply(qa, qb), want, "{qa} + {qb}");
+            let x = (qa as f32 + a.1 as f32) * a.0 + (qb as f32 + b.1 as f32) * b.0;
+            let near = quantize_one(x, o.0, o.1, 0.0, 65535.0, Rounding::HalfAwayFromZero);
+            nearest_off += (near as u16 != want) as usize;
+        }
+        assert!(nearest_off >= 4, "rounding to nearest should miss these");
+        // a - b is a + (-b): the same multipliers.
+        let sub = HtpAdd::new(a, b, o, true).expect("domain");
+        assert!(sub.apply(40000, 40000) < add.apply(40000, 40000));
+        assert!(HtpAdd::new(a, b, (1e-9, 0), false).is_none());
+        // HtpMatMul's domain: the u8 operand must be symmetric (offset -128).
+        assert!(HtpMatMul::new(1e-4, -30000, 0.02, -128, 4e-4, -30000).is_some());
+        assert!(HtpMatMul::new(1e-4, -30000, 0.02, -100, 4e-4, -30000).is_none());
+    }
+
     #[test]
     fn per_tensor_round_trip_and_clamp() {
         let enc = Encoding::PerTensor {

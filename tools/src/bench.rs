@@ -4,7 +4,10 @@
 //! - `mllm bench runtime`: CPU executor kernels (GFLOP/s of a `[128x2048]x[2048x2048]`
 //!   GEMM, GB/s of a decode GEMV), the scheduler's host overhead per decode step (and
 //!   heap allocations per step), and float prefill/decode throughput of a synthetic
-//!   checkpoint (`--preset`, default qwen3-0.6b) on the CPU reference.
+//!   checkpoint (`--preset`, default qwen3-0.6b) on the CPU reference: once with the NPU
+//!   graphs' context (`--context-len`, 1024: every step attends over the whole context)
+//!   and once with graphs sized to the job (`--job-context-len`, default the prompt and
+//!   decode steps rounded up to 128).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -46,9 +49,15 @@ pub struct BenchRuntimeArgs {
     /// Decode steps to time.
     #[arg(long = "decode-tokens", default_value_t = 16)]
     pub decode_tokens: usize,
-    /// Context length.
+    /// Context length of the graphs (the NPU graphs' shape: every step attends over the
+    /// whole context, masked).
     #[arg(long = "context-len", default_value_t = 1024)]
     pub context_len: usize,
+    /// Then run the model again with graphs sized to the job: this context length
+    /// (default: the prompt and the decode steps rounded up to a multiple of 128, i.e. the
+    /// attention work of a framework that attends only over filled cache entries); 0 skips.
+    #[arg(long = "job-context-len")]
+    pub job_context_len: Option<usize>,
     /// Skip the model run (kernels and scheduler only).
     #[arg(long)]
     pub skip_model: bool,
@@ -88,7 +97,7 @@ fn runtime(a: &BenchRuntimeArgs, alloc_count: &dyn Fn() -> u64) -> anyhow::Resul
         let (best, median) = gemm_runs(128, 2048, 2048, bf16, 15);
         println!(
             "  GEMM [128x2048] x [2048x2048], {} weights: best {best:.1} GFLOP/s, median \
-             {median:.1} over 15 runs (PyTorch eager: ~160 GFLOP/s on this machine)",
+             {median:.1} over 15 runs (PyTorch eager baseline: scripts/bench-pytorch.py)",
             if bf16 { "bf16" } else { "f32" }
         );
     }
@@ -137,13 +146,31 @@ fn runtime(a: &BenchRuntimeArgs, alloc_count: &dyn Fn() -> u64) -> anyhow::Resul
             dir
         }
     };
+    let job = a
+        .job_context_len
+        .unwrap_or_else(|| (a.prompt_len + a.decode_tokens + 1).div_ceil(128) * 128);
+    model_run(a, &ckpt, a.context_len, "the NPU graph shape", &bw)?;
+    if job > 0 && job != a.context_len {
+        model_run(a, &ckpt, job, "graphs sized to the job", &bw)?;
+    }
+    Ok(())
+}
+
+/// Loads `ckpt` with graphs of context `context_len` and times a prefill and decode steps.
+fn model_run(
+    a: &BenchRuntimeArgs,
+    ckpt: &std::path::Path,
+    context_len: usize,
+    what: &str,
+    bw: &mllm_runtime::bench::Bandwidth,
+) -> anyhow::Result<()> {
     let t = Instant::now();
     let (cfg, m) = crate::quantize::load_module(
-        &ckpt,
+        ckpt,
         None,
         BuildOptions {
             ar_len: a.prompt_len,
-            context_len: a.context_len,
+            context_len,
             num_shards: 1,
         },
     )?;
@@ -159,16 +186,12 @@ fn runtime(a: &BenchRuntimeArgs, alloc_count: &dyn Fn() -> u64) -> anyhow::Resul
         .map(|(_, w)| w.numel() * if w.dtype == WDType::BF16 { 2 } else { 4 })
         .sum();
     // The decode graph reads its whole K/V inputs (f32 in float mode) every step.
-    let kv_bytes = 2
-        * cfg.num_hidden_layers
-        * cfg.num_key_value_heads
-        * cfg.head_dim
-        * (a.context_len - 1)
-        * 4;
+    let kv_bytes =
+        2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * (context_len - 1) * 4;
     let exec = CpuExecutor::new(&m, NumericMode::Float)?;
     println!(
-        "== model {} ({} layers, hidden {}, {:.2} B parameters), loaded and weights decoded in \
-         {:.1} s",
+        "== model {} ({} layers, hidden {}, {:.2} B parameters), context {context_len} ({what}), \
+         loaded and weights decoded in {:.1} s",
         ckpt.display(),
         cfg.num_hidden_layers,
         cfg.hidden_size,
@@ -207,7 +230,7 @@ fn runtime(a: &BenchRuntimeArgs, alloc_count: &dyn Fn() -> u64) -> anyhow::Resul
     println!(
         "  decode {} tokens: {:.2} tok/s, {:.1} ms/token; weights streamed per token {:.2} GB \
          -> {gbps:.1} GB/s ({:.0}% of the measured read bandwidth); with the f32 KV cache \
-         ({:.2} GB read per step) {all:.1} GB/s ({:.0}%); host overhead {:.1} us/step",
+         ({:.2} GB read per step) {all:.1} GB/s ({:.0}%); host overhead {:.1} us/step (with the first step's commit of the prompt into the decode layout)",
         s.decode_steps,
         s.decode_tok_per_s(),
         per_tok * 1e3,

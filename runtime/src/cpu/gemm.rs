@@ -496,7 +496,7 @@ impl WithSimd for Task<'_> {
             m,
             k,
             a,
-            mut ap,
+            ap,
             bp,
             panels,
             out,
@@ -511,73 +511,131 @@ impl WithSimd for Task<'_> {
         let (out, _) = S::as_mut_simd_f32s(out);
         let nrv = NR / S::F32_LANES;
         let (ldc, pstride) = (ldc / S::F32_LANES, pstride / S::F32_LANES);
-        let mut p0 = 0;
-        while p0 < k {
-            let kc = KC.min(k - p0);
-            let mut i0 = 0;
-            while i0 < m {
-                let mc = match ap {
-                    APack::Shared(_) => m,
-                    APack::Own(_) => MC.min(m - i0),
-                };
-                let apk: &[f32] = match &mut ap {
-                    APack::Shared(sh) => &sh[mpad * p0..mpad * p0 + mpad * kc],
-                    APack::Own(buf) => {
-                        pack_a(a, i0, mc, p0, kc, buf);
-                        &buf[..mc.div_ceil(MR) * MR * kc]
+        let o = Out { ldc, pstride, nrv };
+        match ap {
+            APack::Shared(sh) => {
+                // Panels outer, depth blocks inner: each panel's K rows stream from memory
+                // once and in order (weights are usually cold: read once per product).
+                let group = if m == 1 { GEMV_PANELS } else { 1 };
+                let mut p = 0;
+                while p < panels {
+                    let hi = (p + group).min(panels);
+                    let mut p0 = 0;
+                    while p0 < k {
+                        let kc = KC.min(k - p0);
+                        let apk = &sh[mpad * p0..mpad * p0 + mpad * kc];
+                        let blk = Block {
+                            p0,
+                            kc,
+                            i0: 0,
+                            mc: m,
+                        };
+                        panel_range(s, bp, k, apk, blk, p, hi, m, out, o);
+                        p0 += kc;
                     }
-                };
-                let acc = p0 > 0;
-                let mut first = 0;
-                if m == 1 {
-                    // Decode GEMV: several panels at once (same per-panel arithmetic).
-                    let at = &apk[..kc * MR];
-                    while first + GEMV_PANELS <= panels {
-                        let o0 = first * pstride;
-                        let c = &mut out[o0..o0 + (GEMV_PANELS - 1) * pstride + nrv];
-                        let blk = |j: usize| bp.block(first + j, k, p0, kc);
-                        match bp {
-                            BRef::F32(_) => {
-                                let bs: [&[S::f32s]; GEMV_PANELS] =
-                                    std::array::from_fn(|j| match blk(j) {
-                                        BRef::F32(x) => S::as_simd_f32s(x).0,
-                                        BRef::Bf16(_) => &[],
-                                    });
-                                micro_panels(s, F32Rows, at, bs, c, pstride, acc);
-                            }
-                            BRef::Bf16(_) => {
-                                let bs: [&[S::u32s]; GEMV_PANELS] =
-                                    std::array::from_fn(|j| match blk(j) {
-                                        BRef::Bf16(x) => S::as_simd_u32s(x).0,
-                                        BRef::F32(_) => &[],
-                                    });
-                                micro_panels(s, Bf16Rows, at, bs, c, pstride, acc);
-                            }
-                        }
-                        first += GEMV_PANELS;
-                    }
+                    p = hi;
                 }
-                for p in first..panels {
-                    let bblock = bp.block(p, k, p0, kc);
-                    for (t, at) in apk.chunks_exact(kc * MR).enumerate() {
-                        let rows = MR.min(mc - t * MR);
-                        let o0 = p * pstride + (i0 + t * MR) * ldc;
-                        let c = &mut out[o0..o0 + (rows - 1) * ldc + nrv];
-                        match bblock {
-                            BRef::F32(bb) => {
-                                let (bv, _) = S::as_simd_f32s(bb);
-                                tile(s, F32Rows, at, rows, bv, c, ldc, acc)
-                            }
-                            BRef::Bf16(bb) => {
-                                let (bv, _) = S::as_simd_u32s(bb);
-                                tile(s, Bf16Rows, at, rows, bv, c, ldc, acc)
-                            }
-                        }
-                    }
-                }
-                i0 += mc;
             }
-            p0 += kc;
+            APack::Own(buf) => {
+                let mut p0 = 0;
+                while p0 < k {
+                    let kc = KC.min(k - p0);
+                    let mut i0 = 0;
+                    while i0 < m {
+                        let mc = MC.min(m - i0);
+                        pack_a(a, i0, mc, p0, kc, buf);
+                        let apk = &buf[..mc.div_ceil(MR) * MR * kc];
+                        let blk = Block { p0, kc, i0, mc };
+                        panel_range(s, bp, k, apk, blk, 0, panels, m, out, o);
+                        i0 += mc;
+                    }
+                    p0 += kc;
+                }
+            }
+        }
+    }
+}
+
+/// Output geometry of a task, in vectors: row stride, panel stride, vectors per panel row.
+#[derive(Clone, Copy)]
+struct Out {
+    ldc: usize,
+    pstride: usize,
+    nrv: usize,
+}
+
+/// The block of `A` being multiplied: depth `[p0, p0 + kc)`, rows `[i0, i0 + mc)`.
+#[derive(Clone, Copy)]
+struct Block {
+    p0: usize,
+    kc: usize,
+    i0: usize,
+    mc: usize,
+}
+
+/// Multiplies the packed `A` block `apk` by depth block `blk` of panels `[lo, hi)` of `B`,
+/// into `out` (overwriting on the first depth block, accumulating after).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn panel_range<S: Simd>(
+    s: S,
+    bp: BRef<'_>,
+    k: usize,
+    apk: &[f32],
+    blk: Block,
+    lo: usize,
+    hi: usize,
+    m: usize,
+    out: &mut [S::f32s],
+    o: Out,
+) {
+    let Block { p0, kc, i0, mc } = blk;
+    let Out { ldc, pstride, nrv } = o;
+    let acc = p0 > 0;
+    let mut first = lo;
+    if m == 1 {
+        // Decode GEMV: several panels at once (same per-panel arithmetic).
+        let at = &apk[..kc * MR];
+        while first + GEMV_PANELS <= hi {
+            let o0 = first * pstride;
+            let c = &mut out[o0..o0 + (GEMV_PANELS - 1) * pstride + nrv];
+            match bp {
+                BRef::F32(_) => {
+                    let bs: [&[S::f32s]; GEMV_PANELS] =
+                        std::array::from_fn(|j| match bp.block(first + j, k, p0, kc) {
+                            BRef::F32(x) => S::as_simd_f32s(x).0,
+                            BRef::Bf16(_) => &[],
+                        });
+                    micro_panels(s, F32Rows, at, bs, c, pstride, acc);
+                }
+                BRef::Bf16(_) => {
+                    let bs: [&[S::u32s]; GEMV_PANELS] =
+                        std::array::from_fn(|j| match bp.block(first + j, k, p0, kc) {
+                            BRef::Bf16(x) => S::as_simd_u32s(x).0,
+                            BRef::F32(_) => &[],
+                        });
+                    micro_panels(s, Bf16Rows, at, bs, c, pstride, acc);
+                }
+            }
+            first += GEMV_PANELS;
+        }
+    }
+    for p in first..hi {
+        let bblock = bp.block(p, k, p0, kc);
+        for (t, at) in apk.chunks_exact(kc * MR).enumerate() {
+            let rows = MR.min(mc - t * MR);
+            let o0 = p * pstride + (i0 + t * MR) * ldc;
+            let c = &mut out[o0..o0 + (rows - 1) * ldc + nrv];
+            match bblock {
+                BRef::F32(bb) => {
+                    let (bv, _) = S::as_simd_f32s(bb);
+                    tile(s, F32Rows, at, rows, bv, c, ldc, acc)
+                }
+                BRef::Bf16(bb) => {
+                    let (bv, _) = S::as_simd_u32s(bb);
+                    tile(s, Bf16Rows, at, rows, bv, c, ldc, acc)
+                }
+            }
         }
     }
 }

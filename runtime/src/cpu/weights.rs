@@ -26,6 +26,7 @@ use super::error::CpuError;
 use super::gemm::{self, MatRef};
 use super::quant;
 use super::Repr;
+use crate::buffer::AlignedBytes;
 
 /// An immutable tensor in the executor's representation, 8-byte aligned.
 #[derive(Debug)]
@@ -65,22 +66,24 @@ pub struct Packed {
     pub data: PackedData,
 }
 
-/// Element type of packed panels.
+/// Element type of packed panels. The bytes live in transparent huge pages when large
+/// ([`AlignedBytes::zeroed_huge`]): a product streams its weight once, and with 4 KiB
+/// pages every 4 KiB of it is a TLB miss (a two-level page walk in a virtual machine).
 #[derive(Debug)]
 pub enum PackedData {
     /// f32 panels ([`gemm::pack_b`]).
-    F32(Vec<f32>),
+    F32(AlignedBytes),
     /// bf16 panels ([`gemm::pack_b_bf16`]), used when every value is exactly a bf16
     /// (e.g. a bf16 checkpoint): same results, half the memory and bandwidth.
-    Bf16(Vec<u32>),
+    Bf16(AlignedBytes),
 }
 
 impl Packed {
     /// The panels as a GEMM operand.
     pub fn panels(&self) -> gemm::BRef<'_> {
         match &self.data {
-            PackedData::F32(v) => gemm::BRef::F32(v),
-            PackedData::Bf16(v) => gemm::BRef::Bf16(v),
+            PackedData::F32(v) => gemm::BRef::F32(bytemuck::cast_slice(v.as_bytes())),
+            PackedData::Bf16(v) => gemm::BRef::Bf16(bytemuck::cast_slice(v.as_bytes())),
         }
     }
 }
@@ -196,12 +199,12 @@ impl WeightCache {
             cs: mr.1,
         };
         let data = if gemm::bf16_exact(&vals) {
-            let mut data = vec![0u32; d.packed_b_len() / 2];
-            gemm::pack_b_bf16(k, n, b, &mut data);
+            let mut data = AlignedBytes::zeroed_huge(d.packed_b_len() * 2);
+            gemm::pack_b_bf16(k, n, b, bytemuck::cast_slice_mut(data.as_bytes_mut()));
             PackedData::Bf16(data)
         } else {
-            let mut data = vec![0f32; d.packed_b_len()];
-            gemm::pack_b(k, n, b, &mut data, true);
+            let mut data = AlignedBytes::zeroed_huge(d.packed_b_len() * 4);
+            gemm::pack_b(k, n, b, bytemuck::cast_slice_mut(data.as_bytes_mut()), true);
             PackedData::F32(data)
         };
         let p = Arc::new(Packed { k, n, data });

@@ -31,15 +31,13 @@
 
 mod common;
 
+use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use mllm_backend_qnn::lower_function;
 use mllm_ir::attr::AttrsExt;
 use mllm_ir::{Function, OpId, OpKind, Type, ValueId, WeightStore};
-use mllm_qnn_sys::{
-    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnLibrary,
-};
+use mllm_qnn_sys::QnnLibrary;
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
 const NPAST: usize = 20;
@@ -129,26 +127,8 @@ fn emulate(
     store: &WeightStore,
     ins: &[Vec<u8>],
 ) -> Vec<Vec<u8>> {
-    let backend = Backend::new(lib).unwrap();
-    let device = Device::new(&backend, DeviceTarget::soc(57)).unwrap();
-    let ctx = Context::new(&backend, &device, ContextOptions::default()).unwrap();
-    let opts = GraphOptions {
-        precision_fp16: true,
-        optimization_level: Some(3),
-        vtcm_mb: None,
-    };
-    let mut g = GraphBuilder::create(&ctx, &f.name, opts).unwrap();
-    lower_function(&mut g, f, store).unwrap();
-    let mut graph = g.finalize().unwrap();
-    let mut q: Vec<Vec<u8>> = f
-        .returned()
-        .iter()
-        .map(|v| vec![0u8; f.ty(*v).byte_size()])
-        .collect();
     let ins: Vec<&[u8]> = ins.iter().map(|v| v.as_slice()).collect();
-    let mut outs: Vec<&mut [u8]> = q.iter_mut().map(|v| v.as_mut_slice()).collect();
-    graph.execute_ordered(&ins, &mut outs).unwrap();
-    q
+    emulate_function(lib, f, store, &ins, PROBE_OPTIONS).unwrap()
 }
 
 fn cpu(

@@ -4,11 +4,9 @@
 //!
 //! `GRAPH=model.0.s1 CUT=40 cargo run -p mllm-backend-qnn --release --example bisect_cpu -- model.mlir`
 
-use mllm_backend_qnn::lower_function;
+use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
 use mllm_ir::{ElemType, OpKind, Storage, Type};
-use mllm_qnn_sys::{
-    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnLibrary,
-};
+use mllm_qnn_sys::QnnLibrary;
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
 fn codes(ty: &Type, b: &[u8]) -> Vec<f64> {
@@ -59,20 +57,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let f = f.compact();
     let lib = QnnLibrary::load(None)?;
-    let backend = Backend::new(&lib)?;
-    let device = Device::new(&backend, DeviceTarget::soc(57))?;
-    let ctx = Context::new(&backend, &device, ContextOptions::default())?;
-    let mut g = GraphBuilder::create(
-        &ctx,
-        "cut",
-        GraphOptions {
-            precision_fp16: true,
-            optimization_level: Some(3),
-            vtcm_mb: None,
-        },
-    )?;
-    lower_function(&mut g, &f, &module.weights)?;
-    let mut graph = g.finalize()?;
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -98,9 +82,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let ty = f.ty(f.returned()[0]).clone();
-    let mut q = vec![0u8; ty.byte_size()];
     let ins: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
-    graph.execute_ordered(&ins, &mut [&mut q])?;
+    let q = emulate_function(&lib, &f, &module.weights, &ins, PROBE_OPTIONS)?.remove(0);
     let mut cache = WeightCache::new();
     let mut prog = CpuProgram::compile(
         &f,

@@ -46,15 +46,13 @@
 //! operand, `WMAX=127`), 3 of 1,024 on a saturating p.v case. Implemented as
 //! `quant::HtpMatMul`.
 
-use mllm_backend_qnn::lower_function;
+use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{
     Attrs, ElemType, Encoding, Expressed, Function, OpKind, QuantType, Storage, Type, WDType,
     Weight, WeightStore,
 };
-use mllm_qnn_sys::{
-    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnLibrary,
-};
+use mllm_qnn_sys::QnnLibrary;
 use mllm_runtime::cpu::quant::{HtpLinear, WeightLayout};
 
 /// One conv problem: `x` codes `[m, k]`, weight codes `[n, k]` (int4 values), block
@@ -174,22 +172,8 @@ impl Conv {
         f.builder().ret(&[y]);
         f.result_names = vec![Some("y".into())];
         let input: Vec<u8> = self.x.iter().flat_map(|c| c.to_le_bytes()).collect();
-        let backend = Backend::new(lib)?;
-        let device = Device::new(&backend, DeviceTarget::soc(57))?;
-        let ctx = Context::new(&backend, &device, ContextOptions::default())?;
-        let mut g = GraphBuilder::create(
-            &ctx,
-            "conv",
-            GraphOptions {
-                precision_fp16: true,
-                optimization_level: Some(3),
-                vtcm_mb: None,
-            },
-        )?;
-        lower_function(&mut g, &f, &store)?;
-        let mut graph = g.finalize()?;
-        let mut out = vec![0u8; oty.byte_size()];
-        graph.execute_ordered(&[&input], &mut [&mut out])?;
+        let out =
+            emulate_function(lib, &f, &WeightStore::new(), &[&input], PROBE_OPTIONS)?.remove(0);
         Ok(out
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
@@ -264,22 +248,7 @@ fn emulate_matmul(
             }
         }
     }
-    let backend = Backend::new(lib)?;
-    let device = Device::new(&backend, DeviceTarget::soc(57))?;
-    let ctx = Context::new(&backend, &device, ContextOptions::default())?;
-    let mut g = GraphBuilder::create(
-        &ctx,
-        "mm",
-        GraphOptions {
-            precision_fp16: true,
-            optimization_level: Some(3),
-            vtcm_mb: None,
-        },
-    )?;
-    lower_function(&mut g, &f, &WeightStore::new())?;
-    let mut graph = g.finalize()?;
-    let mut o = vec![0u8; oty.byte_size()];
-    graph.execute_ordered(&[&xin, &yin], &mut [&mut o])?;
+    let o = emulate_function(lib, &f, &WeightStore::new(), &[&xin, &yin], PROBE_OPTIONS)?.remove(0);
     Ok(o.chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect())

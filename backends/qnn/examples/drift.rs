@@ -17,14 +17,12 @@
 //! `FP32=1` / `OPT=n` change the graph configs; `TOKENS=id,id,..` gives the `sequence`
 //! input instead of random ids, e.g. a chat-template prompt.)
 
+use mllm_backend_qnn::emulate::emulate_function;
 use std::collections::{HashMap, HashSet};
 
-use mllm_backend_qnn::lower_function;
 use mllm_ir::attr::AttrsExt;
 use mllm_ir::{ElemType, Function, OpKind, Storage, Type, ValueId, WeightStore};
-use mllm_qnn_sys::{
-    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnLibrary,
-};
+use mllm_qnn_sys::{GraphOptions, QnnLibrary};
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
 fn codes(ty: &Type, b: &[u8]) -> Vec<f64> {
@@ -136,9 +134,6 @@ fn emulate(
     store: &WeightStore,
     ins: &[Vec<u8>],
 ) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
-    let backend = Backend::new(lib)?;
-    let device = Device::new(&backend, DeviceTarget::soc(57))?;
-    let ctx = Context::new(&backend, &device, ContextOptions::default())?;
     let opts = GraphOptions {
         precision_fp16: std::env::var("FP32").is_err(),
         optimization_level: Some(
@@ -149,18 +144,8 @@ fn emulate(
         ),
         vtcm_mb: None,
     };
-    let mut g = GraphBuilder::create(&ctx, &f.name, opts)?;
-    lower_function(&mut g, f, store)?;
-    let mut graph = g.finalize()?;
-    let mut q: Vec<Vec<u8>> = f
-        .returned()
-        .iter()
-        .map(|v| vec![0u8; f.ty(*v).byte_size()])
-        .collect();
     let ins: Vec<&[u8]> = ins.iter().map(|v| v.as_slice()).collect();
-    let mut outs: Vec<&mut [u8]> = q.iter_mut().map(|v| v.as_mut_slice()).collect();
-    graph.execute_ordered(&ins, &mut outs)?;
-    Ok(q)
+    Ok(emulate_function(lib, f, store, &ins, opts)?)
 }
 
 fn cpu(

@@ -37,12 +37,10 @@
 //!   every sigmoid of a tiny-model graph by the emulator's values moved the logits by
 //!   < 0.05 LSB mean).
 
-use mllm_backend_qnn::lower_function;
+use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, Function, OpKind, Storage, Type, WeightStore};
-use mllm_qnn_sys::{
-    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnLibrary,
-};
+use mllm_qnn_sys::QnnLibrary;
 use mllm_runtime::cpu::quant::HtpAdd;
 
 fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
@@ -85,22 +83,7 @@ fn emulate(
         .map(|(c, _, _)| c.iter().flat_map(|v| v.to_le_bytes()).collect())
         .collect();
     let refs: Vec<&[u8]> = bytes.iter().map(|b| b.as_slice()).collect();
-    let backend = Backend::new(lib)?;
-    let device = Device::new(&backend, DeviceTarget::soc(57))?;
-    let ctx = Context::new(&backend, &device, ContextOptions::default())?;
-    let mut g = GraphBuilder::create(
-        &ctx,
-        "ew",
-        GraphOptions {
-            precision_fp16: true,
-            optimization_level: Some(3),
-            vtcm_mb: None,
-        },
-    )?;
-    lower_function(&mut g, &f, &WeightStore::new())?;
-    let mut graph = g.finalize()?;
-    let mut o = vec![0u8; oty.byte_size()];
-    graph.execute_ordered(&refs, &mut [&mut o])?;
+    let o = emulate_function(lib, &f, &WeightStore::new(), &refs, PROBE_OPTIONS)?.remove(0);
     Ok(o.chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect())

@@ -56,12 +56,10 @@
 //! u16 -> u16 to nearest).
 
 use half::f16;
-use mllm_backend_qnn::lower_function;
+use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, Function, OpKind, Storage, Type, WeightStore};
-use mllm_qnn_sys::{
-    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnLibrary,
-};
+use mllm_qnn_sys::QnnLibrary;
 
 /// One scale pair: u16 input `(scale, offset)`, u8 output scale (offset -128).
 #[derive(Clone, Copy, Debug)]
@@ -98,22 +96,7 @@ fn emulate(
     f.builder().ret(&[y]);
     f.result_names = vec![Some("y".into())];
     let input: Vec<u8> = (0..=65535u16).flat_map(|c| c.to_le_bytes()).collect();
-    let backend = Backend::new(lib)?;
-    let device = Device::new(&backend, DeviceTarget::soc(57))?;
-    let ctx = Context::new(&backend, &device, ContextOptions::default())?;
-    let mut g = GraphBuilder::create(
-        &ctx,
-        "rq",
-        GraphOptions {
-            precision_fp16: true,
-            optimization_level: Some(3),
-            vtcm_mb: None,
-        },
-    )?;
-    lower_function(&mut g, &f, &WeightStore::new())?;
-    let mut graph = g.finalize()?;
-    let mut out = vec![0u8; oty.byte_size()];
-    graph.execute_ordered(&[&input], &mut [&mut out])?;
+    let out = emulate_function(lib, &f, &WeightStore::new(), &[&input], PROBE_OPTIONS)?.remove(0);
     Ok(out)
 }
 

@@ -5,12 +5,10 @@
 //!
 //! `cargo run -p mllm-backend-qnn --release --example softmax_probe`
 
-use mllm_backend_qnn::lower_function;
+use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, ElemType, Function, OpKind, Storage, Type, WeightStore};
-use mllm_qnn_sys::{
-    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnLibrary,
-};
+use mllm_qnn_sys::QnnLibrary;
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -96,22 +94,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             f.builder().ret(&[y]);
             f.result_names = vec![Some("y".into())];
             let input: Vec<u8> = codes.iter().flat_map(|c| c.to_le_bytes()).collect();
-            let backend = Backend::new(&lib)?;
-            let device = Device::new(&backend, DeviceTarget::soc(57))?;
-            let ctx = Context::new(&backend, &device, ContextOptions::default())?;
-            let mut g = GraphBuilder::create(
-                &ctx,
-                "sm",
-                GraphOptions {
-                    precision_fp16: true,
-                    optimization_level: Some(3),
-                    vtcm_mb: None,
-                },
-            )?;
-            lower_function(&mut g, &f, &WeightStore::new())?;
-            let mut graph = g.finalize()?;
-            let mut out = vec![0u8; oty.byte_size()];
-            graph.execute_ordered(&[&input], &mut [&mut out])?;
+            let out = emulate_function(&lib, &f, &WeightStore::new(), &[&input], PROBE_OPTIONS)?
+                .remove(0);
             let o: Vec<String> = out
                 .chunks_exact(2)
                 .map(|c| u16::from_le_bytes([c[0], c[1]]).to_string())
@@ -133,22 +117,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 input.extend_from_slice(&(c.clamp(0, 65535) as u16).to_le_bytes());
             }
         }
-        let backend = Backend::new(&lib)?;
-        let device = Device::new(&backend, DeviceTarget::soc(57))?;
-        let ctx = Context::new(&backend, &device, ContextOptions::default())?;
-        let mut g = GraphBuilder::create(
-            &ctx,
-            "sm",
-            GraphOptions {
-                precision_fp16: true,
-                optimization_level: Some(3),
-                vtcm_mb: None,
-            },
-        )?;
-        lower_function(&mut g, &f, &WeightStore::new())?;
-        let mut graph = g.finalize()?;
-        let mut out = vec![0u8; oty.byte_size()];
-        graph.execute_ordered(&[&input], &mut [&mut out])?;
+        let out =
+            emulate_function(&lib, &f, &WeightStore::new(), &[&input], PROBE_OPTIONS)?.remove(0);
         let mut cache = WeightCache::new();
         let mut prog = CpuProgram::compile(
             &f,

@@ -14,6 +14,7 @@
 //! lowering; an LPBQ `nn.linear` is reported as an error.
 
 pub mod binary;
+pub mod emulate;
 pub mod fold;
 pub mod lower;
 /// The sidecar manifest (lives in `mllm-qnn-sys` so the runtime can read it).

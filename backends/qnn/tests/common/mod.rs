@@ -5,15 +5,12 @@
 //! and per-output error measurement.
 #![allow(dead_code)]
 
+use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mllm_backend_qnn::lower_function;
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, ElemType, Function, OpKind, Storage, Type, ValueId, WeightStore};
-use mllm_qnn_sys::{
-    Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnError,
-    QnnLibrary,
-};
+use mllm_qnn_sys::{QnnError, QnnLibrary};
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
 /// SM8650 (v75): v73+ targets are ~1 LSB accurate, the default v68 is not.
@@ -171,27 +168,9 @@ pub fn run(
     store: &WeightStore,
     inputs: &[Vec<u8>],
 ) -> Result<Run, String> {
-    let backend = Backend::new(lib).map_err(|e| e.to_string())?;
-    let device = Device::new(&backend, DeviceTarget::soc(SOC)).map_err(|e| e.to_string())?;
-    let ctx =
-        Context::new(&backend, &device, ContextOptions::default()).map_err(|e| e.to_string())?;
-    let opts = GraphOptions {
-        precision_fp16: true,
-        optimization_level: Some(3),
-        vtcm_mb: None,
-    };
-    let mut g = GraphBuilder::create(&ctx, &f.name, opts).map_err(|e| e.to_string())?;
-    lower_function(&mut g, f, store).map_err(|e| e.to_string())?;
-    let mut graph = g.finalize().map_err(|e| e.to_string())?;
     let types: Vec<Type> = f.returned().iter().map(|v| f.ty(*v).clone()).collect();
-    let mut qnn: Vec<Vec<u8>> = types.iter().map(|t| vec![0u8; t.byte_size()]).collect();
-    {
-        let ins: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
-        let mut outs: Vec<&mut [u8]> = qnn.iter_mut().map(|v| v.as_mut_slice()).collect();
-        graph
-            .execute_ordered(&ins, &mut outs)
-            .map_err(|e| e.to_string())?;
-    }
+    let ins: Vec<&[u8]> = inputs.iter().map(|v| v.as_slice()).collect();
+    let qnn = emulate_function(lib, f, store, &ins, PROBE_OPTIONS).map_err(|e| e.to_string())?;
     let mut cache = WeightCache::new();
     let mut prog = CpuProgram::compile(
         f,

@@ -46,7 +46,7 @@
 //! operand, `WMAX=127`), 3 of 1,024 on a saturating p.v case. Implemented as
 //! `quant::HtpMatMul`.
 
-use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
+use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{
     Attrs, ElemType, Encoding, Expressed, Function, OpKind, QuantType, Storage, Type, WDType,
@@ -159,18 +159,7 @@ impl Conv {
         let w = f.builder().weight("w", wty);
         let wt = f.builder().transpose(w, &[1, 0])?;
         let hwio = f.builder().reshape(wt, &[1, 1, k, n])?;
-        let y = {
-            let mut b = f.builder();
-            let id = b.op_typed(
-                OpKind::Conv2d,
-                &[x, hwio],
-                Attrs::new(),
-                std::slice::from_ref(&oty),
-            );
-            b.func.op(id).results[0]
-        };
-        f.builder().ret(&[y]);
-        f.result_names = vec![Some("y".into())];
+        return_op(&mut f, OpKind::Conv2d, &[x, hwio], Attrs::new(), &oty);
         let input: Vec<u8> = self.x.iter().flat_map(|c| c.to_le_bytes()).collect();
         let out =
             emulate_function(lib, &f, &WeightStore::new(), &[&input], PROBE_OPTIONS)?.remove(0);
@@ -229,13 +218,7 @@ fn emulate_matmul(
     if tb {
         attrs.insert("transpose_b".into(), mllm_ir::Attr::Bool(true));
     }
-    let out = {
-        let mut b = f.builder();
-        let id = b.op_typed(OpKind::MatMul, &[x, yv], attrs, std::slice::from_ref(&oty));
-        b.func.op(id).results[0]
-    };
-    f.builder().ret(&[out]);
-    f.result_names = vec![Some("out".into())];
+    return_op(&mut f, OpKind::MatMul, &[x, yv], attrs, &oty);
     let xin: Vec<u8> = c.x.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut yin = vec![0u8; k * n];
     for j in 0..n {

@@ -37,7 +37,7 @@
 //!   every sigmoid of a tiny-model graph by the emulator's values moved the logits by
 //!   < 0.05 LSB mean).
 
-use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
+use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, Function, OpKind, Storage, Type, WeightStore};
 use mllm_qnn_sys::QnnLibrary;
@@ -71,13 +71,7 @@ fn emulate(
         })
         .collect();
     let oty = Type::tensor(vec![1, n], per_tensor(Storage::U16, out.0, out.1));
-    let y = {
-        let mut b = f.builder();
-        let id = b.op_typed(kind, &args, Attrs::new(), std::slice::from_ref(&oty));
-        b.func.op(id).results[0]
-    };
-    f.builder().ret(&[y]);
-    f.result_names = vec![Some("y".into())];
+    return_op(&mut f, kind, &args, Attrs::new(), &oty);
     let bytes: Vec<Vec<u8>> = ins
         .iter()
         .map(|(c, _, _)| c.iter().flat_map(|v| v.to_le_bytes()).collect())

@@ -56,7 +56,7 @@
 //! u16 -> u16 to nearest).
 
 use half::f16;
-use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
+use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, Function, OpKind, Storage, Type, WeightStore};
 use mllm_qnn_sys::QnnLibrary;
@@ -83,18 +83,7 @@ fn emulate(
     let oty = Type::tensor(vec![256, 256], per_tensor(ost, p.s_out, p.o_out));
     let mut f = Function::new("rq");
     let x = f.add_arg(ity, Some("x"));
-    let y = {
-        let mut b = f.builder();
-        let id = b.op_typed(
-            OpKind::Requantize,
-            &[x],
-            Attrs::new(),
-            std::slice::from_ref(&oty),
-        );
-        b.func.op(id).results[0]
-    };
-    f.builder().ret(&[y]);
-    f.result_names = vec![Some("y".into())];
+    return_op(&mut f, OpKind::Requantize, &[x], Attrs::new(), &oty);
     let input: Vec<u8> = (0..=65535u16).flat_map(|c| c.to_le_bytes()).collect();
     let out = emulate_function(lib, &f, &WeightStore::new(), &[&input], PROBE_OPTIONS)?.remove(0);
     Ok(out)

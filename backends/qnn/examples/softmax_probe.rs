@@ -5,7 +5,7 @@
 //!
 //! `cargo run -p mllm-backend-qnn --release --example softmax_probe`
 
-use mllm_backend_qnn::emulate::{emulate_function, PROBE_OPTIONS};
+use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, ElemType, Function, OpKind, Storage, Type, WeightStore};
 use mllm_qnn_sys::QnnLibrary;
@@ -51,18 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let oty = Type::tensor(vec![rows, n], per_tensor(Storage::U16, 1.0 / 65535.0, 0));
         let mut f = Function::new("sm");
         let x = f.add_arg(ity.clone(), Some("x"));
-        let y = {
-            let mut b = f.builder();
-            let id = b.op_typed(
-                OpKind::Softmax,
-                &[x],
-                Attrs::new(),
-                std::slice::from_ref(&oty),
-            );
-            b.func.op(id).results[0]
-        };
-        f.builder().ret(&[y]);
-        f.result_names = vec![Some("y".into())];
+        return_op(&mut f, OpKind::Softmax, &[x], Attrs::new(), &oty);
         let mut input = Vec::new();
         let mut dq = Vec::new();
         if let Ok(path) = std::env::var("ROW") {
@@ -81,18 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             let mut f = Function::new("sm");
             let x = f.add_arg(ty, Some("x"));
-            let y = {
-                let mut b = f.builder();
-                let id = b.op_typed(
-                    OpKind::Softmax,
-                    &[x],
-                    Attrs::new(),
-                    std::slice::from_ref(&oty),
-                );
-                b.func.op(id).results[0]
-            };
-            f.builder().ret(&[y]);
-            f.result_names = vec![Some("y".into())];
+            return_op(&mut f, OpKind::Softmax, &[x], Attrs::new(), &oty);
             let input: Vec<u8> = codes.iter().flat_map(|c| c.to_le_bytes()).collect();
             let out = emulate_function(&lib, &f, &WeightStore::new(), &[&input], PROBE_OPTIONS)?
                 .remove(0);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use mllm_ir::{Function, WeightStore};
+use mllm_ir::{Attrs, Function, OpKind, Type, ValueId, WeightStore};
 use mllm_qnn_sys::{
     Backend, Context, ContextOptions, Device, DeviceTarget, GraphBuilder, GraphOptions, QnnError,
     QnnLibrary,
@@ -31,6 +31,18 @@ pub enum EmulateError {
     /// The function could not be lowered to QNN ops.
     #[error(transparent)]
     Lower(#[from] LowerError),
+}
+
+/// Appends one op of `kind` on `args` with result type `out` to `f` and makes its result
+/// the function's only result, named `y` (the one-op graphs of the probes and op tests).
+pub fn return_op(f: &mut Function, kind: OpKind, args: &[ValueId], attrs: Attrs, out: &Type) {
+    let y = {
+        let mut b = f.builder();
+        let id = b.op_typed(kind, args, attrs, std::slice::from_ref(out));
+        b.func.op(id).results[0]
+    };
+    f.builder().ret(&[y]);
+    f.result_names = vec![Some("y".into())];
 }
 
 /// Runs `f` (weights from `store`) once on a fresh HTP context of SoC [`EMULATOR_SOC`]

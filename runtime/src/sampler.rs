@@ -77,15 +77,9 @@ impl std::fmt::Debug for Sampler {
 pub fn argmax_u16(bytes: &[u8]) -> usize {
     if cfg!(target_endian = "little") {
         if let Ok(v) = bytemuck::try_cast_slice::<u8, u16>(bytes) {
-            // Two vectorizable passes: the maximum, then the first block holding it.
-            let m = v.iter().fold(0u16, |a, &x| a.max(x));
-            const B: usize = 64;
-            for (bi, block) in v.chunks(B).enumerate() {
-                if block.iter().fold(false, |a, &x| a | (x == m)) {
-                    return bi * B + block.iter().position(|&x| x == m).unwrap_or(0);
-                }
-            }
-            return 0;
+            return pulp::Arch::new()
+                .dispatch(|| first_max(v, 0u16))
+                .unwrap_or(0);
         }
     }
     let mut best = 0;
@@ -102,17 +96,28 @@ pub fn argmax_u16(bytes: &[u8]) -> usize {
 
 /// Index of the first maximum of raw u8 values.
 pub fn argmax_u8(bytes: &[u8]) -> usize {
-    let Some(&m) = bytes.iter().max() else {
-        return 0;
-    };
-    bytes.iter().position(|&x| x == m).unwrap_or(0)
+    pulp::Arch::new()
+        .dispatch(|| first_max(bytes, 0u8))
+        .unwrap_or(0)
 }
 
 /// Index of the first maximum of f32 values; NaN never wins (0 if no value beats -inf).
 pub fn argmax_f32(v: &[f32]) -> usize {
-    // Two vectorizable passes: lane-wise maxima, then the first position holding the maximum.
-    const W: usize = 16;
-    let mut lanes = [f32::NEG_INFINITY; W];
+    pulp::Arch::new()
+        .dispatch(|| first_max(v, f32::NEG_INFINITY))
+        .unwrap_or(0)
+}
+
+/// Index of the first element equal to the maximum of `v`, where only values above `floor`
+/// count (`None` when none is above it, or `v` is empty; NaN never compares above).
+///
+/// Two passes written to auto-vectorize under the dispatched instruction set: lane-wise
+/// maxima over chunks of `W` (several vector registers, so the compares do not wait on each
+/// other), then the first chunk that holds the maximum.
+#[inline(always)]
+fn first_max<T: Copy + PartialOrd>(v: &[T], floor: T) -> Option<usize> {
+    const W: usize = 64;
+    let mut lanes = [floor; W];
     let chunks = v.chunks_exact(W);
     let tail = chunks.remainder();
     for c in chunks {
@@ -120,16 +125,22 @@ pub fn argmax_f32(v: &[f32]) -> usize {
             *m = if x > *m { x } else { *m };
         }
     }
-    let mut m = f32::NEG_INFINITY;
+    let mut m = floor;
     for &x in lanes.iter().chain(tail) {
         if x > m {
             m = x;
         }
     }
-    if m == f32::NEG_INFINITY {
-        return 0;
+    if m == floor {
+        // `m` only rises above the floor: no value did (for integers all equal it: index 0).
+        return None;
     }
-    v.iter().position(|&x| x == m).unwrap_or(0)
+    for (bi, block) in v.chunks(W).enumerate() {
+        if block.iter().fold(false, |a, &x| a | (x == m)) {
+            return block.iter().position(|&x| x == m).map(|i| bi * W + i);
+        }
+    }
+    None
 }
 
 impl Sampler {

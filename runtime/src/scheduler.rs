@@ -162,6 +162,10 @@ pub struct GenerationStats {
     pub decode_time: Duration,
     /// Total time spent inside [`Executor::execute`] during decode.
     pub decode_execute_time: Duration,
+    /// Host time (outside `execute`) of the first decode step alone. It includes the one-time
+    /// switch of the cache from the prefill layout to the decode layout (re-striding every
+    /// prompt entry), so it is reported apart from the steady-state steps.
+    pub decode_first_host_time: Duration,
     /// Logits, if recording was enabled.
     pub logits: Option<LogitsRecord>,
 }
@@ -177,13 +181,16 @@ impl GenerationStats {
         rate(self.decode_steps, self.decode_time)
     }
 
-    /// Mean host time per decode step outside `execute` (scheduling, cache commit, mask,
-    /// sampling).
+    /// Mean host time per steady-state decode step outside `execute` (scheduling, cache
+    /// commit, mask, sampling): every decode step after the first, whose layout switch is
+    /// [`GenerationStats::decode_first_host_time`]. With a single decode step, that step's time.
     pub fn host_overhead_per_step(&self) -> Duration {
-        if self.decode_steps == 0 {
-            return Duration::ZERO;
+        let host = self.decode_time.saturating_sub(self.decode_execute_time);
+        match self.decode_steps {
+            0 => Duration::ZERO,
+            1 => host,
+            n => host.saturating_sub(self.decode_first_host_time) / (n - 1) as u32,
         }
-        self.decode_time.saturating_sub(self.decode_execute_time) / self.decode_steps as u32
     }
 }
 
@@ -872,11 +879,16 @@ impl<E: Executor> Scheduler<E> {
                 stats.stop = Some(StopReason::CacheFull);
                 break;
             };
-            stats.decode_execute_time += self.step(g, &[next])?;
+            let exec = self.step(g, &[next])?;
             self.record(&mut rec, g, 1);
             let row = self.logits_row(g, 0);
             next = sampler.sample(row, &self.chains[g].logits_desc, &self.history)?;
-            stats.decode_time += t0.elapsed();
+            let dt = t0.elapsed();
+            if stats.decode_steps == 0 {
+                stats.decode_first_host_time = dt.saturating_sub(exec);
+            }
+            stats.decode_execute_time += exec;
+            stats.decode_time += dt;
             stats.decode_steps += 1;
         }
         stats.logits = rec;

@@ -84,10 +84,13 @@ pub struct RunArgs {
     /// Model config.json (default: next to the checkpoint, or recorded in the IR).
     #[arg(short = 'c', long = "config")]
     pub config: Option<PathBuf>,
-    /// Prefill chunk length: picks the prefill graph (default: the artifact's; 32 for a checkpoint).
+    /// Prefill chunk length: picks the prefill graph (default: the artifact's largest; for a
+    /// checkpoint, the prompt rounded up to 32, at most 512, or 32 with --chat).
     #[arg(long = "ar_len", alias = "ar-len")]
     pub ar_len: Option<usize>,
-    /// Context length when building from a checkpoint (default: max_cache_length of the config, else 1024).
+    /// Context length when building from a checkpoint (default: the prompt plus
+    /// --max-new-tokens rounded up to 128, at most max_cache_length of the config, else 1024;
+    /// with --chat, that maximum).
     #[arg(long = "context-len")]
     pub context_len: Option<usize>,
     /// Prompt (default: read from stdin).
@@ -247,8 +250,40 @@ pub fn load_ir(p: &Path, config: Option<&Path>) -> anyhow::Result<Loaded> {
     })
 }
 
-/// Loads `-m` (checkpoint or IR; for a context binary, its reference IR).
-pub fn load(args: &RunArgs) -> anyhow::Result<Loaded> {
+/// The graph shape `(ar_len, context)` a checkpoint is built with for the CPU reference.
+///
+/// `--ar_len` and `--context-len` win. Otherwise, when the prompt's length is known (a
+/// one-shot run), the graphs are sized to the job: one prefill chunk holds the whole prompt
+/// (rounded up to 32 tokens, at most 512), and the context holds the prompt plus
+/// `--max-new-tokens` (rounded up to 128), never more than the configured context
+/// (`max_cache_length`, else 1024). The continuation is the same as with the largest graphs
+/// (the cache never fills earlier), for less work: every prefill chunk streams all the
+/// weights, and every step attends over the whole context. Without a prompt length
+/// (`--chat`), ar_len 32 and the configured context.
+pub fn checkpoint_shape(
+    args: &RunArgs,
+    config: &Qwen3Config,
+    prompt_len: Option<usize>,
+) -> (usize, usize) {
+    let cap = config.max_cache_length.unwrap_or(1024);
+    let Some(n) = prompt_len else {
+        return (args.ar_len.unwrap_or(32), args.context_len.unwrap_or(cap));
+    };
+    let ar_len = args.ar_len.unwrap_or(n.div_ceil(32).clamp(1, 16) * 32);
+    let context = args.context_len.unwrap_or_else(|| {
+        let need = (n + args.max_new_tokens).max(ar_len + 1);
+        (need.div_ceil(128) * 128).min(cap)
+    });
+    match args.ar_len {
+        // A prefill chunk as long as the context would leave no past; keep half of it.
+        None if ar_len >= context => (((context / 2) / 32 * 32).max(1), context),
+        _ => (ar_len, context),
+    }
+}
+
+/// Loads `-m` (checkpoint or IR; for a context binary, its reference IR). A checkpoint is
+/// built with [`checkpoint_shape`] (`prompt_len`: the prompt's token count when known).
+pub fn load(args: &RunArgs, prompt_len: Option<usize>) -> anyhow::Result<Loaded> {
     let p = &args.model;
     if args.is_binary() {
         let r = reference_ir(args)?;
@@ -259,8 +294,7 @@ pub fn load(args: &RunArgs) -> anyhow::Result<Loaded> {
     }
     let cfg_path = args.config.clone().unwrap_or_else(|| p.join("config.json"));
     let config = Qwen3Config::from_file(&cfg_path)?;
-    let ar_len = args.ar_len.unwrap_or(32);
-    let context_len = args.context_len.or(config.max_cache_length).unwrap_or(1024);
+    let (ar_len, context_len) = checkpoint_shape(args, &config, prompt_len);
     let (_, module) = crate::quantize::load_module(
         p,
         Some(&cfg_path),
@@ -482,6 +516,7 @@ fn stats_json(
         "decode_tok_per_s": s.decode_tok_per_s(),
         "time_to_first_token_ms": s.time_to_first_token.as_secs_f64() * 1e3,
         "host_overhead_per_decode_step_us": s.host_overhead_per_step().as_secs_f64() * 1e6,
+        "first_decode_step_host_us": s.decode_first_host_time.as_secs_f64() * 1e6,
     });
     if let (Some(o), Some(map)) = (o, v.as_object_mut()) {
         map.insert(
@@ -615,6 +650,7 @@ fn drive<E: Executor + ExecFigures>(
     sched: &mut Scheduler<E>,
     tok: Option<&Tokenizer>,
     args: &RunArgs,
+    ids: Option<Vec<u32>>,
 ) -> anyhow::Result<GenerationStats> {
     let backend = args.backend();
     let mut sampler = Sampler::new(sampler_config(args), sched.dims().vocab)?;
@@ -647,7 +683,10 @@ fn drive<E: Executor + ExecFigures>(
         }
         return Ok(last);
     }
-    let ids = prompt_ids(args, tok)?;
+    let ids = match ids {
+        Some(ids) => ids,
+        None => prompt_ids(args, tok)?,
+    };
     let before = sched.executor().overhead();
     let stats = generate_once(sched, tok, &ids, &mut sampler, false)?;
     let o = sched
@@ -700,20 +739,37 @@ pub fn run_with(args: &RunArgs) -> anyhow::Result<GenerationStats> {
                     t0.elapsed().as_secs_f64()
                 );
             }
-            drive(&mut sched, tok.as_ref(), args)
+            drive(&mut sched, tok.as_ref(), args, None)
         }
         (BackendArg::Cpu, _) => {
-            let loaded = load(args)?;
-            let tok = load_tokenizer(args, &[loaded.dir.clone(), dir_of(&args.model)])?;
+            let is_ir = args.model.extension().is_some_and(|e| e == "mlir");
+            let (loaded, tok, ids) = if !is_bin && !is_ir && !args.chat {
+                // A checkpoint for one prompt: tokenize first, so the graphs fit the job.
+                let dir = if args.model.is_dir() {
+                    args.model.clone()
+                } else {
+                    dir_of(&args.model)
+                };
+                let tok = load_tokenizer(args, &[dir, dir_of(&args.model)])?;
+                let ids = prompt_ids(args, tok.as_ref())?;
+                (load(args, Some(ids.len()))?, tok, Some(ids))
+            } else {
+                let loaded = load(args, None)?;
+                let tok = load_tokenizer(args, &[loaded.dir.clone(), dir_of(&args.model)])?;
+                (loaded, tok, None)
+            };
             let mut sched = cpu_scheduler(&loaded, args)?;
             if args.stats == StatsArg::Text {
+                let d = sched.dims();
                 eprintln!(
-                    "loaded {} in {:.2} s (CPU reference)",
+                    "loaded {} in {:.2} s (CPU reference; graphs: {}, context {})",
                     args.model.display(),
-                    t0.elapsed().as_secs_f64()
+                    t0.elapsed().as_secs_f64(),
+                    describe_graphs(sched.executor().graphs()),
+                    d.context
                 );
             }
-            drive(&mut sched, tok.as_ref(), args)
+            drive(&mut sched, tok.as_ref(), args, ids)
         }
     }
 }

@@ -3,11 +3,24 @@
 //! the job, and a run that fills the cache stops cleanly.
 mod common;
 
+use std::path::PathBuf;
+
+use mllm_frontends::Qwen3Config;
 use mllm_runtime::StopReason;
 use mllm_tools::run::{checkpoint_shape, run_with, RunArgs, StatsArg};
 
 fn prompt(len: usize) -> Vec<u32> {
     (0..len as u32).map(|i| 3 + (i * 37) % 500).collect()
+}
+
+/// A fresh tiny checkpoint under scratch dir `name`: (root, checkpoint, its config, the
+/// configured context).
+fn setup(name: &str) -> (PathBuf, PathBuf, Qwen3Config, usize) {
+    let root = common::fresh_root(name);
+    let (ckpt, _tok) = common::tiny_checkpoint(&root);
+    let config = Qwen3Config::from_file(ckpt.join("config.json")).unwrap();
+    let cap = config.max_cache_length.unwrap_or(1024);
+    (root, ckpt, config, cap)
 }
 
 fn args(ckpt: &std::path::Path, ids: Vec<u32>, max_new: usize) -> RunArgs {
@@ -20,10 +33,7 @@ fn args(ckpt: &std::path::Path, ids: Vec<u32>, max_new: usize) -> RunArgs {
 
 #[test]
 fn job_sized_graphs_continue_like_the_largest_ones() {
-    let root = common::fresh_root("run_cpu_shape");
-    let (ckpt, _tok) = common::tiny_checkpoint(&root);
-    let config = mllm_frontends::Qwen3Config::from_file(ckpt.join("config.json")).unwrap();
-    let cap = config.max_cache_length.unwrap_or(1024);
+    let (root, ckpt, config, cap) = setup("run_cpu_shape");
     for len in [1usize, 5, 33, 70] {
         let mut job = args(&ckpt, prompt(len), 24);
         job.logits_out = Some(root.join(format!("job_{len}.npy")));
@@ -65,10 +75,7 @@ fn job_sized_graphs_continue_like_the_largest_ones() {
 
 #[test]
 fn the_configured_context_bounds_a_job_sized_run() {
-    let root = common::fresh_root("run_cpu_bounds");
-    let (ckpt, _tok) = common::tiny_checkpoint(&root);
-    let config = mllm_frontends::Qwen3Config::from_file(ckpt.join("config.json")).unwrap();
-    let cap = config.max_cache_length.unwrap_or(1024);
+    let (_root, ckpt, config, cap) = setup("run_cpu_bounds");
 
     // Longer than the largest context: an error naming both lengths, nothing generated.
     let e = run_with(&args(&ckpt, prompt(cap + 1), 4)).unwrap_err();

@@ -46,7 +46,7 @@
 //! operand, `WMAX=127`), 3 of 1,024 on a saturating p.v case. Implemented as
 //! `quant::HtpMatMul`.
 
-use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
+use mllm_backend_qnn::emulate::{emulate_function, probe_env as env, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{
     Attrs, ElemType, Encoding, Expressed, Function, OpKind, QuantType, Storage, Type, WDType,
@@ -251,13 +251,6 @@ impl Rng {
     fn float(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (self.next() >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo)
     }
-}
-
-fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

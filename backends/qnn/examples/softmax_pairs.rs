@@ -20,17 +20,10 @@
 //! - No single formula found: rescaling the input by a truncated `scale * log2(e)`
 //!   multiplier (`floor(. * 2^22) / 2^22`) fits one scale (4.18e-4: mean error 2.9 -> 1.1
 //!   LSB) but not 1e-3 or 2e-3, where the exact exp is as good (mean 1.3-1.7 LSB, max 7).
-use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
+use mllm_backend_qnn::emulate::{emulate_function, probe_env as env, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, Function, OpKind, Storage, Type, WeightStore};
 use mllm_qnn_sys::QnnLibrary;
-
-fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lib = QnnLibrary::load(None)?;

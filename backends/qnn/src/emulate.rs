@@ -22,6 +22,15 @@ pub const PROBE_OPTIONS: GraphOptions = GraphOptions {
     vtcm_mb: None,
 };
 
+/// The value of environment variable `key` parsed as a `T`, else `default`: the knobs of the
+/// probe examples (scales, offsets, sizes), e.g. `SCALE=4e-4 cargo run --example ...`.
+pub fn probe_env<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Why a one-shot run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EmulateError {

@@ -22,25 +22,37 @@
 //!   from 0.015 to 3.3, sub) but one with a ratio within 3e-5 of 1 (14 off); rounding the
 //!   exact sum to nearest misses 5-20%, flooring 20-60%. (The shift cap: with both ratios
 //!   below 1/2 the shift stays 16, e.g. max ratio 0.1 matches only with `s = 16`.)
-//! - **Multiply** (u16): within 1 LSB of the exact product rounded to nearest, but 0.3-1.5%
-//!   of codes come out one above (residual up to +0.75 LSB); no single-multiplier
-//!   fixed-point form `floor(((q_a+o_a)(q_b+o_b) >> t) * m / 2^s)` fits (best ~1.2% off).
-//!   For fixed `b` (the tiny model's `act.mul`) the output is, to ~3e-4 LSB, the floor of
-//!   a line in `q_a` with slope `R (q_b + o_b)` times `1 - 2.6e-7` and a rounding offset of
-//!   0.522 (instead of 0.5) at `q_a + o_a = 0`: the codes within 0.03 below a tie round up.
-//!   Not modelled.
-//! - **Sigmoid** (u16 -> u16, output scale 2^-16): the output codes are all even, and the
-//!   output changes every 7-8 input codes (the input seen on a grid of ~1.63e-4, i.e.
-//!   2^-12 / 1.5, in real units): a table / fixed-point kernel of ~13-bit input and
-//!   15-bit output. 48,760 of 65,536 codes differ from the floor of the exact value (by
-//!   up to 1.5 LSB, mean -0.5). Not modelled (no measurable end-to-end effect: replacing
-//!   every sigmoid of a tiny-model graph by the emulator's values moved the logits by
-//!   < 0.05 LSB mean).
+//! - **Multiply** (u16): bit-exact model `htp_ew::HtpMul` (candidate of `MODE=mul`).
+//!   Fitting a line `floor(P r + c)` in the exact product `P = (q_a + o_a)(q_b + o_b)` to
+//!   all 2^20 codes of one encoding triple is feasible, with `r = m / 2^34`,
+//!   `m = round(R 2^34)` (ties to even) from the f32 ratio `R = f32(f32(s_a s_b) / s_out)`
+//!   (the f64 ratio misses near ties of `R 2^34`), and `c` independent of the output
+//!   offset; sweeping the input offsets gives `c - 1/2 = wrap32(2m E) / 2^35` with
+//!   `E = d_a + d_b - 2 d_a d_b`, `d_x = o_x + 32768` (a 32-bit wrap: `c - 1/2` is that
+//!   term modulo 1/8 of a code). 0 mismatches of 262,144-1,048,576 pairs for each of 16
+//!   encoding triples (ratios 1e-7 to 3e-2, offsets -40000 to 0); rounding the exact
+//!   product to nearest misses 0.3-5%. (The earlier "slope times 1 - 2.6e-7, offset
+//!   0.522" was this: `m`'s rounding error and the offset term.) `x * sigmoid(x)` of one
+//!   tensor is fused: the same arithmetic with 1/16 code more in the rounding constant
+//!   (`examples/silu_probe.rs`).
+//! - **Sigmoid** (u16 -> u16, output scale 2^-16): exact structure, approximate table
+//!   (`htp_ew::HtpSigmoid`, candidate of `MODE=sigmoid`). The input is seen on a fixed
+//!   real grid of step 1/6144 whatever its scale: `k = floor(|q + o| M / 2^15)`,
+//!   `M = round(s 6144 2^15)` (the step positions of 16 scales from 3e-6 to 1e-4 give
+//!   `M` to the integer); the output is `2 F(k)` for `q + o >= 0` and `2 (32767 - F(k))`
+//!   below (`y(-x) = 65534 - y(x)` for every code), with one 15-bit `F(k)` for all scales
+//!   (five scales agree on every `k` up to 20,132). `F` is within one step of
+//!   `32768 sigmoid(k / 6144)`, but no rounding of it, no segment-wise polynomial and no
+//!   Q14-Q17 `exp` + division reproduces it; the model's `floor(32768 sigmoid + d)`
+//!   (`d` 0.46 / 0.2 below / above `k = 2048`) misses 15-17% of the codes by 2
+//!   (10,742 of 65,536 for the tiny model's `act.sigmoid`; the floor of the exact value
+//!   misses 47,358, by up to 4).
 
 use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, Function, OpKind, Storage, Type, WeightStore};
 use mllm_qnn_sys::QnnLibrary;
+use mllm_runtime::cpu::htp_ew::{HtpMul, HtpSigmoid};
 use mllm_runtime::cpu::quant::HtpAdd;
 
 fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
@@ -136,6 +148,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ("round", Box::new(move |i| ex[i].round())),
                 ("floor - 1", Box::new(move |i| ex[i].floor() - 1.0)),
             ];
+            let mut cands = cands;
+            if let Some(h) = HtpSigmoid::new((sa, oa), (so, oo)) {
+                cands.push((
+                    "htp_ew::HtpSigmoid",
+                    Box::new(move |i| h.apply(i as u16) as f64),
+                ));
+            }
             report(&y, &exact, &cands);
             if let Ok(d) = std::env::var("DUMP") {
                 let t: String = (0..65536)
@@ -197,6 +216,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let (a, b) = (&a, &b);
                 cands.push((
                     "quant::HtpAdd",
+                    Box::new(move |i| h.apply(a[i], b[i]) as f64),
+                ));
+            }
+            let hm = HtpMul::new((sa, oa), (sb, ob), (so, oo));
+            if let (Some(h), true) = (hm, kind == OpKind::Mul) {
+                let (a, b) = (&a, &b);
+                cands.push((
+                    "htp_ew::HtpMul",
                     Box::new(move |i| h.apply(a[i], b[i]) as f64),
                 ));
             }

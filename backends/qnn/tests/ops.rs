@@ -1206,3 +1206,155 @@ fn matmul_u16_by_u8_htp_integer_model() {
         "flooring should miss many ({floor_off} of {count})"
     );
 }
+
+/// u16 `nn.mul` (rope's products with cos / sin, the MLP's gate products): the CPU
+/// reference in `Rounding::Htp` (`htp_ew::HtpMul`: one multiplier `round(R 2^34)` and a
+/// rounding constant with a wrapped 32-bit offset term) is bit-exact with the emulator
+/// for the tiny model's encodings and others (ratios 1e-6 to 3e-4, offsets -40000 to 0);
+/// rounding the exact product to nearest misses a few tenths of a percent.
+#[test]
+fn mul_u16_htp_bit_exact() {
+    use mllm_ir::types::per_tensor;
+    let _g = serial();
+    let Some(lib) = library() else { return };
+    let n = 16384;
+    type Q = (f32, i32);
+    let cases: [(Q, Q, Q); 8] = [
+        // rope_q.mul_cos, rope_k.mul_sin of the tiny model.
+        (
+            (1.081_119_5e-4, -32768),
+            (3.051_804_4e-5, -32768),
+            (1.064_118_8e-4, -32244),
+        ),
+        (
+            (9.941_006e-5, -32589),
+            (3.051_722_5e-5, -32768),
+            (9.155_186e-5, -33313),
+        ),
+        // act.mul (with a separate sigmoid operand) and mlp.mul.
+        (
+            (2.195_493_8e-5, -34084),
+            (1.525_878_9e-5, 0),
+            (1.068_567_4e-5, -22493),
+        ),
+        (
+            (1.068_567_4e-5, -22493),
+            (2.091_629_2e-5, -32939),
+            (5.453_619_5e-6, -38625),
+        ),
+        ((1e-5, -31000), (1e-5, -34000), (1e-4, -32768)),
+        ((3e-4, -31000), (1e-4, -34000), (1e-4, -32768)),
+        ((5e-4, -31000), (1e-3, -1000), (1e-2, -32768)),
+        ((2e-4, -30000), (1e-4, -34000), (1e-4, -32768)),
+    ];
+    let mut near = 0;
+    for (i, (a, b, o)) in cases.into_iter().enumerate() {
+        let label = format!("mul u16 {a:?} {b:?} -> {o:?}");
+        let (mut f, x) = func(
+            "ew",
+            &[
+                ("a", t(&[1, n], per_tensor(Storage::U16, a.0, a.1))),
+                ("b", t(&[1, n], per_tensor(Storage::U16, b.0, b.1))),
+            ],
+        );
+        let y = op(
+            &mut f,
+            OpKind::Mul,
+            &[x[0], x[1]],
+            none(),
+            t(&[1, n], per_tensor(Storage::U16, o.0, o.1)),
+        );
+        ret(&mut f, &[y], &["y"]);
+        let mut rng = Rng::new(400 + i as u64);
+        let inputs: Vec<Vec<u8>> = f
+            .args()
+            .iter()
+            .map(|v| random_bytes(f.ty(*v), &mut rng, 0))
+            .collect();
+        let (off, _, n_off, distinct) = htp_vs_emulator(&lib, &label, &f, &inputs);
+        assert!(distinct > 1000, "{label}: degenerate output");
+        assert_eq!(off, 0, "{label}");
+        near += n_off;
+    }
+    assert!(near > 0, "rounding to nearest should miss some codes");
+}
+
+/// Every u16 code through `nn.sigmoid` (`x` with `(scale, offset)`) and through
+/// `x * sigmoid(x)` into `mul`: the graph, `x` bytes and the number of codes.
+fn silu_graph(x: (f32, i32), mul: Option<(f32, i32)>) -> (Function, Vec<Vec<u8>>) {
+    use mllm_ir::types::per_tensor;
+    let n = 65536;
+    let (mut f, a) = func(
+        "ew",
+        &[("x", t(&[1, n], per_tensor(Storage::U16, x.0, x.1)))],
+    );
+    let s = op(
+        &mut f,
+        OpKind::Sigmoid,
+        &[a[0]],
+        none(),
+        t(&[1, n], per_tensor(Storage::U16, 1.0 / 65536.0, 0)),
+    );
+    let y = match mul {
+        Some(m) => op(
+            &mut f,
+            OpKind::Mul,
+            &[a[0], s],
+            none(),
+            t(&[1, n], per_tensor(Storage::U16, m.0, m.1)),
+        ),
+        None => s,
+    };
+    ret(&mut f, &[y], &["y"]);
+    let bytes = (0..=65535u16).flat_map(|q| q.to_le_bytes()).collect();
+    (f, vec![bytes])
+}
+
+/// `x * sigmoid(x)` (the MLP's SiLU), which the HTP fuses: the CPU reference in
+/// `Rounding::Htp` (`HtpMul::fused_with_sigmoid` of the modelled sigmoid) against the
+/// emulator over every input code. The product itself is exact given the emulator's
+/// sigmoid codes up to a few near-ties (measured with `examples/silu_probe.rs`: 0 of
+/// 65,536 for three encodings, 4 and 11 for the tiny model's two layers); here the
+/// modelled sigmoid's table errors propagate, so the bound is that of the sigmoid.
+#[test]
+fn silu_u16_htp_fused_model() {
+    let _g = serial();
+    let Some(lib) = library() else { return };
+    for (x, m) in [
+        ((2.195_493_8e-5, -34084), (1.068_567_4e-5, -22493)),
+        ((1e-4, -32768), (5e-5, -5000)),
+    ] {
+        let label = format!("silu u16 {x:?} -> {m:?}");
+        let (f, inputs) = silu_graph(x, Some(m));
+        let (off, max, n_off, _) = htp_vs_emulator(&lib, &label, &f, &inputs);
+        // A sigmoid code 2 off moves the product by up to 2 x / s_out codes.
+        assert!(max <= 3.0, "{label}: max {max}");
+        assert!(off < n_off, "{label}: {off} off, nearest {n_off}");
+        assert!(off < 65536 / 5, "{label}: {off} off");
+    }
+}
+
+/// u16 `nn.sigmoid` into scale 2^-16: the CPU reference in `Rounding::Htp`
+/// (`htp_ew::HtpSigmoid`: the HTP's input grid of step 1/6144 and its one's-complement
+/// symmetry exactly, its 15-bit table within one step) against the emulator over every
+/// input code. Measured: 10,742 and 10,790 of 65,536 codes off by 2 for the tiny model's
+/// encodings (16%), against 47,000-49,000 off (by up to 4) for the floor of the exact
+/// value.
+#[test]
+fn sigmoid_u16_htp_model() {
+    let _g = serial();
+    let Some(lib) = library() else { return };
+    for x in [
+        (2.195_493_8e-5, -34084),
+        (2.116_233_4e-5, -33972),
+        (5e-6, -32768),
+        (1e-4, -30000),
+    ] {
+        let label = format!("sigmoid u16 {x:?}");
+        let (f, inputs) = silu_graph(x, None);
+        let (off, max, n_off, _) = htp_vs_emulator(&lib, &label, &f, &inputs);
+        assert!(max <= 2.0, "{label}: max {max}");
+        assert!(off * 3 < n_off, "{label}: {off} off, nearest {n_off}");
+        assert!(off < 65536 / 5, "{label}: {off} off");
+    }
+}

@@ -39,6 +39,7 @@ pub mod bench;
 mod error;
 pub mod executor;
 pub mod gemm;
+pub mod htp_ew;
 pub mod kernels;
 pub mod program;
 pub mod quant;

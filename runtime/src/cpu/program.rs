@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use super::error::CpuError;
 use super::gemm::{self, GemmDims, MatRef, APACK};
+use super::htp_ew;
 use super::kernels::{self as k, AxisView, Bcast, Strided};
 use super::quant::{self, par};
 use super::simd;
@@ -188,6 +189,10 @@ enum K {
     MatMulHtp(Box<K>, quant::HtpMatMul),
     /// u16 + / - u16 with HTP's 16-bit multipliers (`Rounding::Htp`).
     AddHtp(Bcast<2>, quant::HtpAdd),
+    /// u16 x u16 with HTP's multiplier and wrapped offset term (`Rounding::Htp`).
+    MulHtp(Bcast<2>, htp_ew::HtpMul),
+    /// u16 sigmoid with HTP's input grid and output symmetry (`Rounding::Htp`).
+    SigmoidHtp(htp_ew::HtpSigmoid),
     /// Fused attention rows (float mode): `softmax(where(mask, s * scale, min(s * scale)
     /// + fill))` over the last axis; `ins` = `[s, mask]`, `plan` walks `[s, mask]` rows.
     MaskedSoftmax {
@@ -1238,6 +1243,23 @@ fn exec_step(
                     }
                 });
         }
+        K::SigmoidHtp(h) => h.apply_bytes(env.bytes(iv(0)), &mut out[..2 * ov.numel]),
+        K::MulHtp(p, h) => {
+            let (a, b) = (env.bytes(iv(0)), env.bytes(iv(1)));
+            let code = |x: &[u8], i: usize| u16::from_le_bytes([x[2 * i], x[2 * i + 1]]);
+            let inner = p.inner.max(1);
+            out[..2 * ov.numel]
+                .chunks_mut(2 * inner)
+                .enumerate()
+                .for_each(|(r, o)| {
+                    let [oa, ob] = p.offsets(r);
+                    for (i, oc) in o.chunks_exact_mut(2).enumerate() {
+                        let qa = code(a, oa + i * p.inner_s[0]);
+                        let qb = code(b, ob + i * p.inner_s[1]);
+                        oc.copy_from_slice(&h.apply(qa, qb).to_le_bytes());
+                    }
+                });
+        }
         K::MatMulHtp(mm, h) => {
             if let K::MatMul {
                 m,
@@ -1510,6 +1532,19 @@ impl Compiler<'_> {
         }
     }
 
+    /// HTP's u16 sigmoid of value `i` into value `o` ([`htp_ew::HtpSigmoid`]), when the
+    /// rounding is [`Rounding::Htp`], both are per-tensor u16 and in its domain.
+    fn htp_sigmoid(&self, i: usize, o: usize) -> Option<htp_ew::HtpSigmoid> {
+        if self.mode.rounding() != Rounding::Htp {
+            return None;
+        }
+        let pt = |v: usize| match &self.vals[v].q {
+            Some(q) if q.storage == Storage::U16 => q.encoding.per_tensor(),
+            _ => None,
+        };
+        htp_ew::HtpSigmoid::new(pt(i)?, pt(o)?)
+    }
+
     /// HTP's integer u16 x LPBQ linear / 1x1 conv for `op` (inputs `ins`, result `out`),
     /// when the rounding is [`Rounding::Htp`], there is no bias, input and result are
     /// per-tensor u16, the weight is blockwise over the output channels and is a weight
@@ -1613,7 +1648,8 @@ impl Compiler<'_> {
 
     /// Under [`Rounding::Htp`], `kk` (a compiled step, `ins` its operands) as HTP's
     /// integer arithmetic where it is modelled: a u16 x u8 (offset -128) `nn.matmul` into
-    /// u16 ([`quant::HtpMatMul`]), a u16 `nn.add` / `nn.sub` ([`quant::HtpAdd`]), all
+    /// u16 ([`quant::HtpMatMul`]), a u16 `nn.add` / `nn.sub` ([`quant::HtpAdd`]), a u16
+    /// `nn.mul` ([`htp_ew::HtpMul`]), all
     /// per-tensor and in the measured domains; any other step is returned unchanged.
     fn htp_wrap(&self, ins: &[usize], out: usize, kk: K) -> K {
         if self.mode.rounding() != Rounding::Htp || ins.len() != 2 {
@@ -1633,6 +1669,35 @@ impl Compiler<'_> {
                 if let Some(h) = quant::HtpAdd::new(a, b, o, matches!(op, BinOp::Sub)) {
                     return K::AddHtp(p.clone(), h);
                 }
+            }
+            return kk;
+        }
+        // `x * sigmoid(x)` is fused on the HTP: the product of the sigmoid's codes with a
+        // rounding constant 1/16 code higher (`silu_probe.rs` of mllm-backend-qnn).
+        let sigmoid_of = |s: usize, x: usize| {
+            self.f.def_op(self.vals[s].id).is_some_and(|op| {
+                let o = self.f.op(op);
+                o.kind == OpKind::Sigmoid && o.operands.first() == Some(&self.vals[x].id)
+            })
+        };
+        if let K::Binary(BinOp::Mul, p) = &kk {
+            let fused = sigmoid_of(ins[0], ins[1]) || sigmoid_of(ins[1], ins[0]);
+            let (a, b, o) = (
+                pt(ins[0], Storage::U16),
+                pt(ins[1], Storage::U16),
+                pt(out, Storage::U16),
+            );
+            let sig = htp_ew::HtpSigmoid::OUTPUT;
+            if fused && a != Some(sig) && b != Some(sig) {
+                return kk;
+            }
+            if let Some(h) = a
+                .zip(b)
+                .zip(o)
+                .and_then(|((a, b), o)| htp_ew::HtpMul::new(a, b, o))
+            {
+                let h = if fused { h.fused_with_sigmoid() } else { h };
+                return K::MulHtp(p.clone(), h);
             }
             return kk;
         }
@@ -1833,6 +1898,10 @@ impl Compiler<'_> {
         let shape = self.vals[out].shape.clone();
         let sh = |i: usize| self.vals[ins[i]].shape.clone();
         let axis = |a: i64, r: usize| norm_axis(a, r).map_err(|m| self.unsupported(op, m));
+        let mut htp_sigmoid = match o.kind {
+            OpKind::Sigmoid => self.htp_sigmoid(ins[0], out),
+            _ => None,
+        };
         let kk = match o.kind {
             OpKind::Return => return Ok(()),
             OpKind::Weight => {
@@ -2115,6 +2184,10 @@ impl Compiler<'_> {
                 }
                 K::Rope(Bcast::new(&shape, [&c, &s], true), d)
             }
+            OpKind::Sigmoid if htp_sigmoid.is_some() => match htp_sigmoid.take() {
+                Some(h) => K::SigmoidHtp(h),
+                None => return Err(self.unsupported(op, "sigmoid domain")),
+            },
             OpKind::Silu | OpKind::Sigmoid | OpKind::Neg => {
                 self.need_deq(0, ins[0]);
                 K::Unary(match o.kind {

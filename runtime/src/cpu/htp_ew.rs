@@ -1,0 +1,328 @@
+//! HTP's element-wise 16-bit `Multiply` and `Sigmoid`, modelled on the integer arithmetic
+//! QNN's HTP emulator performs (QNN 2.51, v75), for the fixed-point mode under
+//! [`crate::cpu::Rounding::Htp`].
+//!
+//! # Multiply (u16 x u16 -> u16, per-tensor): [`HtpMul`]
+//!
+//! With `a' = q_a + o_a`, `b' = q_b + o_b` and the f32 scale ratio
+//! `R = f32(f32(s_a * s_b) / s_out)`, the HTP uses one multiplier `m = round(R * 2^34)`
+//! (ties to even)
+//! on the exact product `P = a' b'`, and a rounding constant that carries a wrapped
+//! 32-bit term of the input offsets: with `d_a = o_a + 32768`, `d_b = o_b + 32768` (the
+//! offsets relative to the int16 view of the codes) and
+//! `E = d_a + d_b - 2 d_a d_b`,
+//!
+//! `out = clamp(floor((2m P + 2^34 + wrap32(2m E)) / 2^35) - o_out, 0, 65535)`
+//!
+//! where `wrap32` reduces modulo 2^32 into `[-2^31, 2^31)`. The extra term is at most
+//! 1/16 of an output code: it is why 0.3-1.5% of codes came out one above (or below)
+//! the exact product rounded to nearest.
+//!
+//! How it was found (`examples/ew_probe.rs` of `mllm-backend-qnn`, `MODE=mul`, every
+//! `q_a` against 4-16 random `q_b`): for fixed encodings every code equals
+//! `floor(P r + c)` for one slope `r` and one constant `c` (the feasible `(r, c)` region
+//! of all 2^20 pairs is non-empty), `r` is `m / 2^34` exactly (not a 16-bit multiplier
+//! on a smaller shift, nor the f64 ratio: a scale triple with `R * 2^34` near a tie
+//! tells the f32 ratio apart, and one with `R * 2^34` on a tie the rounding to even),
+//! `c` does not depend on the output offset, and `c - 1/2`
+//! swept over input offsets is `(d_a + d_b - 2 d_a d_b) m / 2^34` reduced modulo 1/8
+//! (a 32-bit wrap of that term at scale 2^35).
+//!
+//! Measured domain: 0 mismatches of 262,144-1,048,576 pairs for each of 16 encoding
+//! triples (the tiny model's rope, `act.mul` and `mlp.mul` ops, offsets from -40000 to 0,
+//! `R` from 1e-7 to 3e-2). [`HtpMul::new`] accepts `1e-7 <= R < 2^-5` and input offsets
+//! in `[-65535, 0]`.
+//!
+//! A product `x * sigmoid(x)` of a tensor and its own sigmoid (the MLP's SiLU) is fused
+//! by the HTP: the emulator's codes equal [`HtpMul`] of `x` and the lone sigmoid's codes
+//! with 1/16 of an output code added to the rounding constant
+//! ([`HtpMul::fused_with_sigmoid`]; `examples/silu_probe.rs`: 0 mismatches of 65,536
+//! codes for three encodings, 4 and 11 for the tiny model's two layers: near-ties the
+//! model misses).
+//!
+//! # Sigmoid (u16 -> u16, output scale 2^-16, offset 0): [`HtpSigmoid`]
+//!
+//! Exact structure, approximate table. The input is seen on a fixed real grid of step
+//! 1/6144 (independent of the input scale): with `n = q + o_in` and
+//! `M = round(s_in * 6144 * 2^15)`, the grid index is `k = floor(|n| M / 2^15)` (the
+//! magnitude: the result is symmetric). A 15-bit value `F(k)` (`F(0) = 2^14`) gives the
+//! output code `2 F(k)` for `n >= 0` and `2 (32767 - F(k))` for `n < 0` (a one's
+//! complement: `y(-n) = 65534 - y(n)` exactly, hence all codes even). Found with
+//! `examples/ew_probe.rs` (`MODE=sigmoid`): the step positions of 16 input scales from
+//! 3e-6 to 1e-4 give `M / 2^15` to the integer, and the codes of five scales agree on
+//! one `F(k)` for every `k` in `0..=20132` (no conflict).
+//!
+//! `F(k)` itself is not modelled exactly: it is within one 15-bit step of
+//! `32768 sigmoid(k / 6144)`, but no rounding of that, no segment-wise polynomial of
+//! degree <= 3 on segments of 2^2 to 2^10 grid steps, and no Q14-Q17 `exp` followed by a
+//! division reproduces it (best: 80%); its error against the exact value alternates in
+//! runs of tens of grid steps (a rounded intermediate), with a mean that shifts at
+//! `k = 2048` (x = 1/3). [`HtpSigmoid`] uses `F(k) = floor(32768 sigmoid(k / 6144) + d)`
+//! with `d = 0.46` below `k = 2048` and `0.2` above (the best constants of each part),
+//! which misses 3,001 of the 20,133 measured `k` (by one 15-bit step, two output
+//! codes).
+
+/// `v` reduced modulo 2^32 into `[-2^31, 2^31)`.
+#[inline(always)]
+fn wrap32(v: i64) -> i64 {
+    v as i32 as i64
+}
+
+/// HTP's element-wise `Multiply` of two per-tensor u16 tensors into a per-tensor u16
+/// result (rope's products with cos / sin, the MLP's gate products), bit-exact with QNN's
+/// HTP emulator in the measured domain (see the module documentation for the formula).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HtpMul {
+    /// `2m`, the multiplier at scale 2^35.
+    m2: i64,
+    oa: i64,
+    ob: i64,
+    /// `2^34 + wrap32(2m E)`.
+    k: i64,
+    out_offset: i64,
+}
+
+impl HtpMul {
+    /// The op for inputs `(scale, offset)` `a` and `b` and result `out`, or `None` outside
+    /// the measured domain (non-positive or non-finite scales, a scale ratio
+    /// `s_a s_b / s_out` outside `[1e-7, 2^-5)`, an input offset outside `[-65535, 0]`).
+    pub fn new(a: (f32, i32), b: (f32, i32), out: (f32, i32)) -> Option<Self> {
+        let ok = |s: f32| s.is_finite() && s > 0.0;
+        let off = |o: i32| (-65535..=0).contains(&o);
+        if !ok(a.0) || !ok(b.0) || !ok(out.0) || !off(a.1) || !off(b.1) {
+            return None;
+        }
+        let r = (a.0 * b.0) / out.0;
+        if !r.is_finite() || !(1e-7..2f32.powi(-5)).contains(&r) {
+            return None;
+        }
+        let m = (r as f64 * 2f64.powi(34)).round_ties_even() as i64;
+        let (da, db) = (a.1 as i64 + 32768, b.1 as i64 + 32768);
+        let e = da + db - 2 * da * db;
+        Some(HtpMul {
+            m2: 2 * m,
+            oa: a.1 as i64,
+            ob: b.1 as i64,
+            k: (1 << 34) + wrap32(e.wrapping_mul(2 * m)),
+            out_offset: out.1 as i64,
+        })
+    }
+
+    /// The op as the HTP computes `x * sigmoid(x)` (the product of a tensor and its own
+    /// [`HtpSigmoid`], which the HTP fuses): the same arithmetic with 1/16 of an output
+    /// code added to the rounding constant (`2^31` at scale 2^35).
+    pub fn fused_with_sigmoid(mut self) -> Self {
+        self.k += 1 << 31;
+        self
+    }
+
+    /// The result code of input codes `qa`, `qb`.
+    #[inline(always)]
+    pub fn apply(&self, qa: u16, qb: u16) -> u16 {
+        let p = (qa as i64 + self.oa) * (qb as i64 + self.ob);
+        (((p * self.m2 + self.k) >> 35) - self.out_offset).clamp(0, 65535) as u16
+    }
+}
+
+/// HTP's `Sigmoid` of per-tensor u16 codes into u16 codes of scale 2^-16, offset 0 (the
+/// MLP's gate): the HTP's input grid and output symmetry exactly, its 15-bit value
+/// table approximately (within one 15-bit step; see the module documentation).
+#[derive(Clone)]
+pub struct HtpSigmoid {
+    m: i64,
+    table: Box<[u16]>,
+}
+
+impl std::fmt::Debug for HtpSigmoid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HtpSigmoid {{ m: {} }}", self.m)
+    }
+}
+
+impl HtpSigmoid {
+    /// The only output encoding the model covers: scale 2^-16, offset 0.
+    pub const OUTPUT: (f32, i32) = (1.0 / 65536.0, 0);
+
+    /// The op for input `(scale, offset)` `input` and result `out`, or `None` outside the
+    /// measured domain (`out` not [`HtpSigmoid::OUTPUT`], an input scale outside
+    /// `[2^-18, 1e-4]`, an input offset outside `[-65535, 0]`).
+    pub fn new(input: (f32, i32), out: (f32, i32)) -> Option<Self> {
+        let (s, o) = input;
+        if out != Self::OUTPUT || !(2f32.powi(-18)..=1e-4).contains(&s) {
+            return None;
+        }
+        if !(-65535..=0).contains(&o) {
+            return None;
+        }
+        let m = (s as f64 * 6144.0 * 32768.0).round() as i64;
+        let table = (0..=65535u16)
+            .map(|q| {
+                let n = q as i64 + o as i64;
+                let f = Self::value((n.abs() * m) >> 15);
+                if n >= 0 {
+                    2 * f
+                } else {
+                    2 * (32767 - f)
+                }
+            })
+            .collect();
+        Some(HtpSigmoid { m, table })
+    }
+
+    /// The 15-bit value `F(k)` at grid index `k` (real input `k / 6144`).
+    fn value(k: i64) -> u16 {
+        let x = k as f64 / 6144.0;
+        let d = if k < 2048 { 0.46 } else { 0.2 };
+        (32768.0 / (1.0 + (-x).exp()) + d).floor().min(32767.0) as u16
+    }
+
+    /// The result code of input code `q`.
+    #[inline(always)]
+    pub fn apply(&self, q: u16) -> u16 {
+        self.table[q as usize]
+    }
+
+    /// Maps little-endian u16 codes `src` to little-endian u16 codes `dst` (element-wise,
+    /// up to the shorter of the two).
+    pub fn apply_bytes(&self, src: &[u8], dst: &mut [u8]) {
+        for (d, s) in dst.chunks_exact_mut(2).zip(src.chunks_exact(2)) {
+            d.copy_from_slice(&self.apply(u16::from_le_bytes([s[0], s[1]])).to_le_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exact product code `(q_a + o_a) s_a (q_b + o_b) s_b / s_out - o_out`.
+    fn exact(a: Q, b: Q, o: Q, qa: u16, qb: u16) -> f64 {
+        let x = (qa as f64 + a.1 as f64) * a.0 as f64;
+        let y = (qb as f64 + b.1 as f64) * b.0 as f64;
+        x * y / o.0 as f64 - o.1 as f64
+    }
+
+    type Q = (f32, i32);
+
+    const MUL_CASES: [(Q, Q, Q); 4] = [
+        ((1.081e-4, -32768), (3.05e-5, -32768), (1.064e-4, -32244)),
+        ((2.195e-5, -34084), (1.525_878_9e-5, 0), (1.068e-5, -22493)),
+        ((1.068e-5, -22493), (2.09e-5, -32939), (5.45e-6, -38625)),
+        ((5e-4, -31000), (1e-3, -1000), (1e-2, -32768)),
+    ];
+
+    #[test]
+    fn mul_is_the_rounded_product_up_to_the_offset_term() {
+        for (a, b, o) in MUL_CASES {
+            let h = HtpMul::new(a, b, o).expect("in the domain");
+            let (mut off, mut total) = (0, 0);
+            for qa in (0..=65535u16).step_by(7) {
+                for qb in (0..=65535u16).step_by(4099) {
+                    let e = exact(a, b, o, qa, qb);
+                    if !(0.0..=65535.0).contains(&e) {
+                        continue;
+                    }
+                    let y = h.apply(qa, qb) as f64;
+                    // The wrapped offset term moves the rounding point by less than
+                    // 1/16 of a code; the multiplier (at least 2^19 for these ratios,
+                    // from an f32 ratio) is off by at most 1e-6 relative.
+                    let tol = 0.5 + 1.0 / 16.0 + (e + o.1 as f64).abs() * 1e-6 + 1e-9;
+                    assert!((y - e).abs() < tol, "{qa} {qb}: {y} {e}");
+                    off += (y != e.round()) as usize;
+                    total += 1;
+                }
+            }
+            // Codes within the offset term of a tie: measured 0.4-5%.
+            assert!(
+                off * 12 < total,
+                "{off} of {total} differ from rounding to nearest"
+            );
+        }
+    }
+
+    #[test]
+    fn mul_is_symmetric_and_monotonic() {
+        for (a, b, o) in MUL_CASES {
+            let (h, s) = (HtpMul::new(a, b, o), HtpMul::new(b, a, o));
+            let (h, s) = (h.expect("domain"), s.expect("domain"));
+            for qb in (0..=65535u16).step_by(997) {
+                let increasing = qb as i32 + b.1 >= 0;
+                let mut prev = h.apply(0, qb);
+                for qa in 0..=65535u16 {
+                    let y = h.apply(qa, qb);
+                    assert_eq!(y, s.apply(qb, qa));
+                    assert!(if increasing { y >= prev } else { y <= prev });
+                    prev = y;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_mul_rounds_at_most_one_code_higher() {
+        let (a, b, o) = MUL_CASES[1];
+        let h = HtpMul::new(a, b, o).expect("domain");
+        let f = h.fused_with_sigmoid();
+        let mut up = 0;
+        for qa in 0..=65535u16 {
+            let qb = qa.wrapping_mul(31);
+            let d = f.apply(qa, qb) as i32 - h.apply(qa, qb) as i32;
+            assert!(d == 0 || d == 1, "{qa}: {d}");
+            up += d as usize;
+        }
+        // About 1/16 of the codes sit within 1/16 below a tie.
+        assert!((2000..6500).contains(&up), "{up}");
+    }
+
+    #[test]
+    fn mul_domain() {
+        let (a, b, o) = MUL_CASES[0];
+        assert!(HtpMul::new(a, b, (1.0, 0)).is_none(), "ratio below 1e-7");
+        assert!(
+            HtpMul::new(a, b, (1e-9, 0)).is_none(),
+            "ratio of 2^-5 or more"
+        );
+        assert!(HtpMul::new((0.0, -1), b, o).is_none());
+        assert!(HtpMul::new((1e-4, 5), b, o).is_none(), "positive offset");
+        assert!(HtpMul::new(a, (f32::NAN, 0), o).is_none());
+    }
+
+    #[test]
+    fn sigmoid_codes_are_even_symmetric_monotonic_and_close() {
+        for (s, o) in [(2.195e-5f32, -34084), (5e-6, -32768), (1e-4, -30000)] {
+            let h = HtpSigmoid::new((s, o), HtpSigmoid::OUTPUT).expect("domain");
+            let mut prev = 0;
+            let mut sum = 0.0;
+            for q in 0..=65535u16 {
+                let y = h.apply(q);
+                assert_eq!(y % 2, 0);
+                assert!(y >= prev, "{q}");
+                prev = y;
+                // The mirror code (same magnitude, other sign) sums to 65534.
+                let mirror = -2 * o as i64 - q as i64;
+                if (1..=65535).contains(&mirror) && mirror != q as i64 {
+                    assert_eq!(y as u32 + h.apply(mirror as u16) as u32, 65534, "{q}");
+                }
+                let x = (q as f64 + o as f64) * s as f64;
+                let e = 65536.0 / (1.0 + (-x).exp());
+                // One grid step (slope at most 1/4: 2.7 codes) plus one 15-bit step.
+                assert!((y as f64 - e).abs() < 5.0, "{q}: {y} {e}");
+                sum += y as f64 - e;
+            }
+            assert!((sum / 65536.0).abs() < 1.5, "bias {}", sum / 65536.0);
+        }
+    }
+
+    #[test]
+    fn sigmoid_zero_and_domain() {
+        let h = HtpSigmoid::new((2e-5, -30000), HtpSigmoid::OUTPUT).expect("domain");
+        assert_eq!(h.apply(30000), 32768);
+        assert_eq!(h.apply(29999), 65534 - 32768);
+        let mut bytes = [0u8; 4];
+        h.apply_bytes(&[0x30, 0x75, 0x2f, 0x75], &mut bytes);
+        assert_eq!(bytes, [0x00, 0x80, 0xfe, 0x7f]);
+        assert!(HtpSigmoid::new((2e-5, -30000), (1.0 / 65536.0, -1)).is_none());
+        assert!(HtpSigmoid::new((1e-3, -30000), HtpSigmoid::OUTPUT).is_none());
+        assert!(HtpSigmoid::new((2e-5, 1), HtpSigmoid::OUTPUT).is_none());
+    }
+}

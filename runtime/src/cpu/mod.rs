@@ -28,7 +28,9 @@
 //! configured [`Rounding`] (half away from zero by default; [`Rounding::Htp`] resolves
 //! the rounding per op kind the way the Hexagon NPU does: floor for conv2d / linear /
 //! matmul / rms_norm / softmax / sigmoid results, half away from zero elsewhere — use it
-//! to compare with a QNN HTP graph). Data-movement ops
+//! to compare with a QNN HTP graph; where the HTP's integer arithmetic is known it is
+//! used instead: [`quant::HtpConvert`], [`quant::HtpLinear`], [`quant::HtpMatMul`],
+//! [`quant::HtpAdd`], [`htp_ew::HtpMul`], [`htp_ew::HtpSigmoid`]). Data-movement ops
 //! (reshape, transpose, slice, gather, repeat, embedding lookup of a quantized table,
 //! concat of equally encoded inputs) move codes exactly; a concat input whose encoding
 //! differs from the result's is dequantized and requantized. `quant.quantize`,

@@ -10,7 +10,7 @@
 //!   decode steps rounded up to 128).
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -211,18 +211,27 @@ fn model_run(
     let prompt: Vec<u32> = (0..a.prompt_len as u32)
         .map(|i| (i * 7919) % 150_000)
         .collect();
-    let s = sched
-        .generate(&prompt, &mut sampler, |_| true)
-        .context("generation")?;
+    // Two generations, as the PyTorch baseline does: the best prefill of the two, the
+    // decode steps of the second.
+    let mut prefill = Duration::MAX;
+    let mut s = Default::default();
+    for _ in 0..2 {
+        sched.reset();
+        s = sched
+            .generate(&prompt, &mut sampler, |_| true)
+            .context("generation")?;
+        prefill = prefill.min(s.prefill_time);
+    }
+    let s: mllm_runtime::GenerationStats = s;
     let flops = 2.0 * params as f64 * a.prompt_len as f64;
     println!(
-        "  prefill {} tokens (one s{} chunk): {:.2} s, {:.1} tok/s ({:.1} GFLOP/s over the \
-         weights)",
+        "  prefill {} tokens (one s{} chunk, best of 2): {:.2} s, {:.1} tok/s ({:.1} GFLOP/s \
+         over the weights)",
         s.prompt_tokens,
         a.prompt_len,
-        s.prefill_time.as_secs_f64(),
-        s.prefill_tok_per_s(),
-        flops / s.prefill_time.as_secs_f64() / 1e9
+        prefill.as_secs_f64(),
+        s.prompt_tokens as f64 / prefill.as_secs_f64(),
+        flops / prefill.as_secs_f64() / 1e9
     );
     let per_tok = s.decode_time.as_secs_f64() / s.decode_steps.max(1) as f64;
     let gbps = weight_bytes as f64 / per_tok / 1e9;

@@ -42,6 +42,7 @@ mod error;
 pub mod executor;
 pub mod gemm;
 pub mod htp_ew;
+pub mod htp_softmax;
 pub mod kernels;
 pub mod program;
 pub mod quant;

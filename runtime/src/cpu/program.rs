@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::error::CpuError;
 use super::gemm::{self, GemmDims, MatRef, APACK};
 use super::htp_ew;
+use super::htp_softmax;
 use super::kernels::{self as k, AxisView, Bcast, Strided};
 use super::quant::{self, par};
 use super::simd;
@@ -193,6 +194,9 @@ enum K {
     MulHtp(Bcast<2>, htp_ew::HtpMul),
     /// u16 sigmoid with HTP's input grid and output symmetry (`Rounding::Htp`).
     SigmoidHtp(htp_ew::HtpSigmoid),
+    /// u16 softmax into u16 codes of scale 1/65535 with HTP's fixed-point exp, sum and
+    /// reciprocal (`Rounding::Htp`), along the view's axis.
+    SoftmaxHtp(AxisView, htp_softmax::HtpSoftmax),
     /// Fused attention rows (float mode): `softmax(where(mask, s * scale, min(s * scale)
     /// + fill))` over the last axis; `ins` = `[s, mask]`, `plan` walks `[s, mask]` rows.
     MaskedSoftmax {
@@ -1244,6 +1248,29 @@ fn exec_step(
                 });
         }
         K::SigmoidHtp(h) => h.apply_bytes(env.bytes(iv(0)), &mut out[..2 * ov.numel]),
+        K::SoftmaxHtp(v, h) => {
+            let x = env.bytes(iv(0));
+            let (d, inner) = (v.d, v.inner.max(1));
+            out[..2 * ov.numel]
+                .par_chunks_mut(2 * d * inner)
+                .enumerate()
+                .for_each(|(r, o)| {
+                    let base = r * d * inner;
+                    let mut xr = vec![0u16; d];
+                    let mut or = vec![0u16; d];
+                    for j in 0..inner {
+                        for (t, xv) in xr.iter_mut().enumerate() {
+                            let i = base + t * inner + j;
+                            *xv = u16::from_le_bytes([x[2 * i], x[2 * i + 1]]);
+                        }
+                        h.row(&xr, &mut or);
+                        for (t, ov) in or.iter().enumerate() {
+                            let i = t * inner + j;
+                            o[2 * i..2 * i + 2].copy_from_slice(&ov.to_le_bytes());
+                        }
+                    }
+                });
+        }
         K::MulHtp(p, h) => {
             let (a, b) = (env.bytes(iv(0)), env.bytes(iv(1)));
             let code = |x: &[u8], i: usize| u16::from_le_bytes([x[2 * i], x[2 * i + 1]]);
@@ -1543,6 +1570,21 @@ impl Compiler<'_> {
             _ => None,
         };
         htp_ew::HtpSigmoid::new(pt(i)?, pt(o)?)
+    }
+
+    /// HTP's u16 softmax of value `i` into value `o` along rows of `d` entries
+    /// ([`htp_softmax::HtpSoftmax`]), when the rounding is [`Rounding::Htp`], both are
+    /// per-tensor u16, the result has scale 1/65535 offset 0 and the rows have at least 3
+    /// entries (2-wide rows take another path on the HTP).
+    fn htp_softmax(&self, i: usize, o: usize, d: usize) -> Option<htp_softmax::HtpSoftmax> {
+        if self.mode.rounding() != Rounding::Htp || d < 3 {
+            return None;
+        }
+        let pt = |v: usize| match &self.vals[v].q {
+            Some(q) if q.storage == Storage::U16 => q.encoding.per_tensor(),
+            _ => None,
+        };
+        htp_softmax::HtpSoftmax::new(pt(i)?, pt(o)?)
     }
 
     /// HTP's integer u16 x LPBQ linear / 1x1 conv for `op` (inputs `ins`, result `out`),
@@ -2165,16 +2207,20 @@ impl Compiler<'_> {
             }
             OpKind::Softmax => {
                 let a = axis(o.attrs.int("axis").unwrap_or(-1), shape.len())?;
-                self.need_deq(0, ins[0]);
-                if let Some(m) = self.masked_softmax(op) {
-                    self.fuse_masked_softmax(op, m, out);
-                    self.push(op, ins, out, K::Softmax(AxisView::new(&shape, a)));
-                    if let Some(last) = self.steps.last_mut() {
-                        last.fuse = Fuse::Covered;
+                if let Some(h) = self.htp_softmax(ins[0], out, shape[a]) {
+                    K::SoftmaxHtp(AxisView::new(&shape, a), h)
+                } else {
+                    self.need_deq(0, ins[0]);
+                    if let Some(m) = self.masked_softmax(op) {
+                        self.fuse_masked_softmax(op, m, out);
+                        self.push(op, ins, out, K::Softmax(AxisView::new(&shape, a)));
+                        if let Some(last) = self.steps.last_mut() {
+                            last.fuse = Fuse::Covered;
+                        }
+                        return Ok(());
                     }
-                    return Ok(());
+                    K::Softmax(AxisView::new(&shape, a))
                 }
-                K::Softmax(AxisView::new(&shape, a))
             }
             OpKind::Rope => {
                 let d = *shape.last().unwrap_or(&0);

@@ -158,6 +158,27 @@ impl HtpSoftmax {
         (r.max(0) as u64, ex.max(14))
     }
 
+    /// Softmax of one row of `d` little-endian u16 codes in `x` into `out`, entry `t` at
+    /// code index `t * stride` of both (a strided row of a tensor; no allocation).
+    pub fn row_bytes(&self, x: &[u8], out: &mut [u8], d: usize, stride: usize) {
+        let at = |t: usize| 2 * t * stride;
+        let code = |b: &[u8], t: usize| u16::from_le_bytes([b[at(t)], b[at(t) + 1]]);
+        let Some(max) = (0..d).map(|t| code(x, t)).max() else {
+            return;
+        };
+        let mut sum = 0u64;
+        for t in 0..d {
+            let e = self.exp(max - code(x, t));
+            sum += e as u64;
+            out[at(t)..at(t) + 2].copy_from_slice(&e.to_le_bytes());
+        }
+        let (r, ex) = Self::recip(sum);
+        for t in 0..d {
+            let o = ((code(out, t) as u64 * r) >> ex).min(65535) as u16;
+            out[at(t)..at(t) + 2].copy_from_slice(&o.to_le_bytes());
+        }
+    }
+
     /// Softmax of one row of input codes `x` into output codes `out` (same length).
     pub fn row(&self, x: &[u16], out: &mut [u16]) {
         let Some(&max) = x.iter().max() else {
@@ -242,6 +263,28 @@ mod tests {
             };
             assert_eq!(o[0], want, "n {n}");
             assert!(o[n..].iter().all(|&c| c == 0));
+        }
+    }
+
+    /// The strided byte form computes what the row form does.
+    #[test]
+    fn row_bytes_matches_row() {
+        let h = sm(1e-3);
+        let x: Vec<u16> = (0..300u32)
+            .map(|i| (60000 - (i * 7919) % 9000) as u16)
+            .collect();
+        // 100 rows of 3 (contiguous) vs 3 rows of 100 read with stride 3.
+        let xb: Vec<u8> = x.iter().flat_map(|c| c.to_le_bytes()).collect();
+        let mut ob = vec![0u8; 600];
+        for j in 0..3 {
+            h.row_bytes(&xb[2 * j..], &mut ob[2 * j..], 100, 3);
+            let col: Vec<u16> = (0..100).map(|t| x[t * 3 + j]).collect();
+            let mut o = vec![0u16; 100];
+            h.row(&col, &mut o);
+            for (t, c) in o.iter().enumerate() {
+                let i = 2 * (t * 3 + j);
+                assert_eq!(u16::from_le_bytes([ob[i], ob[i + 1]]), *c);
+            }
         }
     }
 

@@ -1251,25 +1251,16 @@ fn exec_step(
         K::SoftmaxHtp(v, h) => {
             let x = env.bytes(iv(0));
             let (d, inner) = (v.d, v.inner.max(1));
-            out[..2 * ov.numel]
-                .par_chunks_mut(2 * d * inner)
-                .enumerate()
-                .for_each(|(r, o)| {
-                    let base = r * d * inner;
-                    let mut xr = vec![0u16; d];
-                    let mut or = vec![0u16; d];
-                    for j in 0..inner {
-                        for (t, xv) in xr.iter_mut().enumerate() {
-                            let i = base + t * inner + j;
-                            *xv = u16::from_le_bytes([x[2 * i], x[2 * i + 1]]);
+            if d > 0 {
+                out[..2 * ov.numel]
+                    .par_chunks_mut(2 * d * inner)
+                    .zip(x.par_chunks(2 * d * inner))
+                    .for_each(|(o, xr)| {
+                        for j in 0..inner {
+                            h.row_bytes(&xr[2 * j..], &mut o[2 * j..], d, inner);
                         }
-                        h.row(&xr, &mut or);
-                        for (t, ov) in or.iter().enumerate() {
-                            let i = t * inner + j;
-                            o[2 * i..2 * i + 2].copy_from_slice(&ov.to_le_bytes());
-                        }
-                    }
-                });
+                    });
+            }
         }
         K::MulHtp(p, h) => {
             let (a, b) = (env.bytes(iv(0)), env.bytes(iv(1)));

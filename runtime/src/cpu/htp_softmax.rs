@@ -54,12 +54,15 @@
 //!
 //! # Measured domain and mismatches
 //!
-//! Rows `[max, max - k, 0 ...]` of 256 (`k` < 16384): 0 mismatches at input scales
-//! 4.18e-4 and 4.16e-4 (3,277 rows each), 1e-4, 1e-3; 2e-3 / 2.1e-3 / 2.8e-3 / 4e-3:
-//! 0 apart from rows whose sum reaches `ex >= 17`. Random attention-like rows (widths 3
-//! to 1024, input scale 4.18e-4): 0.1-2% of the elements off by one code (all from the
-//! approximate `r` at `ex >= 17`), none by more; widths 3 and 4: 0 of 20,000. Two-wide
-//! rows use another code path ([`HtpSoftmax::row`] is not for them).
+//! Rows `[max, max - k, 0 ...]` of 256 (`k` up to 16,384, sums below 2^17): 0
+//! mismatches at input scales 1e-4, 4.16e-4, 4.18e-4, 1e-3, 2e-3, 2.14e-3, 2.8e-3 and
+//! 4e-3 (2,788-5,545 rows each); at 3e-5 the 254 zero entries still count, the sums
+//! reach `ex >= 20` and 1,103 of 838,912 codes are off by one. `n` equal maxima
+//! plus one entry below (1,020 rows): 0. Random rows (a maximum and entries
+//! half-normally below it, input scale 4.18e-4): widths 3 and 4 exact (20,000 codes
+//! each), widths 8 to 1,024 0.08-2.4% of the codes off by one (the approximate `r` of
+//! `ex >= 17`), none by more; 2-wide rows take another code path (87% differ, up to 14
+//! codes: [`HtpSoftmax`] is not for them).
 //! [`HtpSoftmax::new`] accepts input scales in `[2.5e-5, 5e-3]`.
 
 /// `round(2^28 / d)` / `round(2^30 / D)` corrections of the `ex = 15` / `ex = 16`

@@ -12,13 +12,15 @@
 //!    `(x_max - x_i) log2(e)`.
 //! 2. `e_i = P(frac_i) >> int_i` (0 once `int_i >= 16`) with `int_i = y_i >> 22` and the
 //!    16-bit fraction `frac_i = (y_i >> 6) & 0xffff`: `P` is a 4-segment quadratic of
-//!    `v = !frac` (the top 2 bits of `v` pick the segment) evaluated with HVX's
-//!    `vlut4` / `vmpa` Horner steps, `p <- sat16((p v + c 2^15) >> 16)`, giving
-//!    `32768 * 2^-frac/65536` in Q15 (`P(0) = 32767`, saturated). The coefficients of
-//!    segments 0-2 are those of nnlib's `pow2_v65_poly` (the 8-bit softmax of
-//!    `hexagon/ops/src/op_softmax_d32.c` in XiaoMi/nnlib); segment 3 (fractions below
-//!    1/4) uses `(c2, c1, c0) = (7227, 16401, 34681)`, the unique integer triple that
-//!    reproduces the emulator's 256 values there (nnlib has `(7230, 16404, 34675)`).
+//!    `v = !frac` (the top 2 bits of `v` pick the segment) evaluated by Horner steps
+//!    with a saturating 16-bit multiply, `p <- sat16((p v + c 2^15) >> 16)`, giving
+//!    `32768 * 2^-frac/65536` in Q15 (`P(0) = 32767`, saturated). The coefficients are
+//!    measured (see below): per segment, the integer triples `(c2, c1, c0)` that reproduce
+//!    the emulator's 256 values there are unique for segments 0, 2 and 3; segment 1
+//!    admits 8 at those fractions, of which only `(5119, 21816, 32876)` also reproduces
+//!    the swept pairs at other input scales. (Segments 0-2 coincide with the published
+//!    coefficients of an open-source Hexagon exp routine, nnlib's `pow2_v65_poly`;
+//!    segment 3 does not.)
 //! 3. `S = sum e_i` (exact, 32-bit; the 16-bit `e_i` are summed, not a wider form).
 //! 4. A reciprocal `r` of `S` with `ex = floor(log2 S)` and output code
 //!    `o_i = min((e_i r) >> ex, 65535)`; `r` is `2^(16 + ex) / S` to 14, 15 and 16
@@ -43,8 +45,10 @@
 //!   every `S` in `[2^15, 2^17)` gives `k` and `x` (the maximum's code is `4k - 2` resp.
 //!   `x - 1`; both are constant on pairs `S = 2m, 2m + 1`).
 //! - Rows `[max, max - d]` then give every `e(d)`: `e(d) = e(d mod 1024) >> (d / 1024)`
-//!   exactly, and `e(d)` for `d < 1024` equals the polynomial above (segments 0-2 of
-//!   nnlib's verbatim; segment 3 refitted).
+//!   exactly, and `e(d)` for `d < 1024` is the polynomial above: a float least-squares
+//!   fit of each segment's 256 values in the Horner form gives a centre, and an integer
+//!   search around it (`c2` +-300, `c1` +-600, `c0` from the bounds) leaves the triples
+//!   named above; trying segment 1's 8 in the emulator tests leaves one.
 //! - The multiplier: sweeping the input scale moves the outputs in steps of exactly
 //!   `2^-22` in `s log2(e)` (scales 1e-4 to 2e-3); the f32 product (not the f64 one)
 //!   matches at scales where the two floor differently.

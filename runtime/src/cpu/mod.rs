@@ -30,7 +30,8 @@
 //! matmul / rms_norm / softmax / sigmoid results, half away from zero elsewhere — use it
 //! to compare with a QNN HTP graph; where the HTP's integer arithmetic is known it is
 //! used instead: [`quant::HtpConvert`], [`quant::HtpLinear`], [`quant::HtpMatMul`],
-//! [`quant::HtpAdd`], [`htp_ew::HtpMul`], [`htp_ew::HtpSigmoid`]). Data-movement ops
+//! [`quant::HtpAdd`], [`htp_ew::HtpMul`], [`htp_ew::HtpSigmoid`],
+//! [`htp_softmax::HtpSoftmax`]). Data-movement ops
 //! (reshape, transpose, slice, gather, repeat, embedding lookup of a quantized table,
 //! concat of equally encoded inputs) move codes exactly; a concat input whose encoding
 //! differs from the result's is dequantized and requantized. `quant.quantize`,

@@ -889,6 +889,21 @@ fn fout(v: &Val, out: &mut [u8], res: &mut [f32], r: Rounding, f: impl FnOnce(&m
     }
 }
 
+/// A broadcasting binary op on u16 codes (`p`: the operands' strides): `out` (little-endian
+/// u16 codes) gets `f(a, b)` for every element.
+fn u16_binary(p: &Bcast<2>, a: &[u8], b: &[u8], out: &mut [u8], f: impl Fn(u16, u16) -> u16) {
+    let code = |x: &[u8], i: usize| u16::from_le_bytes([x[2 * i], x[2 * i + 1]]);
+    let inner = p.inner.max(1);
+    out.chunks_mut(2 * inner).enumerate().for_each(|(r, o)| {
+        let [oa, ob] = p.offsets(r);
+        for (i, oc) in o.chunks_exact_mut(2).enumerate() {
+            let qa = code(a, oa + i * p.inner_s[0]);
+            let qb = code(b, ob + i * p.inner_s[1]);
+            oc.copy_from_slice(&f(qa, qb).to_le_bytes());
+        }
+    });
+}
+
 fn index_err(func: &str, step: &Step, msg: String) -> CpuError {
     CpuError::Index {
         func: func.to_owned(),
@@ -1231,22 +1246,13 @@ fn exec_step(
             }
         }
         K::RequantizeHtp(c) => c.apply_bytes(env.bytes(iv(0)), &mut out[..ov.numel]),
-        K::AddHtp(p, h) => {
-            let (a, b) = (env.bytes(iv(0)), env.bytes(iv(1)));
-            let code = |x: &[u8], i: usize| u16::from_le_bytes([x[2 * i], x[2 * i + 1]]);
-            let inner = p.inner.max(1);
-            out[..2 * ov.numel]
-                .chunks_mut(2 * inner)
-                .enumerate()
-                .for_each(|(r, o)| {
-                    let [oa, ob] = p.offsets(r);
-                    for (i, oc) in o.chunks_exact_mut(2).enumerate() {
-                        let qa = code(a, oa + i * p.inner_s[0]);
-                        let qb = code(b, ob + i * p.inner_s[1]);
-                        oc.copy_from_slice(&h.apply(qa, qb).to_le_bytes());
-                    }
-                });
-        }
+        K::AddHtp(p, h) => u16_binary(
+            p,
+            env.bytes(iv(0)),
+            env.bytes(iv(1)),
+            &mut out[..2 * ov.numel],
+            |a, b| h.apply(a, b),
+        ),
         K::SigmoidHtp(h) => h.apply_bytes(env.bytes(iv(0)), &mut out[..2 * ov.numel]),
         K::SoftmaxHtp(v, h) => {
             let x = env.bytes(iv(0));
@@ -1262,22 +1268,13 @@ fn exec_step(
                     });
             }
         }
-        K::MulHtp(p, h) => {
-            let (a, b) = (env.bytes(iv(0)), env.bytes(iv(1)));
-            let code = |x: &[u8], i: usize| u16::from_le_bytes([x[2 * i], x[2 * i + 1]]);
-            let inner = p.inner.max(1);
-            out[..2 * ov.numel]
-                .chunks_mut(2 * inner)
-                .enumerate()
-                .for_each(|(r, o)| {
-                    let [oa, ob] = p.offsets(r);
-                    for (i, oc) in o.chunks_exact_mut(2).enumerate() {
-                        let qa = code(a, oa + i * p.inner_s[0]);
-                        let qb = code(b, ob + i * p.inner_s[1]);
-                        oc.copy_from_slice(&h.apply(qa, qb).to_le_bytes());
-                    }
-                });
-        }
+        K::MulHtp(p, h) => u16_binary(
+            p,
+            env.bytes(iv(0)),
+            env.bytes(iv(1)),
+            &mut out[..2 * ov.numel],
+            |a, b| h.apply(a, b),
+        ),
         K::MatMulHtp(mm, h) => {
             if let K::MatMul {
                 m,

@@ -1016,6 +1016,48 @@ fn htp_vs_emulator(
     res
 }
 
+/// One u16 binary op `kind` on `n` random code pairs (`a`, `b` -> `o` encodings, inputs from
+/// `seed`): asserts the CPU reference in `Rounding::Htp` equals the emulator on every code
+/// (and that the output is not degenerate); returns how many codes rounding the exact value
+/// to nearest would get wrong.
+fn binary_u16_exact(
+    lib: &Arc<QnnLibrary>,
+    kind: OpKind,
+    a: (f32, i32),
+    b: (f32, i32),
+    o: (f32, i32),
+    n: usize,
+    seed: u64,
+) -> usize {
+    use mllm_ir::types::per_tensor;
+    let label = format!("{} u16 {a:?} {b:?} -> {o:?}", kind.name());
+    let (mut f, x) = func(
+        "ew",
+        &[
+            ("a", t(&[1, n], per_tensor(Storage::U16, a.0, a.1))),
+            ("b", t(&[1, n], per_tensor(Storage::U16, b.0, b.1))),
+        ],
+    );
+    let y = op(
+        &mut f,
+        kind,
+        &[x[0], x[1]],
+        none(),
+        t(&[1, n], per_tensor(Storage::U16, o.0, o.1)),
+    );
+    ret(&mut f, &[y], &["y"]);
+    let mut rng = Rng::new(seed);
+    let inputs: Vec<Vec<u8>> = f
+        .args()
+        .iter()
+        .map(|v| random_bytes(f.ty(*v), &mut rng, 0))
+        .collect();
+    let (off, _, n_off, distinct) = htp_vs_emulator(lib, &label, &f, &inputs);
+    assert!(distinct > 1000, "{label}: degenerate output");
+    assert_eq!(off, 0, "{label}");
+    n_off
+}
+
 /// u16 `nn.add` / `nn.sub` (rope's sum, the residual adds): the CPU reference in
 /// `Rounding::Htp` (`quant::HtpAdd`, 16-bit multipliers on a common shift) is bit-exact
 /// with the emulator for scale triples like the tiny model's (rope: ratios ~1 and ~0.9;
@@ -1023,7 +1065,6 @@ fn htp_vs_emulator(
 /// to nearest misses 5-20% of the codes.
 #[test]
 fn add_sub_u16_htp_bit_exact() {
-    use mllm_ir::types::per_tensor;
     let _g = serial();
     let Some(lib) = library() else { return };
     let n = 8192;
@@ -1052,32 +1093,7 @@ fn add_sub_u16_htp_bit_exact() {
     ];
     let mut near = 0;
     for (i, (kind, a, b, o)) in cases.into_iter().enumerate() {
-        let label = format!("{} u16 {a:?} {b:?} -> {o:?}", kind.name());
-        let (mut f, x) = func(
-            "ew",
-            &[
-                ("a", t(&[1, n], per_tensor(Storage::U16, a.0, a.1))),
-                ("b", t(&[1, n], per_tensor(Storage::U16, b.0, b.1))),
-            ],
-        );
-        let y = op(
-            &mut f,
-            kind,
-            &[x[0], x[1]],
-            none(),
-            t(&[1, n], per_tensor(Storage::U16, o.0, o.1)),
-        );
-        ret(&mut f, &[y], &["y"]);
-        let mut rng = Rng::new(300 + i as u64);
-        let inputs: Vec<Vec<u8>> = f
-            .args()
-            .iter()
-            .map(|v| random_bytes(f.ty(*v), &mut rng, 0))
-            .collect();
-        let (off, _, n_off, distinct) = htp_vs_emulator(&lib, &label, &f, &inputs);
-        assert!(distinct > 1000, "{label}: degenerate output");
-        assert_eq!(off, 0, "{label}");
-        near += n_off;
+        near += binary_u16_exact(&lib, kind, a, b, o, n, 300 + i as u64);
     }
     assert!(
         near > n / 10,
@@ -1214,7 +1230,6 @@ fn matmul_u16_by_u8_htp_integer_model() {
 /// rounding the exact product to nearest misses a few tenths of a percent.
 #[test]
 fn mul_u16_htp_bit_exact() {
-    use mllm_ir::types::per_tensor;
     let _g = serial();
     let Some(lib) = library() else { return };
     let n = 16384;
@@ -1249,32 +1264,7 @@ fn mul_u16_htp_bit_exact() {
     ];
     let mut near = 0;
     for (i, (a, b, o)) in cases.into_iter().enumerate() {
-        let label = format!("mul u16 {a:?} {b:?} -> {o:?}");
-        let (mut f, x) = func(
-            "ew",
-            &[
-                ("a", t(&[1, n], per_tensor(Storage::U16, a.0, a.1))),
-                ("b", t(&[1, n], per_tensor(Storage::U16, b.0, b.1))),
-            ],
-        );
-        let y = op(
-            &mut f,
-            OpKind::Mul,
-            &[x[0], x[1]],
-            none(),
-            t(&[1, n], per_tensor(Storage::U16, o.0, o.1)),
-        );
-        ret(&mut f, &[y], &["y"]);
-        let mut rng = Rng::new(400 + i as u64);
-        let inputs: Vec<Vec<u8>> = f
-            .args()
-            .iter()
-            .map(|v| random_bytes(f.ty(*v), &mut rng, 0))
-            .collect();
-        let (off, _, n_off, distinct) = htp_vs_emulator(&lib, &label, &f, &inputs);
-        assert!(distinct > 1000, "{label}: degenerate output");
-        assert_eq!(off, 0, "{label}");
-        near += n_off;
+        near += binary_u16_exact(&lib, OpKind::Mul, a, b, o, n, 400 + i as u64);
     }
     assert!(near > 0, "rounding to nearest should miss some codes");
 }

@@ -822,7 +822,8 @@ impl<E: Executor> Scheduler<E> {
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len(),
             reused_tokens: common,
-            generated: Vec::with_capacity(self.cfg.max_new_tokens),
+            // No more tokens than the context holds can be generated, whatever the limit.
+            generated: Vec::with_capacity(self.cfg.max_new_tokens.min(self.dims.context + 1)),
             ..Default::default()
         };
         let mut rec = self.cfg.record_logits.then(|| LogitsRecord {

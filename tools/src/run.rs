@@ -271,8 +271,8 @@ pub fn checkpoint_shape(
     };
     let ar_len = args.ar_len.unwrap_or(n.div_ceil(32).clamp(1, 16) * 32);
     let context = args.context_len.unwrap_or_else(|| {
-        let need = (n + args.max_new_tokens).max(ar_len + 1);
-        (need.div_ceil(128) * 128).min(cap)
+        let need = n.saturating_add(args.max_new_tokens).max(ar_len + 1);
+        (need.min(cap).div_ceil(128) * 128).min(cap)
     });
     match args.ar_len {
         // A prefill chunk as long as the context would leave no past; keep half of it.

@@ -87,7 +87,8 @@ fn the_configured_context_bounds_a_job_sized_run() {
 
     // A job that does not fit: the context is the maximum and generation stops when the
     // cache is full, after the last slot.
-    let mut a = args(&ckpt, prompt(100), 10_000);
+    // Even an unbounded --max-new-tokens (usize::MAX) must neither overflow nor allocate it.
+    let mut a = args(&ckpt, prompt(100), usize::MAX);
     a.context_len = None;
     let (_, c) = checkpoint_shape(&a, &config, Some(100));
     assert_eq!(c, cap);

@@ -1553,11 +1553,16 @@ impl Compiler<'_> {
         if self.mode.rounding() != Rounding::Htp {
             return None;
         }
-        let pt = |v: usize| match &self.vals[v].q {
-            Some(q) if q.storage == Storage::U16 => q.encoding.per_tensor(),
-            _ => None,
-        };
+        let pt = |v| self.per_tensor(v, Storage::U16);
         htp_ew::HtpSigmoid::new(pt(i)?, pt(o)?)
+    }
+
+    /// The per-tensor `(scale, offset)` of value `v` when it is quantized with storage `st`.
+    fn per_tensor(&self, v: usize, st: Storage) -> Option<(f32, i32)> {
+        match &self.vals[v].q {
+            Some(q) if q.storage == st => q.encoding.per_tensor(),
+            _ => None,
+        }
     }
 
     /// HTP's u16 softmax of value `i` into value `o` along rows of `d` entries
@@ -1568,10 +1573,7 @@ impl Compiler<'_> {
         if self.mode.rounding() != Rounding::Htp || d < 3 {
             return None;
         }
-        let pt = |v: usize| match &self.vals[v].q {
-            Some(q) if q.storage == Storage::U16 => q.encoding.per_tensor(),
-            _ => None,
-        };
+        let pt = |v| self.per_tensor(v, Storage::U16);
         htp_softmax::HtpSoftmax::new(pt(i)?, pt(o)?)
     }
 
@@ -1604,12 +1606,10 @@ impl Compiler<'_> {
             }
             _ => return Ok(None),
         };
-        let u16pt = |v: &Val| match &v.q {
-            Some(q) if q.storage == Storage::U16 => q.encoding.per_tensor(),
-            _ => None,
-        };
-        let (Some((si, oi)), Some((so, oo))) = (u16pt(&self.vals[ins[0]]), u16pt(&self.vals[out]))
-        else {
+        let (Some((si, oi)), Some((so, oo))) = (
+            self.per_tensor(ins[0], Storage::U16),
+            self.per_tensor(out, Storage::U16),
+        ) else {
             return Ok(None);
         };
         let w = &self.vals[ins[1]];
@@ -1685,10 +1685,7 @@ impl Compiler<'_> {
         if self.mode.rounding() != Rounding::Htp || ins.len() != 2 {
             return kk;
         }
-        let pt = |v: usize, st: Storage| match &self.vals[v].q {
-            Some(q) if q.storage == st => q.encoding.per_tensor(),
-            _ => None,
-        };
+        let pt = |v, st| self.per_tensor(v, st);
         if let K::Binary(op @ (BinOp::Add | BinOp::Sub), p) = &kk {
             let (a, b, o) = (
                 pt(ins[0], Storage::U16),

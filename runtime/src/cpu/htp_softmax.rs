@@ -186,19 +186,15 @@ impl HtpSoftmax {
         }
     }
 
-    /// Softmax of one row of input codes `x` into output codes `out` (same length).
+    /// Softmax of one row of input codes `x` into output codes `out` (same length): the
+    /// arithmetic of [`HtpSoftmax::row_bytes`] (which the executor runs) on a contiguous row.
     pub fn row(&self, x: &[u16], out: &mut [u16]) {
-        let Some(&max) = x.iter().max() else {
-            return;
-        };
-        let mut sum = 0u64;
-        for (o, &q) in out.iter_mut().zip(x) {
-            *o = self.exp(max - q);
-            sum += *o as u64;
-        }
-        let (r, ex) = Self::recip(sum);
-        for o in out.iter_mut() {
-            *o = ((*o as u64 * r) >> ex).min(65535) as u16;
+        let d = x.len().min(out.len());
+        let xb: Vec<u8> = x[..d].iter().flat_map(|c| c.to_le_bytes()).collect();
+        let mut ob = vec![0u8; 2 * d];
+        self.row_bytes(&xb, &mut ob, d, 1);
+        for (o, c) in out.iter_mut().zip(ob.chunks_exact(2)) {
+            *o = u16::from_le_bytes([c[0], c[1]]);
         }
     }
 }

@@ -214,7 +214,7 @@ fn model_run(
     // Two generations, as the PyTorch baseline does: the best prefill of the two, the
     // decode steps of the second.
     let mut prefill = Duration::MAX;
-    let mut s = Default::default();
+    let mut s = mllm_runtime::GenerationStats::default();
     for _ in 0..2 {
         sched.reset();
         s = sched
@@ -222,7 +222,6 @@ fn model_run(
             .context("generation")?;
         prefill = prefill.min(s.prefill_time);
     }
-    let s: mllm_runtime::GenerationStats = s;
     let flops = 2.0 * params as f64 * a.prompt_len as f64;
     println!(
         "  prefill {} tokens (one s{} chunk, best of 2): {:.2} s, {:.1} tok/s ({:.1} GFLOP/s \

@@ -35,18 +35,18 @@
 //!   0.522" was this: `m`'s rounding error and the offset term.) `x * sigmoid(x)` of one
 //!   tensor is fused: the same arithmetic with 1/16 code more in the rounding constant
 //!   (`examples/silu_probe.rs`).
-//! - **Sigmoid** (u16 -> u16, output scale 2^-16): exact structure, approximate table
-//!   (`htp_ew::HtpSigmoid`, candidate of `MODE=sigmoid`). The input is seen on a fixed
-//!   real grid of step 1/6144 whatever its scale: `k = floor(|q + o| M / 2^15)`,
-//!   `M = round(s 6144 2^15)` (the step positions of 16 scales from 3e-6 to 1e-4 give
-//!   `M` to the integer); the output is `2 F(k)` for `q + o >= 0` and `2 (32767 - F(k))`
-//!   below (`y(-x) = 65534 - y(x)` for every code), with one 15-bit `F(k)` for all scales
-//!   (five scales agree on every `k` up to 20,132). `F` is within one step of
+//! - **Sigmoid** (u16 -> u16, output scale 2^-16): bit-exact model `htp_ew::HtpSigmoid`
+//!   (candidate of `MODE=sigmoid`). The input is seen on a fixed real grid of step
+//!   1/6144 whatever its scale: `k = floor(|q + o| M / 2^sh)`, `M = round(s 6144 2^sh)`
+//!   with `sh = 15` (less above scale 1/6144, keeping `M < 2^15`; the step positions of
+//!   16 scales from 3e-6 to 1e-4 give `M` to the integer); the output is `2 F(k)` for
+//!   `q + o >= 0` and `2 (32767 - F(k))` below (`y(-x) = 65534 - y(x)` for every code),
+//!   with one 15-bit `F(k)` for all scales. `F` is within 1.25 of
 //!   `32768 sigmoid(k / 6144)`, but no rounding of it, no segment-wise polynomial and no
-//!   Q14-Q17 `exp` + division reproduces it; the model's `floor(32768 sigmoid + d)`
-//!   (`d` 0.46 / 0.2 below / above `k = 2048`) misses 15-17% of the codes by 2
-//!   (10,742 of 65,536 for the tiny model's `act.sigmoid`; the floor of the exact value
-//!   misses 47,358, by up to 4).
+//!   Q14-Q17 `exp` + division reproduces it (the best, `floor(32768 sigmoid + d)` with
+//!   `d` 0.46 / 0.2 below / above `k = 2048`, missed 15-17% of the codes by 2); it is
+//!   measured for every `k` instead (`examples/sigmoid_table.rs`, which writes the
+//!   runtime's table).
 
 use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;

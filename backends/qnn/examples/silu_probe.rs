@@ -26,11 +26,57 @@ fn u16s(b: &[u8]) -> Vec<u16> {
         .collect()
 }
 
+/// The feasible range `[lo, hi)` of the rounding constant `C` (at scale 2^35) for which
+/// `floor((2m P + C) / 2^35) - o_m` gives every unclamped code `y` of the fused graph,
+/// `P = (x + o_a) s` the product of the input and the lone sigmoid's codes.
+fn constant_range(m2: i64, oa: i32, om: i32, x: &[u16], s: &[u16], y: &[u16]) -> (i128, i128) {
+    let (mut lo, mut hi) = (i128::MIN, i128::MAX);
+    for i in 0..x.len() {
+        if y[i] == 0 || y[i] == 65535 {
+            continue;
+        }
+        let p = (x[i] as i128 + oa as i128) * s[i] as i128;
+        let t = y[i] as i128 + om as i128;
+        lo = lo.max((t << 35) - p * m2 as i128);
+        hi = hi.min(((t + 1) << 35) - p * m2 as i128);
+    }
+    (lo, hi)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let lib = QnnLibrary::load(None)?;
-    let (sa, oa) = (env("SA", 2.195_493_8e-5f32), env("OA", -34084i32));
+    match std::env::var("CASES") {
+        Ok(list) => {
+            for c in list.split(';') {
+                let v: Vec<f64> = c.split(',').filter_map(|t| t.trim().parse().ok()).collect();
+                if let [sa, oa, sm, om] = v[..] {
+                    run_case(&lib, sa as f32, oa as i32, sm as f32, om as i32, true)?;
+                }
+            }
+            Ok(())
+        }
+        Err(_) => run_case(
+            &lib,
+            env("SA", 2.195_493_8e-5f32),
+            env("OA", -34084i32),
+            env("SM", 1.068_567_4e-5f32),
+            env("OM", -22493i32),
+            false,
+        ),
+    }
+}
+
+/// Runs the graphs for input `(sa, oa)` and product `(sm, om)`; `brief`: one line.
+fn run_case(
+    lib: &std::sync::Arc<QnnLibrary>,
+    sa: f32,
+    oa: i32,
+    sm: f32,
+    om: i32,
+    brief: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let lib = lib.clone();
     let (ss, os) = (1.525_878_9e-5f32, 0i32);
-    let (sm, om) = (env("SM", 1.068_567_4e-5f32), env("OM", -22493i32));
     let n = 65536usize;
     let x: Vec<u16> = (0..=65535u16).collect();
     let xb: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -51,6 +97,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     return_op(&mut g, OpKind::Mul, &[a, sv], Attrs::new(), &ty(sm, om));
     let y = u16s(&emulate_function(&lib, &g, &WeightStore::new(), &[&xb], PROBE_OPTIONS)?[0]);
     let h = HtpMul::new((sa, oa), (ss, os), (sm, om)).ok_or("HtpMul domain")?;
+    // The plain product's constant and multiplier, recomputed here (htp_ew docs).
+    let r = (sa * ss) / sm;
+    let m = (r as f64 * 2f64.powi(34)).round_ties_even() as i64;
+    let da = oa as i64 + 32768;
+    let e = da + 32768 - 2 * da * 32768;
+    let k_plain = (1i128 << 34) + (e.wrapping_mul(2 * m) as i32) as i128;
+    let (lo, hi) = constant_range(2 * m, oa, om, &x, &s, &y);
+    let extra = |c: i128| (c - k_plain - (1 << 31)) as f64 / (2 * m) as f64;
+    if brief {
+        let fused = (0..n)
+            .filter(|&i| y[i] != h.fused_with_sigmoid().apply(x[i], s[i]))
+            .count();
+        println!(
+            "sa {sa:e} oa {oa} sm {sm:e} om {om}: m {m} da {da} fused model {fused} off; \
+             C - plain - 2^31 in [{:.3}, {:.3}) x 2m",
+            extra(lo),
+            extra(hi)
+        );
+        return Ok(());
+    }
+    println!(
+        "feasible constant: C - plain - 2^31 in [{:.3}, {:.3}) x 2m (m = {m})",
+        extra(lo),
+        extra(hi)
+    );
     let mut off = 0usize;
     let mut hist = std::collections::BTreeMap::new();
     for i in 0..n {

@@ -42,25 +42,37 @@
 //!
 //! # Sigmoid (u16 -> u16, output scale 2^-16, offset 0): [`HtpSigmoid`]
 //!
-//! Exact structure, approximate table. The input is seen on a fixed real grid of step
-//! 1/6144 (independent of the input scale): with `n = q + o_in` and
-//! `M = round(s_in * 6144 * 2^15)`, the grid index is `k = floor(|n| M / 2^15)` (the
+//! The input is seen on a fixed real grid of step 1/6144 (independent of the input
+//! scale): with `n = q + o_in` and the 15-bit multiplier `M = round(s_in 6144 2^sh)`
+//! (`sh = 15`; for input scales above 1/6144, where that `M` would reach 2^15, the
+//! largest `sh` that keeps `M < 2^15`), the grid index is `k = floor(|n| M / 2^sh)` (the
 //! magnitude: the result is symmetric). A 15-bit value `F(k)` (`F(0) = 2^14`) gives the
 //! output code `2 F(k)` for `n >= 0` and `2 (32767 - F(k))` for `n < 0` (a one's
-//! complement: `y(-n) = 65534 - y(n)` exactly, hence all codes even). Found with
-//! `examples/ew_probe.rs` (`MODE=sigmoid`): the step positions of 16 input scales from
-//! 3e-6 to 1e-4 give `M / 2^15` to the integer, and the codes of five scales agree on
-//! one `F(k)` for every `k` in `0..=20132` (no conflict).
+//! complement: `y(-n) = 65534 - y(n)` exactly, hence all codes even). `F` rises from
+//! 2^14 by steps of 0, 1 or 2 to 32767 at `k = 62485` and stays there.
 //!
-//! `F(k)` itself is not modelled exactly: it is within one 15-bit step of
-//! `32768 sigmoid(k / 6144)`, but no rounding of that, no segment-wise polynomial of
-//! degree <= 3 on segments of 2^2 to 2^10 grid steps, and no Q14-Q17 `exp` followed by a
-//! division reproduces it (best: 80%); its error against the exact value alternates in
-//! runs of tens of grid steps (a rounded intermediate), with a mean that shifts at
-//! `k = 2048` (x = 1/3). [`HtpSigmoid`] uses `F(k) = floor(32768 sigmoid(k / 6144) + d)`
-//! with `d = 0.46` below `k = 2048` and `0.2` above (the best constants of each part),
-//! which misses 3,001 of the 20,133 measured `k` (by one 15-bit step, two output
-//! codes).
+//! `F(k)` is a measured table, not a formula: it is within -1.25..+0.93 of
+//! `32768 sigmoid(k / 6144)` but no rounding of that, no segment-wise polynomial of
+//! degree <= 3 and no Q14-Q17 `exp` followed by a division reproduces it (the best
+//! formula, `floor(32768 sigmoid(k / 6144) + d)`, missed 3,001 of the first 20,133 `k`).
+//! `htp_sigmoid_table.bin` holds `F(k) - F(k - 1)` for `k` in `1..=65535`, 2 bits each
+//! (4 per byte, little-end first; 16 KiB), and `F(k) = 32767` for `k > 65535`.
+//!
+//! How the data was obtained: black-box measurement only, from the outputs of QNN's HTP
+//! emulator (QNN 2.51 x86, v75, SoC 57) on one-op `Sigmoid` graphs
+//! (`examples/sigmoid_table.rs` of `mllm-backend-qnn`; no constants, tables or kernel
+//! structure come from any other source). At the input scale `f32(1/6144)` the grid
+//! index is `k = |n|`, so every u16 code at offset 0 gives `F(k)` for `k` in `0..=65535`
+//! directly, and at offset -65535 the same `F` through the negative branch (the two
+//! agree on every `k`). The grid (`M`, `sh`) was found from step positions and then
+//! confirmed by the held-out runs: every code at 28 other encodings (the test models'
+//! sigmoid inputs; input scales from 1e-7 to 1, offsets from -65535 to 0) is predicted
+//! exactly from the table (0 mismatches of 65,536 each). Regenerate with
+//! `GEN=runtime/src/cpu/htp_sigmoid_table.bin cargo run -p mllm-backend-qnn --release
+//! --example sigmoid_table` (it writes only when the measurements are consistent).
+//!
+//! Measured domain: [`HtpSigmoid::new`] accepts input scales in `[1e-7, 1]` and offsets
+//! in `[-65535, 0]`, output scale 2^-16 offset 0 only.
 
 /// `v` reduced modulo 2^32 into `[-2^31, 2^31)`.
 #[inline(always)]
@@ -124,18 +136,38 @@ impl HtpMul {
     }
 }
 
+/// `F(k) - F(k - 1)` of the sigmoid's value table for `k` in `1..=65535` (each 0, 1 or
+/// 2), 2 bits each, 4 per byte little-end first, padded to 65,536 entries: measured in
+/// QNN's HTP emulator (see the module documentation).
+static SIGMOID_STEPS: &[u8; 16384] = include_bytes!("htp_sigmoid_table.bin");
+
+/// The sigmoid's 15-bit values `F(k)` for `k` in `0..=65535`, decoded once.
+fn sigmoid_values() -> &'static [u16] {
+    static VALUES: std::sync::OnceLock<Box<[u16]>> = std::sync::OnceLock::new();
+    VALUES.get_or_init(|| {
+        let mut f = 1u16 << 14;
+        std::iter::once(f)
+            .chain((0..65535).map(|i| {
+                f += ((SIGMOID_STEPS[i / 4] >> (2 * (i % 4))) & 3) as u16;
+                f
+            }))
+            .collect()
+    })
+}
+
 /// HTP's `Sigmoid` of per-tensor u16 codes into u16 codes of scale 2^-16, offset 0 (the
-/// MLP's gate): the HTP's input grid and output symmetry exactly, its 15-bit value
-/// table approximately (within one 15-bit step; see the module documentation).
+/// MLP's gate), bit-exact with QNN's HTP emulator in the measured domain: its input grid,
+/// output symmetry and measured 15-bit value table (see the module documentation).
 #[derive(Clone)]
 pub struct HtpSigmoid {
     m: i64,
+    shift: u32,
     table: Box<[u16]>,
 }
 
 impl std::fmt::Debug for HtpSigmoid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HtpSigmoid {{ m: {} }}", self.m)
+        write!(f, "HtpSigmoid {{ m: {}, shift: {} }}", self.m, self.shift)
     }
 }
 
@@ -145,20 +177,26 @@ impl HtpSigmoid {
 
     /// The op for input `(scale, offset)` `input` and result `out`, or `None` outside the
     /// measured domain (`out` not [`HtpSigmoid::OUTPUT`], an input scale outside
-    /// `[2^-18, 1e-4]`, an input offset outside `[-65535, 0]`).
+    /// `[1e-7, 1]`, an input offset outside `[-65535, 0]`).
     pub fn new(input: (f32, i32), out: (f32, i32)) -> Option<Self> {
         let (s, o) = input;
-        if out != Self::OUTPUT || !(2f32.powi(-18)..=1e-4).contains(&s) {
+        if out != Self::OUTPUT || !(1e-7..=1.0).contains(&s) {
             return None;
         }
         if !(-65535..=0).contains(&o) {
             return None;
         }
-        let m = (s as f64 * 6144.0 * 32768.0).round() as i64;
+        let (m, shift) = Self::grid(s);
+        let values = sigmoid_values();
         let table = (0..=65535u16)
             .map(|q| {
                 let n = q as i64 + o as i64;
-                let f = Self::value((n.abs() * m) >> 15);
+                let k = (n.abs() * m) >> shift;
+                let f = usize::try_from(k)
+                    .ok()
+                    .and_then(|k| values.get(k))
+                    .copied()
+                    .unwrap_or(32767);
                 if n >= 0 {
                     2 * f
                 } else {
@@ -166,14 +204,20 @@ impl HtpSigmoid {
                 }
             })
             .collect();
-        Some(HtpSigmoid { m, table })
+        Some(HtpSigmoid { m, shift, table })
     }
 
-    /// The 15-bit value `F(k)` at grid index `k` (real input `k / 6144`).
-    fn value(k: i64) -> u16 {
-        let x = k as f64 / 6144.0;
-        let d = if k < 2048 { 0.46 } else { 0.2 };
-        (32768.0 / (1.0 + (-x).exp()) + d).floor().min(32767.0) as u16
+    /// The grid multiplier `M` and shift `sh` of input scale `s`: `M = round(s 6144 2^sh)`
+    /// on the largest `sh <= 15` with `M < 2^15`.
+    fn grid(s: f32) -> (i64, u32) {
+        let mut shift = 15;
+        loop {
+            let m = (s as f64 * 6144.0 * (1u64 << shift) as f64).round() as i64;
+            if m < 1 << 15 || shift == 0 {
+                return (m, shift);
+            }
+            shift -= 1;
+        }
     }
 
     /// The result code of input code `q`.
@@ -322,7 +366,43 @@ mod tests {
         h.apply_bytes(&[0x30, 0x75, 0x2f, 0x75], &mut bytes);
         assert_eq!(bytes, [0x00, 0x80, 0xfe, 0x7f]);
         assert!(HtpSigmoid::new((2e-5, -30000), (1.0 / 65536.0, -1)).is_none());
-        assert!(HtpSigmoid::new((1e-3, -30000), HtpSigmoid::OUTPUT).is_none());
+        assert!(HtpSigmoid::new((2.0, -30000), HtpSigmoid::OUTPUT).is_none());
+        assert!(HtpSigmoid::new((5e-8, -30000), HtpSigmoid::OUTPUT).is_none());
+        assert!(HtpSigmoid::new((f32::NAN, -30000), HtpSigmoid::OUTPUT).is_none());
         assert!(HtpSigmoid::new((2e-5, 1), HtpSigmoid::OUTPUT).is_none());
+    }
+
+    #[test]
+    fn sigmoid_table_is_monotonic_close_and_saturates() {
+        let v = sigmoid_values();
+        assert_eq!(v.len(), 65536);
+        assert_eq!(v[0], 1 << 14);
+        // The padding entry after k = 65535 is a zero step.
+        assert_eq!(SIGMOID_STEPS[16383] >> 6, 0);
+        let sat = v.iter().position(|&f| f == 32767).expect("saturates");
+        assert!(v[sat..].iter().all(|&f| f == 32767));
+        // sigmoid(x) > 1 - 2^-16 from x = 11.1 (k = 68,000) on: the 15-bit value must
+        // have saturated well before.
+        assert!((40000..65536).contains(&sat), "{sat}");
+        for (k, w) in v.windows(2).enumerate() {
+            assert!(w[1] >= w[0] && w[1] - w[0] <= 2, "{k}");
+        }
+        for (k, &f) in v.iter().enumerate() {
+            let e = 32768.0 / (1.0 + (-(k as f64) / 6144.0).exp());
+            assert!((f as f64 - e).abs() < 1.3, "{k}: {f} {e}");
+        }
+    }
+
+    #[test]
+    fn sigmoid_grid_multiplier_stays_below_2_15() {
+        assert_eq!(HtpSigmoid::grid(1.0 / 6144.0 * 0.999), (32735, 15));
+        // 2e-4 * 6144 * 2^15 = 40265.3 needs a shift less.
+        assert_eq!(HtpSigmoid::grid(2e-4), (20133, 14));
+        for s in [1e-7f32, 3e-6, 2e-5, 1e-4, 2e-4, 1e-3, 0.1, 1.0] {
+            let (m, sh) = HtpSigmoid::grid(s);
+            assert!(m < 1 << 15 && (sh == 15 || m >= 1 << 14), "{s}: {m} {sh}");
+            let r = m as f64 / (1u64 << sh) as f64 / (s as f64 * 6144.0);
+            assert!((r - 1.0).abs() < 0.5 / m as f64 + 1e-9, "{s}: {r}");
+        }
     }
 }

@@ -162,7 +162,7 @@ impl Conv {
         return_op(&mut f, OpKind::Conv2d, &[x, hwio], Attrs::new(), &oty);
         let input: Vec<u8> = self.x.iter().flat_map(|c| c.to_le_bytes()).collect();
         let out =
-            emulate_function(lib, &f, &WeightStore::new(), &[&input], PROBE_OPTIONS)?.remove(0);
+            emulate_function(lib, &f, &store, &[&input], PROBE_OPTIONS)?.remove(0);
         Ok(out
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))

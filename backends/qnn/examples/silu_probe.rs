@@ -1,11 +1,27 @@
-//! Probe: does the HTP fuse `y = x * sigmoid(x)` (the MLP's `act.sigmoid` + `act.mul`)?
-//! Runs the two-op graph and the lone sigmoid in QNN's HTP emulator on every u16 code
-//! and compares the graph's `y` with [`HtpMul`] applied to `x` and the lone sigmoid's
-//! codes: a mismatch means the emulator does not compute the product from the
-//! sigmoid's requantized codes.
+//! Probe: how does the HTP compute `y = x * sigmoid(x)` (the MLP's `act.sigmoid` +
+//! `act.mul`, which it fuses)? Runs the two-op graph and the lone sigmoid in QNN's HTP
+//! emulator on every u16 code and compares the graph's `y` with [`HtpMul`] applied to
+//! `x` and the lone sigmoid's codes (plain and [`HtpMul::fused_with_sigmoid`]), and
+//! prints the feasible range of the fused op's rounding constant.
 //!
 //! `cargo run -p mllm-backend-qnn --release --example silu_probe` (encodings: `SA,OA`
-//! input, `SM,OM` product; defaults: the tiny model's layer-0 MLP).
+//! input, `SM,OM` product; defaults: the tiny model's layer-0 MLP; `DETAIL=n` lists
+//! mismatches, `DUMP=file` writes `x sigmoid 0 y` rows). `CASES="sa,oa,sm,om;..."`
+//! prints one line per encoding: the fused model's mismatches, those of the earlier
+//! model (plain constant + 1/16 code) and the feasible constant `C` (at scale 2^35)
+//! minus the plain one and 2^31, in units of `2m`. `SWAP=1` builds `sigmoid(x) * x`.
+//!
+//! # Findings (QNN 2.51 x86 emulator, v75)
+//!
+//! The graph's codes are not the plain product of `x` and the lone sigmoid's codes
+//! (3-7% one code higher) but are of the form `floor((2m P + C) / 2^35) - o_out` with
+//! the plain `m` (the feasible slope is `2m` to 0.004 units) and a constant `C` per
+//! encoding: `C` = plain + 2^31 + `2m δ`, `δ = r8(d_a) - d_a` with `d_a` rounded to 8
+//! significant bits, ties to even (`htp_ew` docs): 0 mismatches for 49 encodings
+//! (input offsets -65535..0, scales 7e-6..1.3e-4, both operand orders for three) and
+//! 80 of sweeps over `d_a`; the constant with 1/16 alone misses 0-82 codes. A graph
+//! `x2 * sigmoid(x1)` with `x2 = x1` passed as a second input is not fused (the plain
+//! product, 0 mismatches).
 
 use mllm_backend_qnn::emulate::{emulate_function, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
@@ -94,7 +110,13 @@ fn run_case(
         let id = b.op_typed(OpKind::Sigmoid, &[a], Attrs::new(), &[ty(ss, os)]);
         b.func.op(id).results[0]
     };
-    return_op(&mut g, OpKind::Mul, &[a, sv], Attrs::new(), &ty(sm, om));
+    // `SWAP=1`: sigmoid(x) * x.
+    let ops = if env("SWAP", 0u8) == 1 {
+        [sv, a]
+    } else {
+        [a, sv]
+    };
+    return_op(&mut g, OpKind::Mul, &ops, Attrs::new(), &ty(sm, om));
     let y = u16s(&emulate_function(&lib, &g, &WeightStore::new(), &[&xb], PROBE_OPTIONS)?[0]);
     let h = HtpMul::new((sa, oa), (ss, os), (sm, om)).ok_or("HtpMul domain")?;
     // The plain product's constant and multiplier, recomputed here (htp_ew docs).
@@ -109,9 +131,18 @@ fn run_case(
         let fused = (0..n)
             .filter(|&i| y[i] != h.fused_with_sigmoid().apply(x[i], s[i]))
             .count();
+        // The earlier model: the plain constant plus 1/16 code.
+        let c = k_plain + (1 << 31);
+        let sixteenth = (0..n)
+            .filter(|&i| {
+                let p = (x[i] as i128 + oa as i128) * s[i] as i128;
+                let v = (((p * 2 * m as i128 + c) >> 35) - om as i128).clamp(0, 65535);
+                v != y[i] as i128
+            })
+            .count();
         println!(
-            "sa {sa:e} oa {oa} sm {sm:e} om {om}: m {m} da {da} fused model {fused} off; \
-             C - plain - 2^31 in [{:.3}, {:.3}) x 2m",
+            "sa {sa:e} oa {oa} sm {sm:e} om {om}: m {m} da {da} fused model {fused} off \
+             (plain + 1/16: {sixteenth}); C - plain - 2^31 in [{:.3}, {:.3}) x 2m",
             extra(lo),
             extra(hi)
         );

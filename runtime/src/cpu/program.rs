@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::error::CpuError;
 use super::gemm::{self, GemmDims, MatRef, APACK};
 use super::htp_ew;
+use super::htp_select;
 use super::htp_softmax;
 use super::kernels::{self as k, AxisView, Bcast, Strided};
 use super::quant::{self, par};
@@ -197,6 +198,9 @@ enum K {
     /// u16 softmax into u16 codes of scale 1/65535 with HTP's fixed-point exp, sum and
     /// reciprocal (`Rounding::Htp`), along the view's axis.
     SoftmaxHtp(AxisView, htp_softmax::HtpSoftmax),
+    /// u16 select with HTP's requantization of each branch (`Rounding::Htp`); operands
+    /// `[condition, a, b]`.
+    WhereHtp(Bcast<3>, htp_select::HtpSelect),
     /// Fused attention rows (float mode): `softmax(where(mask, s * scale, min(s * scale)
     /// + fill))` over the last axis; `ins` = `[s, mask]`, `plan` walks `[s, mask]` rows.
     MaskedSoftmax {
@@ -1262,6 +1266,13 @@ fn exec_step(
             |a, b| h.apply(a, b),
         ),
         K::SigmoidHtp(h) => h.apply_bytes(env.bytes(iv(0)), &mut out[..2 * ov.numel]),
+        K::WhereHtp(p, h) => h.run(
+            p,
+            env.bytes(iv(0)),
+            env.bytes(iv(1)),
+            env.bytes(iv(2)),
+            &mut out[..2 * ov.numel],
+        ),
         K::SoftmaxHtp(v, h) => {
             let x = env.bytes(iv(0));
             let (d, inner) = (v.d, v.inner.max(1));
@@ -1563,6 +1574,27 @@ impl Compiler<'_> {
         }
         let pt = |v| self.per_tensor(v, Storage::U16);
         htp_ew::HtpSigmoid::new(pt(i)?, pt(o)?)
+    }
+
+    /// HTP's u16 select of `ins = [condition, a, b]` into value `o`
+    /// ([`htp_select::HtpSelect`]), when the rounding is [`Rounding::Htp`], `a`, `b` and
+    /// the result are per-tensor u16 and both branches are in its domain. A branch that
+    /// is a function argument gets the HTP's graph-input requantization, any other the
+    /// op-produced one.
+    fn htp_select(&self, ins: &[usize], o: usize) -> Option<htp_select::HtpSelect> {
+        if self.mode.rounding() != Rounding::Htp || ins.len() != 3 {
+            return None;
+        }
+        let out = self.per_tensor(o, Storage::U16)?;
+        let branch = |v: usize| {
+            let inp = self.per_tensor(v, Storage::U16)?;
+            if self.f.def_op(self.vals[v].id).is_none() {
+                htp_select::HtpRescale::graph_input(inp, out)
+            } else {
+                htp_select::HtpRescale::native(inp, out)
+            }
+        };
+        Some(htp_select::HtpSelect::new(branch(ins[1])?, branch(ins[2])?))
     }
 
     /// The per-tensor `(scale, offset)` of value `v` when it is quantized with storage `st`.
@@ -2252,9 +2284,14 @@ impl Compiler<'_> {
                 if self.vals[ins[0]].repr != Repr::Bool {
                     return Err(self.unsupported(op, "condition must be i1"));
                 }
-                self.need_deq(1, ins[1]);
-                self.need_deq(2, ins[2]);
-                K::Where(Bcast::new(&shape, [&c, &a, &b], false))
+                let p = Bcast::new(&shape, [&c, &a, &b], false);
+                if let Some(h) = self.htp_select(&ins, out) {
+                    K::WhereHtp(p, h)
+                } else {
+                    self.need_deq(1, ins[1]);
+                    self.need_deq(2, ins[2]);
+                    K::Where(p)
+                }
             }
             OpKind::ReduceMin => {
                 let s0 = sh(0);

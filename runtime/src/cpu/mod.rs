@@ -43,6 +43,7 @@ mod error;
 pub mod executor;
 pub mod gemm;
 pub mod htp_ew;
+pub mod htp_norm;
 pub mod htp_select;
 pub mod htp_softmax;
 pub mod kernels;

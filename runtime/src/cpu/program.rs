@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use super::error::CpuError;
 use super::gemm::{self, GemmDims, MatRef, APACK};
 use super::htp_ew;
+use super::htp_norm;
 use super::htp_select;
 use super::htp_softmax;
 use super::kernels::{self as k, AxisView, Bcast, Strided};
@@ -198,6 +199,9 @@ enum K {
     /// u16 softmax into u16 codes of scale 1/65535 with HTP's fixed-point exp, sum and
     /// reciprocal (`Rounding::Htp`), along the view's axis.
     SoftmaxHtp(AxisView, htp_softmax::HtpSoftmax),
+    /// u16 RMS norm with a u16 gamma (`ins[1]`, contiguous codes) in HTP's arithmetic
+    /// (`Rounding::Htp`), along the view's axis.
+    RmsNormHtp(AxisView, htp_norm::HtpRmsNorm),
     /// u16 select with HTP's requantization of each branch (`Rounding::Htp`); operands
     /// `[condition, a, b]`.
     WhereHtp(Bcast<3>, htp_select::HtpSelect),
@@ -1266,6 +1270,20 @@ fn exec_step(
             |a, b| h.apply(a, b),
         ),
         K::SigmoidHtp(h) => h.apply_bytes(env.bytes(iv(0)), &mut out[..2 * ov.numel]),
+        K::RmsNormHtp(v, h) => {
+            let (x, g) = (env.bytes(iv(0)), env.bytes(iv(1)));
+            let (d, inner) = (v.d, v.inner.max(1));
+            if d > 0 && g.len() >= 2 * d {
+                out[..2 * ov.numel]
+                    .par_chunks_mut(2 * d * inner)
+                    .zip(x.par_chunks(2 * d * inner))
+                    .for_each(|(o, xr)| {
+                        for j in 0..inner {
+                            h.row_bytes(&xr[2 * j..], g, &mut o[2 * j..], d, inner);
+                        }
+                    });
+            }
+        }
         K::WhereHtp(p, h) => h.run(
             p,
             env.bytes(iv(0)),
@@ -1595,6 +1613,20 @@ impl Compiler<'_> {
             }
         };
         Some(htp_select::HtpSelect::new(branch(ins[1])?, branch(ins[2])?))
+    }
+
+    /// HTP's u16 RMS norm of value `x` with gamma `g` into value `o`
+    /// ([`htp_norm::HtpRmsNorm`]), when the rounding is [`Rounding::Htp`], `x`, `g` and
+    /// the result are per-tensor u16 and the gamma's offset is 0.
+    fn htp_rms_norm(&self, x: usize, g: usize, o: usize, eps: f32) -> Option<htp_norm::HtpRmsNorm> {
+        if self.mode.rounding() != Rounding::Htp {
+            return None;
+        }
+        let pt = |v| self.per_tensor(v, Storage::U16);
+        match pt(g)? {
+            (sg, 0) => htp_norm::HtpRmsNorm::new(pt(x)?, sg, pt(o)?, eps),
+            _ => None,
+        }
     }
 
     /// The per-tensor `(scale, offset)` of value `v` when it is quantized with storage `st`.
@@ -2226,9 +2258,16 @@ impl Compiler<'_> {
             OpKind::RmsNorm => {
                 let a = axis(o.attrs.int("axis").unwrap_or(-1), shape.len())?;
                 let eps = o.attrs.float("epsilon").unwrap_or(1e-6) as f32;
-                self.need_deq(0, ins[0]);
-                self.need_deq(1, ins[1]);
-                K::RmsNorm(AxisView::new(&shape, a), eps)
+                let htp = (self.vals[ins[1]].numel == shape[a])
+                    .then(|| self.htp_rms_norm(ins[0], ins[1], out, eps))
+                    .flatten();
+                if let Some(h) = htp {
+                    K::RmsNormHtp(AxisView::new(&shape, a), h)
+                } else {
+                    self.need_deq(0, ins[0]);
+                    self.need_deq(1, ins[1]);
+                    K::RmsNorm(AxisView::new(&shape, a), eps)
+                }
             }
             OpKind::Softmax => {
                 let a = axis(o.attrs.int("axis").unwrap_or(-1), shape.len())?;

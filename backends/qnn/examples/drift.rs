@@ -21,7 +21,7 @@ use mllm_backend_qnn::emulate::emulate_function;
 use std::collections::{HashMap, HashSet};
 
 use mllm_ir::attr::AttrsExt;
-use mllm_ir::{ElemType, Function, OpKind, Storage, Type, ValueId, WeightStore};
+use mllm_ir::{ElemType, Function, OpId, OpKind, Storage, Type, ValueId, WeightStore};
 use mllm_qnn_sys::{GraphOptions, QnnLibrary};
 use mllm_runtime::cpu::{CpuProgram, NumericMode, Rounding, WeightCache};
 
@@ -335,9 +335,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut g = f0.clone();
         let mut iso_ins = ins.clone();
         let operands: Vec<ValueId> = g.op(*o).operands.to_vec();
+        // `x * sigmoid(x)` is one fused op on the HTP (and in the CPU reference): keep the
+        // sigmoid and feed it the same argument as the product's other operand.
+        let fused_sigmoid = |j: usize| {
+            let other = operands.get(1 - j.min(1))?;
+            let sop = g.def_op(operands[j])?;
+            (od.kind == OpKind::Mul
+                && operands.len() == 2
+                && g.op(sop).kind == OpKind::Sigmoid
+                && g.op(sop).operands.first() == Some(other))
+            .then_some(sop)
+        };
+        let fused_at: Vec<Option<OpId>> = (0..operands.len()).map(fused_sigmoid).collect();
+        let fused: Vec<OpId> = fused_at.iter().flatten().copied().collect();
         let mut ok = true;
         for (j, v) in operands.iter().enumerate() {
             if foldable(&g, *v) || g.def_op(*v).is_none() {
+                continue;
+            }
+            if fused_at[j].is_some() {
                 continue;
             }
             let Some(pos) = bytes_of(*v) else {
@@ -346,6 +362,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             let a = g.add_arg(g.ty(*v).clone(), Some(&format!("iso{j}")));
             g.op_mut(*o).operands[j] = a;
+            for &sop in &fused {
+                if g.op(sop).operands.first() == Some(v) {
+                    g.op_mut(sop).operands[0] = a;
+                }
+            }
             iso_ins.push(eq[pos].clone());
         }
         let iso = if ok {

@@ -32,7 +32,10 @@
 //!   function of the top 16 bits of `S`, not nnlib's `hvx_recip16_inline` nor the
 //!   `1/(x+1)` polynomial of ggml-hexagon's `hvx-utils.h`); the model's approximation
 //!   misses ~2% of those rows by one step (an output code off by one on 0.01-0.1% of
-//!   the elements).
+//!   the elements). `r` is a function of `h = S >> 1` for every `ex` (never of
+//!   `S >> 2`), so for `ex` 17-19 it was swept for every `h` (rows of chosen sums, see
+//!   the model's documentation) and the model tables its difference to the
+//!   approximation; `ex >= 20` keeps the approximation.
 use mllm_backend_qnn::emulate::{emulate_function, probe_env as env, return_op, PROBE_OPTIONS};
 use mllm_ir::types::per_tensor;
 use mllm_ir::{Attrs, Function, OpKind, Storage, Type, WeightStore};

@@ -31,9 +31,14 @@
 //!      taken from a table of the measured differences (`htp_softmax_recip.bin`: 2 bits
 //!      per entry, 16,384 `k` then 32,768 `x`; 12% resp. 14% of them are not the
 //!      rounded quotient, and no simple formula reproduces them),
-//!    - `ex >= 17`: `r = floor(2^(15 + ex) / (S >> 1) + 0.4 * 2^(17 - ex))`, an
-//!      approximation: the emulator's `r` is within one step of it (it misses ~2% of
-//!      the rows whose `r` the outputs pin down).
+//!    - `ex` = 17, 18 and 19: `r = floor(2^(15 + ex) / h + 0.4 * 2^(17 - ex)) + c(h)`
+//!      with `h = S >> 1` and a measured correction `c(h)` in `{-1, 0, +1}` from the same
+//!      table (65,536 / 131,072 / 262,144 entries; 12% / 8% / 3.6% of them non-zero; no
+//!      smooth function of `h` reproduces them: neighbouring `h` need different
+//!      offsets from the quotient),
+//!    - `ex >= 20`: the same expression without a correction, an approximation: the
+//!      emulator's `r` is within one step of it (it misses ~1.5% of the rows whose `r`
+//!      the outputs pin down).
 //!
 //! # How it was found
 //!
@@ -55,6 +60,18 @@
 //! - Rows with one fixed `S` and 5,000 different probes pin `r` to the unit: 16
 //!   significant bits for `ex >= 17`, and `r` is not a function of the top 16 bits of
 //!   `S` alone (`S = 140000` and `280004`, same 16-bit mantissa, differ).
+//! - The `ex` = 17-19 tables (`ROWS=file` mode driven from Python, 3.9 million rows):
+//!   for every `S` in `[2^17, 2^20)`, 6 rows at input scale
+//!   `ln 2 / 1024` made of the maximum, up to 8 / 16 / 24 random entries within 1.1 / 1024
+//!   octaves of it and entries far below that make up `S` exactly (the exps of this
+//!   model are exact); each output `o = floor(e r / 2^ex)` bounds `r`, and the bounds of
+//!   the 12 rows of `S = 2h, 2h + 1` pin `r(h)` to the unit for all but 12 / 43 / 152
+//!   `h` (those keep the uncorrected value, which lies in their interval). The bounds
+//!   of all rows of one `h` never conflict (`r` depends on `h` only; grouping by
+//!   `S >> 2` conflicts for half of the `ex = 18` groups). Held out: random
+//!   attention-like rows (15,000, widths 3-64, input scale 4.18e-4) have no row whose
+//!   bounds exclude the tabled `r` for `ex` 17-19 (the uncorrected expression: 168,
+//!   225 and 146).
 //!
 //! # Measured domain and mismatches
 //!
@@ -64,16 +81,29 @@
 //! reach `ex >= 20` and 1,103 of 838,912 codes are off by one. `n` equal maxima
 //! plus one entry below (1,020 rows): 0. Random rows (a maximum and entries
 //! half-normally below it, input scale 4.18e-4): widths 3 and 4 exact (20,000 codes
-//! each), widths 8 to 1,024 0.08-2.4% of the codes off by one (the approximate `r` of
-//! `ex >= 17`), none by more; 2-wide rows take another code path (87% differ, up to 14
-//! codes: [`HtpSoftmax`] is not for them).
+//! each), widths 8 to 1,024 0.08-2.4% of the codes off by one with the approximate `r`
+//! for every `ex >= 17` (before the `ex` 17-19 tables); with the tables, widths 64 at
+//! input scale 1e-3 0.023% (was 0.10%), 256 at 4.18e-4 0.006% (sums of 2^20 and more,
+//! unchanged), none off by more; rows with chosen sums (3,000 per `ex`, width 64): 0
+//! mismatches for `ex` 17, 18, 19, 29 of 192,000 codes for `ex = 20`. 2-wide rows take
+//! another code path (87% differ, up to 14 codes: [`HtpSoftmax`] is not for them).
 //! [`HtpSoftmax::new`] accepts input scales in `[2.5e-5, 5e-3]`.
 
-/// `round(2^28 / d)` / `round(2^30 / D)` corrections of the `ex = 15` / `ex = 16`
-/// reciprocals, 2 bits per entry (`0` = -1, `1` = 0, `2` = +1), 4 entries per byte
-/// little-end first: 16,384 entries for `d` in `[2^14, 2^15)`, then 32,768 for `D` in
-/// `[2^15, 2^16)`.
-static RECIP_FIX: &[u8; 12288] = include_bytes!("htp_softmax_recip.bin");
+/// Corrections of the reciprocals, 2 bits per entry (`0` = -1, `1` = 0, `2` = +1), 4
+/// entries per byte little-end first: of `round(2^28 / d)` for `ex = 15` (16,384 entries,
+/// `d` in `[2^14, 2^15)`), of `round(2^30 / D)` for `ex = 16` (32,768, `D` in
+/// `[2^15, 2^16)`), then of [`HtpSoftmax::base`] for each `ex` from 17 to [`TABLE_EX`]
+/// (`2^(ex-1)` entries each, `h = S >> 1` in `[2^(ex-1), 2^ex)`).
+static RECIP_FIX: &[u8; 126976] = include_bytes!("htp_softmax_recip.bin");
+
+/// The largest `ex` whose reciprocal the table covers.
+const TABLE_EX: u32 = 19;
+
+/// Index in [`RECIP_FIX`] of the entry of `h` for `ex` in `17..=TABLE_EX`.
+fn table_index(ex: u32, h: usize) -> usize {
+    let before: usize = (17..ex).map(|e| 1usize << (e - 1)).sum();
+    16384 + 32768 + before + h - (1 << (ex - 1))
+}
 
 /// `sat16`: clamps to the i16 range.
 #[inline(always)]
@@ -140,6 +170,13 @@ impl HtpSoftmax {
         (pow2_q15(((y >> 6) & 0xffff) as u32) >> int) as u16
     }
 
+    /// `floor(2^(15 + ex) / h + 0.4 * 2^(17 - ex))`: the reciprocal for `ex >= 17` up to
+    /// the table's correction (within one step of the emulator's beyond the table).
+    fn base(ex: u32, h: u64) -> i64 {
+        let q = (2f64).powi(15 + ex as i32) / h as f64;
+        (q + 0.4 * (2f64).powi(17 - ex as i32)).floor() as i64
+    }
+
     /// The reciprocal `(r, ex)` of the sum `s` of a row's exponentials: output codes are
     /// `(e r) >> ex`.
     pub fn recip(s: u64) -> (u64, u32) {
@@ -157,10 +194,8 @@ impl HtpSoftmax {
                 let x = (((1i64 << 31) + d) / (2 * d)) + recip_fix(16384 + h as usize - 32768);
                 2 * x
             }
-            _ => {
-                let q = (2f64).powi(15 + ex as i32) / h as f64;
-                (q + 0.4 * (2f64).powi(17 - ex as i32)).floor() as i64
-            }
+            17..=TABLE_EX => Self::base(ex, h) + recip_fix(table_index(ex, h as usize)),
+            _ => Self::base(ex, h),
         };
         (r.max(0) as u64, ex.max(14))
     }

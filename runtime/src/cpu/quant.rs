@@ -143,25 +143,30 @@ pub enum WeightLayout {
 }
 
 /// HTP's u16-activation x LPBQ-weight `Conv2d` / `FullyConnected` (our `nn.conv2d` 1x1
-/// and `nn.linear` with a blockwise int4 weight), bit-exact with QNN's HTP emulator up to
-/// rare near-ties (QNN 2.51, v75; measured with `examples/conv_probe.rs` of
-/// `mllm-backend-qnn`: 0.00-0.09% of the codes one off, against 25-35% for rounding the
-/// exact result down and 30-60% for rounding it to nearest).
+/// and `nn.linear` with a blockwise int4 weight), bit-exact with QNN's HTP emulator
+/// (QNN 2.51, v75; measured with `examples/conv_probe.rs` of `mllm-backend-qnn`: 0 codes
+/// off of 40 x 1,048,576 single-weight sweeps, of 16-256 channel sweeps and of random
+/// K = 64..2048, N = 16..512 problems, against 25-35% for rounding the exact result down
+/// and 30-60% for rounding it to nearest).
 ///
 /// With integer weights `W = code * block_scale` and raw u16 input codes `x` (the input
 /// offset not applied), per output channel (channel scale `cs`):
 ///
 /// - the accumulator keeps only its top bits: `A = floor(sum_k W * x / 256)`;
 /// - the input offset enters as `B = round(in_offset * sum_k W / 256)` (ties down);
-/// - `a = in_scale * cs * 256 / out_scale = m * 2^(e - 22)` with a 22-bit multiplier
-///   `m = round(a * 2^(22 - e))`, `e = floor(log2 a) + 1`;
+/// - the scale ratio `a ~ in_scale * cs * 256 / out_scale` is prepared in f32 relative to
+///   the weight's largest channel scale `cmax`:
+///   `a = f32(f32(f32(in_scale * cmax) / out_scale) * f32(cs / cmax)) * 256`
+///   (so a channel's multiplier depends on the other channels' scales);
+/// - `a = m * 2^(e - 22)` with a 22-bit multiplier `m = floor(a * 2^(22 - e) + 1/2)`,
+///   `e = floor(log2 a) + 1`;
 /// - `out = clamp(floor((m * ((A + B) * 2^(8 + e) + 1) + 2^29) / 2^30) - out_offset, 0, 65535)`.
 ///
 /// So the result moves in steps of `a` output codes per 256 accumulator units (about one
 /// code when `a` is near 1, several when the output scale is much finer than the
-/// input x weight scale, e.g. `down_proj`). The multiplier rule is the one measured closest
-/// (126 of 144 probed channels exact; the others need `m` one above or below, which moves
-/// a code only within ~1e-7 of a tie). Measured for `a` from 2^-7 to 2^8 and block size 16.
+/// input x weight scale, e.g. `down_proj`). The multiplier rule fits every probed
+/// channel (966 checked; `round` of the exact f64 ratio: ~88%); it does not depend on the
+/// block scales or weight codes. Measured for `a` from 2^-7 to 2^8 and block size 16.
 #[derive(Debug, Clone)]
 pub struct HtpLinear {
     k: usize,
@@ -235,12 +240,13 @@ impl HtpLinear {
         if !ok(in_scale) || !ok(out_scale) {
             return None;
         }
+        if !channel_scales.iter().all(|&cs| ok(cs)) {
+            return None;
+        }
+        let cmax = channel_scales.iter().copied().fold(0f32, f32::max);
         let mut ch = Vec::with_capacity(n);
         for (j, &cs) in channel_scales.iter().enumerate() {
-            if !ok(cs) {
-                return None;
-            }
-            let (m, sh) = htp_multiplier(in_scale as f64 * cs as f64 * 256.0 / out_scale as f64)?;
+            let (m, sh) = htp_multiplier(htp_ratio(in_scale, cs, cmax, out_scale))?;
             let ws: i64 = w[j * k..(j + 1) * k].iter().map(|v| *v as i64).sum();
             ch.push((m, sh, htp_offset_term(in_offset, ws)));
         }
@@ -303,15 +309,24 @@ impl HtpLinear {
     }
 }
 
-/// The 22-bit multiplier `m` and shift `8 + e` of [`HtpLinear`] for the scale ratio `a`
-/// (input scale x weight scale x 256 / output scale), or `None` outside the measured
+/// The scale ratio `a = in_scale * cs * 256 / out_scale` of [`HtpLinear`] /
+/// [`HtpMatMul`] as HTP prepares it (measured): in f32, relative to the largest channel
+/// scale `cmax` of the weight, `a = f32(f32(f32(in_scale * cmax) / out_scale) *
+/// f32(cs / cmax)) * 256`.
+fn htp_ratio(in_scale: f32, cs: f32, cmax: f32, out_scale: f32) -> f64 {
+    let t = in_scale * cmax / out_scale;
+    (t * (cs / cmax)) as f64 * 256.0
+}
+
+/// The 22-bit multiplier `m = round(a * 2^(22 - e))` (ties up) and shift `8 + e` of
+/// [`HtpLinear`] for the scale ratio `a` of [`htp_ratio`], or `None` outside the measured
 /// domain `2^-7 <= a < 2^8`.
 fn htp_multiplier(a: f64) -> Option<(i64, i32)> {
     if !(2f64.powi(-7)..256.0).contains(&a) {
         return None;
     }
     let e = a.log2().floor() as i32 + 1;
-    Some(((a * 2f64.powi(22 - e)).round() as i64, 8 + e))
+    Some(((a * 2f64.powi(22 - e) + 0.5).floor() as i64, 8 + e))
 }
 
 /// The input-offset term `B = round(in_offset * sum W / 256)` (ties down).
@@ -332,9 +347,10 @@ fn htp_finish(raw: i64, m: i64, sh: i32, b: i64, out_offset: i64) -> u16 {
 /// HTP's `MatMul` of u16 activations by u8 activations with offset -128 (our
 /// `nn.matmul` of queries by the u8 key cache, and of probabilities by the u8 value
 /// cache), u16 result: the arithmetic of [`HtpLinear`] with `W = y - 128` (the u8 operand
-/// as int8) and the u8 scale as channel scale, `B` from each column's sum. Measured with
-/// `examples/conv_probe.rs` (`MODE=matmul`, with and without `transpose_b`): 0 to 3 codes
-/// of 1,024-16,384 one off (near-ties); flooring the exact result misses 30-60%.
+/// as int8) and the u8 scale as the (only, so largest) channel scale, `B` from each
+/// column's sum. Measured with `examples/conv_probe.rs` (`MODE=matmul`, with and without
+/// `transpose_b`, 6 scale triples x 3 seeds): 0 codes off of 16,384 each (the exact f64
+/// ratio rounded: 3-7 off for one triple); flooring the exact result misses 30-60%.
 #[derive(Debug, Clone, Copy)]
 pub struct HtpMatMul {
     m: i64,
@@ -359,7 +375,7 @@ impl HtpMatMul {
         if u8_offset != -128 || !ok(in_scale) || !ok(u8_scale) || !ok(out_scale) {
             return None;
         }
-        let (m, sh) = htp_multiplier(in_scale as f64 * u8_scale as f64 * 256.0 / out_scale as f64)?;
+        let (m, sh) = htp_multiplier(htp_ratio(in_scale, u8_scale, u8_scale, out_scale))?;
         Some(HtpMatMul {
             m,
             sh,
@@ -877,6 +893,60 @@ mod tests {
         let mut out2 = vec![0u8; out.len()];
         kn.run(&x, &mut out2);
         assert_eq!(out, out2);
+    }
+
+    /// Codes measured in QNN's HTP emulator (`examples/conv_probe.rs` of
+    /// `mllm-backend-qnn`, `SEED=5 DUMP=`, `CSLIST=6.1521283e-4,6.8417494e-4` and
+    /// `CSLIST=6.1521283e-4`): channel 0 (code -3, block scale 7) gives different codes
+    /// for the same input depending on the other channels' scales, as the multiplier is
+    /// prepared relative to the largest channel scale.
+    #[test]
+    fn htp_linear_multiplier_depends_on_the_largest_channel_scale() {
+        let k = 16;
+        let (si, oi, so, oo) = (1.106_071_9e-4f32, -31352, 1.813_847_8e-5f32, -34181);
+        let (cs0, cs1) = (6.152_128_3e-4f32, 6.841_749_4e-4f32);
+        // (input code, emulator code with the second channel, emulator code alone)
+        let cases: [(u16, u16, u16); 7] = [
+            (0, 36651, 36651),
+            (12105, 35697, 35697),
+            (12106, 35696, 35697),
+            (12117, 35696, 35697),
+            (12130, 35695, 35695),
+            (55809, 32254, 32253),
+            (55820, 32254, 32253),
+        ];
+        let mut x = Vec::new();
+        for (q, _, _) in cases {
+            let mut row = vec![0u16; k];
+            row[0] = q;
+            x.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        let run = |n: usize| {
+            let mut codes = vec![0u8; n * k];
+            codes[0] = (-3i8) as u8;
+            if n > 1 {
+                codes[k] = (-7i8) as u8;
+            }
+            let enc = Encoding::Blockwise {
+                axis: 0,
+                block_size: 16,
+                block_scale_bits: 4,
+                block_scales: [7u8, 14][..n].to_vec().into(),
+                channel_scales: [cs0, cs1][..n].to_vec().into(),
+            };
+            let lin = HtpLinear::new(&codes, &[n, k], WeightLayout::NK, &enc, si, oi, so, oo)
+                .expect("in the measured domain");
+            let mut out = vec![0u8; cases.len() * n * 2];
+            lin.run(&x, &mut out);
+            (0..cases.len())
+                .map(|i| u16::from_le_bytes([out[2 * i * n], out[2 * i * n + 1]]))
+                .collect::<Vec<_>>()
+        };
+        let (two, one) = (run(2), run(1));
+        for (i, (q, w2, w1)) in cases.iter().enumerate() {
+            assert_eq!(two[i], *w2, "input code {q}, two channels");
+            assert_eq!(one[i], *w1, "input code {q}, one channel");
+        }
     }
 
     /// Codes measured in QNN's HTP emulator (`examples/ew_probe.rs` of

@@ -116,7 +116,9 @@ impl HtpRescale {
             return Self::graph_input(inp, out);
         }
         // r = 2^(e-1) .. 2^e: the multiplier has 15 significant bits.
-        let e = r.log2().floor() as i32 + 1;
+        // floor(log2 r) from the f32 exponent (r is normal here), exact also just below a
+        // power of two where a rounded log2 would not be.
+        let e = ((r.to_bits() >> 23) & 0xff) as i32 - 127 + 1;
         let s = (15 - e) as u32;
         let m = (r as f64 * 2f64.powi(s as i32)).round_ties_even() as i64;
         let k = (1i64 << (s - 1)) + if s >= 16 { 1 << (s - 8) } else { 0 };
@@ -283,6 +285,16 @@ mod tests {
             assert!(new((1e-9, 0), (1e-3, 0)).is_none());
             assert!(new((1e-3, 1), (1e-3, 0)).is_none());
             assert!(new((f32::NAN, 0), (1e-3, 0)).is_none());
+        }
+    }
+
+    /// The shift follows the ratio's binary exponent, also just below a power of two.
+    #[test]
+    fn native_shift_at_powers_of_two() {
+        let below = f32::from_bits(0.5f32.to_bits() - 1);
+        for (r, s) in [(0.5f32, 15), (below, 16), (1.0, 14), (0.25, 16), (2.0, 13)] {
+            let h = HtpRescale::native((r, 0), (1.0, 0)).expect("domain");
+            assert!(matches!(h.0, Path::Native { s: sh, .. } if sh == s), "{r}");
         }
     }
 

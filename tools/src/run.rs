@@ -12,8 +12,11 @@
 //! For a binary, `--backend cpu` runs its reference IR on the CPU instead and `--compare`
 //! runs both: the binary generates, the CPU reference is fed the same tokens
 //! (teacher-forced), and the first diverging token and the logits error of every position
-//! are reported. The reference IR is `--reference FILE`, else `model.mlir` or
-//! `quantized/model.mlir` next to the binary (the layout `mllm demo` writes). The model
+//! are reported. The reference IR is `--reference FILE`, else the first of
+//! `model.npu.mlir`, `quantized/model.npu.mlir` (the graphs compiled into the binary, as
+//! `mllm compile --work-dir` and `mllm demo` write them), `model.mlir` and
+//! `quantized/model.mlir` (the pre-layout quantized IR: its logits also differ by what the
+//! NPU passes change, e.g. `quant-fix`'s encodings) next to the binary. The model
 //! config defaults to `config.json` next to the binary, else the one the reference IR
 //! names; the tokenizer to `tokenizer.json` next to the config, else next to the binary.
 
@@ -152,7 +155,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub compare: bool,
     /// Reference IR of a context binary, for `--compare` and `--backend cpu`
-    /// [default: model.mlir or quantized/model.mlir next to the binary].
+    /// [default, next to the binary: model.npu.mlir (the compiled graphs), else
+    /// quantized/model.npu.mlir, model.mlir, quantized/model.mlir].
     #[arg(long, value_name = "MODEL.mlir")]
     pub reference: Option<PathBuf>,
 }
@@ -311,28 +315,32 @@ pub fn load(args: &RunArgs, prompt_len: Option<usize>) -> anyhow::Result<Loaded>
     })
 }
 
-/// The reference IR of a context binary: `--reference`, else `model.mlir` or
-/// `quantized/model.mlir` next to it.
+/// The reference IR of a context binary: `--reference`, else the first of
+/// `model.npu.mlir`, `quantized/model.npu.mlir` (the graphs compiled into the binary),
+/// `model.mlir` and `quantized/model.mlir` (the pre-layout quantized IR) next to it.
 pub fn reference_ir(args: &RunArgs) -> anyhow::Result<PathBuf> {
     if let Some(r) = &args.reference {
         return Ok(r.clone());
     }
     let dir = dir_of(&args.model);
+    let q = dir.join("quantized");
     let candidates = [
+        dir.join("model.npu.mlir"),
+        q.join("model.npu.mlir"),
         dir.join("model.mlir"),
-        dir.join("quantized").join("model.mlir"),
+        q.join("model.mlir"),
     ];
     candidates
         .iter()
         .find(|c| c.is_file())
         .cloned()
         .with_context(|| {
+            let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
             format!(
-                "no reference IR for {} (looked for {} and {}); give the IR it was compiled \
-                 from with --reference",
+                "no reference IR for {} (looked for {}); give the IR it was compiled from \
+                 with --reference",
                 args.model.display(),
-                candidates[0].display(),
-                candidates[1].display()
+                looked.join(", ")
             )
         })
 }

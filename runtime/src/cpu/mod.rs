@@ -31,7 +31,8 @@
 //! to compare with a QNN HTP graph; where the HTP's integer arithmetic is known it is
 //! used instead: [`quant::HtpConvert`], [`quant::HtpLinear`], [`quant::HtpMatMul`],
 //! [`quant::HtpAdd`], [`htp_ew::HtpMul`], [`htp_ew::HtpSigmoid`],
-//! [`htp_softmax::HtpSoftmax`]). Data-movement ops
+//! [`htp_select::HtpSelect`], [`htp_softmax::HtpSoftmax`], [`htp_norm::HtpRmsNorm`]; see
+//! [`Rounding::Htp`]). Data-movement ops
 //! (reshape, transpose, slice, gather, repeat, embedding lookup of a quantized table,
 //! concat of equally encoded inputs) move codes exactly; a concat input whose encoding
 //! differs from the result's is dequantized and requantized. `quant.quantize`,

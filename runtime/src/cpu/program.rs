@@ -1771,8 +1771,9 @@ impl Compiler<'_> {
             }
             return kk;
         }
-        // `x * sigmoid(x)` is fused on the HTP: the product of the sigmoid's codes with a
-        // rounding constant 1/16 code higher (`silu_probe.rs` of mllm-backend-qnn).
+        // `x * sigmoid(x)` is fused on the HTP: the product of the sigmoid's codes with its
+        // own rounding constant (`HtpMul::fused_with_sigmoid`; `silu_probe.rs` of
+        // mllm-backend-qnn).
         let sigmoid_of = |s: usize, x: usize| {
             self.f.def_op(self.vals[s].id).is_some_and(|op| {
                 let o = self.f.op(op);

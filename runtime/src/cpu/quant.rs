@@ -30,12 +30,15 @@ pub enum Rounding {
     /// ([`Rounding::HalfAwayFromZero`]). See [`Rounding::for_op`]. A `quant.requantize`
     /// of per-tensor u16 codes to per-tensor u8 codes uses HTP's fixed-point formula
     /// instead ([`HtpConvert`]); a u16 x LPBQ `nn.linear` / 1x1 `nn.conv2d`, a u16 x u8
-    /// `nn.matmul`, a u16 `nn.add` / `nn.sub`, a u16 `nn.mul`, a u16 `nn.sigmoid` and a u16
-    /// `nn.softmax` (rows of 3 or more) use HTP's integer arithmetic ([`HtpLinear`],
-    /// [`HtpMatMul`], [`HtpAdd`], [`super::htp_ew::HtpMul`], [`super::htp_ew::HtpSigmoid`]
-    /// (its value table within two codes), [`super::htp_softmax::HtpSoftmax`] (within one
-    /// code for sums above 2^17); per-tensor u16 results, in the measured scale domains;
-    /// other cases keep the per-kind rounding).
+    /// `nn.matmul`, a u16 `nn.add` / `nn.sub`, a u16 `nn.mul` (fused with its operand's
+    /// `nn.sigmoid` when the HTP fuses them: SiLU), a u16 `nn.sigmoid`, a u16 `nn.where`, a
+    /// u16 `nn.softmax` (rows of 3 or more) and a u16 `nn.rms_norm` use the HTP's integer
+    /// arithmetic ([`HtpLinear`], [`HtpMatMul`], [`HtpAdd`], [`super::htp_ew::HtpMul`],
+    /// [`super::htp_ew::HtpSigmoid`], [`super::htp_select::HtpSelect`],
+    /// [`super::htp_softmax::HtpSoftmax`], [`super::htp_norm::HtpRmsNorm`]), each found by
+    /// black-box probing of the emulator and bit-exact with it in its measured domain
+    /// (per-tensor u16 results), except `HtpRmsNorm` (about 0.04% of codes one off) and
+    /// the softmax reciprocal of the largest sums; other cases keep the per-kind rounding.
     Htp,
 }
 

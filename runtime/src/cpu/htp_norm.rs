@@ -59,6 +59,38 @@
 //!   codes), no fixed `p`-bit rounding (`p = 18..25`) of `G c` and no linear
 //!   `floor(G c + b)` reproduces it.
 //!
+//! Later probes (rows of up to 65,536 codes with one gamma code per block of 2,048,
+//! `ROWS` / `GAMMA` files of `examples/rmsnorm_probe.rs`, epsilon 0) narrow the
+//! residual to how the emulator forms one multiplier per (row, gamma code):
+//! - Every block is `floor(|x_i| K)` for a single `K`, and `K` is a float32 value: all
+//!   456 bracketed `K` (200 from rows of 2,048, 256 from rows of 65,536) contain one,
+//!   where about 309 would by chance, among them all 90 of the 65,536-wide rows that
+//!   are narrower than half an ulp. `K` does not depend on the block's position (96
+//!   pairs of blocks with the same gamma code in one row). So the product with `|x|`
+//!   is exact and all rounding is in `K = (1 + d 2^-24) G / sqrt(m)`, `d` in -4..+3.
+//! - `K` is no single rounding (nearest or truncation) of `rho_row H_g` for any reals
+//!   `rho`, `H` (all 28 row pairs of the 65,536-wide probe have no common ratio over
+//!   their 32 gamma codes; of 435 pairs of repeated-code rows, 113 are ordered one way
+//!   for some gamma codes and the other way for others), so at least two roundings
+//!   see both the row and the gamma code. Ruled out (3 to 8 rows x 32 gamma codes):
+//!   `K = round(round(B_g y) q)` for every f32 mantissa `y` and every real `q`,
+//!   `B_g` one of `G`, `f32(g s_g)`, `g`, `f32(f32(g s_g) f32(1 / s_o))`,
+//!   `f32(g f32(s_g / s_o))` and the exact `g s_g / s_o`, the inner rounding f32
+//!   nearest, down or up (and 20 to 26 bits, nearest or truncation, for the first
+//!   three); `f32(f32(f32(y g) s_g) / s_o)` and with `f32(1 / s_o)`; a Newton step
+//!   after `P = f32(G y)` (`1.5 P - P t`, its fma, `P + P e`, its fma).
+//! - The accumulation order of the sum of squares does not explain it: repeated-code
+//!   rows of 64 and 1,024 codes give identical outputs (30 codes x 4,096 gamma
+//!   codes), and on random rows (64,000 to 204,800 codes per set) f32 accumulation
+//!   orders (sequential, fma, reversed, pairwise, 2 to 64 lanes with tree / adjacent /
+//!   sequential reduction), times `f32(1 / D)` or divided by `D`, `f32(1 / sqrt)` or
+//!   `1 / f32(sqrt)` with +-6 ulps and five f32 product orders score at best 32 / 36 /
+//!   14 / 29 / 51 codes off, against 36 / 44 / 17 / 31 / 49 for this model, with a
+//!   different winner per set. A constant factor `1 - b 2^-24` is best at `b = 1` or
+//!   within 4 codes of the best (`b = 0` with epsilon 1e-6), and rounding `K` to f32
+//!   changes the counts by -7..+2 per set but breaks the power-of-two rows, so neither
+//!   is adopted.
+//!
 //! Measured mismatches (`tests/rms_norm_htp.rs` of `mllm-backend-qnn`, all by one code,
 //! none by more):
 //! - the test model's encodings (q_norm, k_norm: rows of 16; input_layernorm: rows of

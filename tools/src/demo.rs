@@ -175,7 +175,7 @@ pub fn main_with(args: &DemoArgs) -> anyhow::Result<()> {
         eprintln!(
             "compare with CPU: mllm-run -m {} --reference {} --compare -p \"...\"",
             bin.display(),
-            qs.ir.display()
+            npu_ir.display()
         );
     }
     eprintln!(

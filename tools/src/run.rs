@@ -45,8 +45,8 @@ use mllm_runtime::{
 pub enum ModeArg {
     /// f32 math (quantized types treated as their real values).
     Float,
-    /// Fixed-point emulation of the NPU (the default for quantized models), rounding half
-    /// away from zero at every requantization.
+    /// Fixed-point emulation of the NPU (the default for a quantized IR run on its own),
+    /// rounding half away from zero at every requantization.
     Fixed,
     /// Fixed-point as the HTP computes: its integer arithmetic, measured in QNN's HTP
     /// emulator, for every op of a Qwen3 graph (u16 x LPBQ linear / conv, u16 x u8 matmul,
@@ -135,7 +135,8 @@ pub struct RunArgs {
     /// Executor [default: qnn for a context binary, cpu otherwise].
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
-    /// Numeric mode on the CPU reference (default: fixed for quantized models, else float).
+    /// Numeric mode on the CPU reference (default: fixed-htp for the reference of a context
+    /// binary, fixed for other quantized models, else float).
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// Directory holding libQnnHtp.so / libQnnSystem.so, or a QNN SDK root
@@ -476,12 +477,14 @@ pub fn scheduler<E: Executor>(
     Ok(sched)
 }
 
-/// The CPU executor of a loaded module (`--mode`, default fixed-point when quantized).
+/// The CPU executor of a loaded module (`--mode`; by default fixed-point when quantized,
+/// with the HTP's arithmetic when the module is the reference of a context binary).
 pub fn cpu_executor(l: &Loaded, args: &RunArgs) -> anyhow::Result<CpuExecutor> {
     let mode = match args.mode {
         Some(ModeArg::Float) => NumericMode::Float,
         Some(ModeArg::Fixed) => NumericMode::Fixed(Default::default()),
         Some(ModeArg::FixedHtp) => NumericMode::Fixed(Rounding::Htp),
+        None if is_quantized(&l.module) && args.is_binary() => NumericMode::Fixed(Rounding::Htp),
         None if is_quantized(&l.module) => NumericMode::Fixed(Default::default()),
         None => NumericMode::Float,
     };

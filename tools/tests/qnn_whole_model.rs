@@ -8,24 +8,21 @@
 //! the emulator (SoC 57). Then each op is recomputed alone by the CPU reference from the
 //! emulator's own operand values (its *isolated* error, free of accumulation), in both
 //! [`Rounding::HalfAwayFromZero`] and [`Rounding::Htp`]. Asserted:
-//! - with `Rounding::Htp`, every op of every layer is within 1 LSB of the emulator (5 for
-//!   sigmoid: measured 3-4 depending on the random inputs), except the attention softmax
-//!   (the HTP's own softmax kernel: measured 4-11 LSB depending on the random inputs,
-//!   bounded at 16; before `mask-fill-const` the HTP rewrote the whole
-//!   `reduce_min -> add -> where -> softmax` mask chain into an inexact kernel, up to 210
-//!   LSB) and conv2d / matmul (up to 3 LSB: their rescaling is only floor-like); the
-//!   u16 -> u8 KV-cache requantizations are bit-exact (0 LSB: the reference uses HTP's
-//!   fixed-point `Convert` formula, `mllm_runtime::cpu::quant::HtpConvert`);
+//! - with `Rounding::Htp`, the ops the reference models bit-exactly are exact in
+//!   isolation: conv2d / matmul, sigmoid and the u16 -> u8 KV-cache requantizations (0
+//!   LSB), the softmax within 1 (measured 0; its reciprocal of sums of 2^20 and more is
+//!   approximate); every other op within 1 LSB: rms_norm (about 0.04% of codes one off),
+//!   and two ops the isolated run cannot set up as the graph does: the `where` of the
+//!   mask (the HTP requantizes a graph input differently from an op's result, and here
+//!   its operands are graph inputs) and the SiLU product (fused with its sigmoid in the
+//!   graph, alone here);
 //! - the mean signed error of rms_norm / conv2d / matmul results is within 0.3 LSB with
-//!   `Rounding::Htp` while round-to-nearest is biased low (by at least
-//!   0.3 LSB, and 0.2 LSB more than `Rounding::Htp`) (the HTP floors
-//!   those results: this is what `Rounding::Htp` fixes);
-//! - logits of the whole graph (no intermediate outputs): measured max 10 / mean 1.24 LSB
-//!   with the exact KV `Convert` (10 / 1.34 with it rounded to nearest: one more u8 key
-//!   flip), with the constant mask fill (80 / 13.4 before it; 8 / 1.15 and 106 / 12.2 with the
-//!   earlier transposed key cache), bounded at 16 / 2; and max 3 / mean 0.48 LSB (bounded
-//!   at 8 / 1) when the reference takes the emulator's softmax outputs (what is left is
-//!   mostly the softmax kernel's own error).
+//!   `Rounding::Htp` while round-to-nearest is biased low (by at least 0.3 LSB, and 0.2
+//!   LSB more than `Rounding::Htp`);
+//! - logits of the whole graph (no intermediate outputs): measured max 1 / mean 0.026 LSB
+//!   (session 5: 10 / 1.24 before the sigmoid table, select, conv multiplier and fused
+//!   SiLU models; 80 / 13.4 before `mask-fill-const`), bounded at 4 / 0.2, and the same
+//!   when the reference takes the emulator's softmax outputs.
 //!
 //! Needs the QNN libraries (`scripts/setup-qnn.sh`); prints a note and passes without them.
 
@@ -268,13 +265,12 @@ fn whole_model_per_op_parity_and_logits() {
                 let tol = match kind {
                     OpKind::Softmax => {
                         softmax_max = softmax_max.max(m);
-                        16.0
+                        1.0
                     }
-                    OpKind::Sigmoid => 5.0,
-                    OpKind::Conv2d | OpKind::MatMul => 3.0,
-                    // The KV-cache requantizations (u16 -> u8 `Convert`): bit-exact with
-                    // HTP's fixed-point formula (`quant::HtpConvert`).
-                    OpKind::Requantize => 0.0,
+                    // Bit-exact models: the sigmoid's measured table, the integer conv /
+                    // matmul, and the KV-cache requantizations (u16 -> u8 `Convert`,
+                    // `quant::HtpConvert`).
+                    OpKind::Sigmoid | OpKind::Conv2d | OpKind::MatMul | OpKind::Requantize => 0.0,
                     _ => 1.0,
                 };
                 if m > tol {
@@ -319,11 +315,11 @@ fn whole_model_per_op_parity_and_logits() {
         "logits: max {lmax} mean {lmean:.3} LSB; softmax anchored: max {amax} mean {amean:.3} LSB"
     );
     assert!(
-        lmax <= 16.0 && lmean <= 2.0,
+        lmax <= 4.0 && lmean <= 0.2,
         "logits max {lmax} mean {lmean:.3} LSB"
     );
     assert!(
-        amax <= 8.0 && amean <= 1.0,
+        amax <= 4.0 && amean <= 0.2,
         "anchored logits max {amax} mean {amean:.3} LSB"
     );
     let _ = std::fs::remove_dir_all(&root);

@@ -40,8 +40,7 @@ struct Fixture {
     root: PathBuf,
     tokenizer: PathBuf,
     config: PathBuf,
-    ir: PathBuf,
-    /// `ir` after the NPU passes: what the 1-context binary holds.
+    /// The quantized IR after the NPU passes: what the 1-context binary holds.
     npu_ir: PathBuf,
     whole: PathBuf,
     split: PathBuf,
@@ -116,7 +115,6 @@ fn fixture() -> Option<&'static Mutex<Fixture>> {
             config: ckpt.join("config.json"),
             root,
             tokenizer,
-            ir,
             npu_ir,
             whole,
             split,

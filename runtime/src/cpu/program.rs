@@ -573,16 +573,8 @@ impl CpuProgram {
             }
         }
         self.run_steps(inputs, obs)?;
-        // The largest output (a model's logits) is written last, so that whoever reads it
-        // right after `run` (the sampler) finds it in cache rather than behind the others.
-        let last = (0..outputs.len()).max_by_key(|&j| (outputs[j].len(), usize::MAX - j));
         for (j, out) in outputs.iter_mut().enumerate() {
-            if Some(j) != last {
-                self.write_output(inputs, j, out);
-            }
-        }
-        if let Some(j) = last {
-            self.write_output(inputs, j, outputs[j]);
+            self.write_output(inputs, j, out);
         }
         Ok(())
     }

@@ -912,6 +912,28 @@ fn u16_binary(p: &Bcast<2>, a: &[u8], b: &[u8], out: &mut [u8], f: impl Fn(u16, 
     });
 }
 
+/// A row-wise op on u16 codes along `v`'s axis: `f(x, out, d, stride)` computes one row of
+/// `d` entries that starts at `x[0]` / `out[0]` and steps by `stride` entries (the view's
+/// inner size); the outer blocks run in parallel.
+fn u16_rows(
+    v: &AxisView,
+    x: &[u8],
+    out: &mut [u8],
+    f: impl Fn(&[u8], &mut [u8], usize, usize) + Sync,
+) {
+    let (d, inner) = (v.d, v.inner.max(1));
+    if d == 0 {
+        return;
+    }
+    out.par_chunks_mut(2 * d * inner)
+        .zip(x.par_chunks(2 * d * inner))
+        .for_each(|(o, xr)| {
+            for j in 0..inner {
+                f(&xr[2 * j..], &mut o[2 * j..], d, inner);
+            }
+        });
+}
+
 fn index_err(func: &str, step: &Step, msg: String) -> CpuError {
     CpuError::Index {
         func: func.to_owned(),
@@ -1264,16 +1286,10 @@ fn exec_step(
         K::SigmoidHtp(h) => h.apply_bytes(env.bytes(iv(0)), &mut out[..2 * ov.numel]),
         K::RmsNormHtp(v, h) => {
             let (x, g) = (env.bytes(iv(0)), env.bytes(iv(1)));
-            let (d, inner) = (v.d, v.inner.max(1));
-            if d > 0 && g.len() >= 2 * d {
-                out[..2 * ov.numel]
-                    .par_chunks_mut(2 * d * inner)
-                    .zip(x.par_chunks(2 * d * inner))
-                    .for_each(|(o, xr)| {
-                        for j in 0..inner {
-                            h.row_bytes(&xr[2 * j..], g, &mut o[2 * j..], d, inner);
-                        }
-                    });
+            if g.len() >= 2 * v.d {
+                u16_rows(v, x, &mut out[..2 * ov.numel], |xr, o, d, stride| {
+                    h.row_bytes(xr, g, o, d, stride)
+                });
             }
         }
         K::WhereHtp(p, h) => h.run(
@@ -1283,20 +1299,12 @@ fn exec_step(
             env.bytes(iv(2)),
             &mut out[..2 * ov.numel],
         ),
-        K::SoftmaxHtp(v, h) => {
-            let x = env.bytes(iv(0));
-            let (d, inner) = (v.d, v.inner.max(1));
-            if d > 0 {
-                out[..2 * ov.numel]
-                    .par_chunks_mut(2 * d * inner)
-                    .zip(x.par_chunks(2 * d * inner))
-                    .for_each(|(o, xr)| {
-                        for j in 0..inner {
-                            h.row_bytes(&xr[2 * j..], &mut o[2 * j..], d, inner);
-                        }
-                    });
-            }
-        }
+        K::SoftmaxHtp(v, h) => u16_rows(
+            v,
+            env.bytes(iv(0)),
+            &mut out[..2 * ov.numel],
+            |xr, o, d, stride| h.row_bytes(xr, o, d, stride),
+        ),
         K::MulHtp(p, h) => u16_binary(
             p,
             env.bytes(iv(0)),
@@ -1990,10 +1998,6 @@ impl Compiler<'_> {
         let shape = self.vals[out].shape.clone();
         let sh = |i: usize| self.vals[ins[i]].shape.clone();
         let axis = |a: i64, r: usize| norm_axis(a, r).map_err(|m| self.unsupported(op, m));
-        let mut htp_sigmoid = match o.kind {
-            OpKind::Sigmoid => self.htp_sigmoid(ins[0], out),
-            _ => None,
-        };
         let kk = match o.kind {
             OpKind::Return => return Ok(()),
             OpKind::Weight => {
@@ -2287,17 +2291,20 @@ impl Compiler<'_> {
                 }
                 K::Rope(Bcast::new(&shape, [&c, &s], true), d)
             }
-            OpKind::Sigmoid if htp_sigmoid.is_some() => match htp_sigmoid.take() {
-                Some(h) => K::SigmoidHtp(h),
-                None => return Err(self.unsupported(op, "sigmoid domain")),
-            },
             OpKind::Silu | OpKind::Sigmoid | OpKind::Neg => {
-                self.need_deq(0, ins[0]);
-                K::Unary(match o.kind {
-                    OpKind::Silu => UnOp::Silu,
-                    OpKind::Sigmoid => UnOp::Sigmoid,
-                    _ => UnOp::Neg,
-                })
+                let htp = (o.kind == OpKind::Sigmoid)
+                    .then(|| self.htp_sigmoid(ins[0], out))
+                    .flatten();
+                if let Some(h) = htp {
+                    K::SigmoidHtp(h)
+                } else {
+                    self.need_deq(0, ins[0]);
+                    K::Unary(match o.kind {
+                        OpKind::Silu => UnOp::Silu,
+                        OpKind::Sigmoid => UnOp::Sigmoid,
+                        _ => UnOp::Neg,
+                    })
+                }
             }
             OpKind::Add | OpKind::Sub | OpKind::Mul | OpKind::Equal => {
                 let (a, b) = (sh(0), sh(1));

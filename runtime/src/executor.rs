@@ -243,6 +243,23 @@ impl GraphDesc {
     /// Executors call this at the top of [`Executor::execute`]; it does not allocate unless it
     /// fails.
     pub fn check_buffers(&self, inputs: &[&[u8]], outputs: &[&mut [u8]]) -> Result<()> {
+        self.check_sizes(inputs.iter().map(|b| b.len()), outputs)
+    }
+
+    /// [`GraphDesc::check_buffers`] for the inputs of [`Executor::execute_with`].
+    pub fn check_graph_inputs(
+        &self,
+        inputs: &[GraphInput<'_>],
+        outputs: &[&mut [u8]],
+    ) -> Result<()> {
+        self.check_sizes(inputs.iter().map(|b| b.bytes().len()), outputs)
+    }
+
+    fn check_sizes(
+        &self,
+        inputs: impl ExactSizeIterator<Item = usize>,
+        outputs: &[&mut [u8]],
+    ) -> Result<()> {
         if inputs.len() != self.inputs.len() || outputs.len() != self.outputs.len() {
             return Err(RuntimeError::Contract {
                 graph: self.name.clone(),
@@ -255,12 +272,12 @@ impl GraphDesc {
                 ),
             });
         }
-        for (d, b) in self.inputs.iter().zip(inputs) {
-            if b.len() != d.byte_size() {
+        for (d, len) in self.inputs.iter().zip(inputs) {
+            if len != d.byte_size() {
                 return Err(RuntimeError::BufferSize {
                     what: format!("graph `{}` input `{}`", self.name, d.name),
                     expected: d.byte_size(),
-                    got: b.len(),
+                    got: len,
                 });
             }
         }
@@ -275,6 +292,129 @@ impl GraphDesc {
         }
         Ok(())
     }
+}
+
+/// Most inputs one [`Executor::execute_with`] call's default implementation forwards.
+pub const MAX_EXECUTE_INPUTS: usize = 512;
+
+/// One graph input of [`Executor::execute_with`]: read only, or a KV-cache buffer
+/// (`past_key_{l}` / `past_value_{l}`) into which the executor may write the step's new entries
+/// once the graph has finished reading it.
+#[derive(Debug)]
+pub enum GraphInput<'a> {
+    /// An input the executor only reads.
+    Read(&'a [u8]),
+    /// A cache buffer, read by the graph and written by [`StepExtras::cache`].
+    Cache(&'a mut [u8]),
+}
+
+impl GraphInput<'_> {
+    /// The input's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            GraphInput::Read(b) => b,
+            GraphInput::Cache(b) => b,
+        }
+    }
+}
+
+/// Where a step's new K/V entries go in the cache ([`StepExtras::cache`]): the same copy as
+/// [`crate::KvCache::commit`], done by the executor as soon as the graph no longer reads the
+/// destination buffer, while the entries are still in the processor's caches.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheWrite<'a> {
+    /// `(output, input)` index pairs: `present_key_{l}` with `past_key_{l}`, and likewise for
+    /// values, of every layer the graph holds.
+    pub pairs: &'a [(usize, usize)],
+    /// KV heads.
+    pub heads: usize,
+    /// Head dimension D.
+    pub head_dim: usize,
+    /// Bytes per cache element.
+    pub elem: usize,
+    /// The graph's ar_len: rows per head of each `present_*` output, `[1, Hkv, S, D]`.
+    pub src_s: usize,
+    /// Rows per head of each `past_*` input, `[1, Hkv, C-S, D]`.
+    pub stride: usize,
+    /// First destination row (the cache's `n_past`).
+    pub row: usize,
+    /// Entries to write (the step's real tokens; pads are never written).
+    pub n: usize,
+}
+
+impl CacheWrite<'_> {
+    /// Checks one pair's buffers against the geometry (before anything is run or written).
+    pub fn check(&self, graph: &str, present: &[u8], past: &GraphInput<'_>) -> Result<()> {
+        let row = self.head_dim * self.elem;
+        let err = |msg: String| RuntimeError::Cache(format!("graph `{graph}`: {msg}"));
+        if present.len() != self.heads * self.src_s * row {
+            return Err(err(format!(
+                "a present K/V output has {} bytes, expected {} ([1, {}, {}, {}] x {} bytes)",
+                present.len(),
+                self.heads * self.src_s * row,
+                self.heads,
+                self.src_s,
+                self.head_dim,
+                self.elem
+            )));
+        }
+        let GraphInput::Cache(past) = past else {
+            return Err(err(
+                "a past K/V input of a cache write is not a cache buffer".into(),
+            ));
+        };
+        if past.len() != self.heads * self.stride * row {
+            return Err(err(format!(
+                "a past K/V input has {} bytes, expected {}",
+                past.len(),
+                self.heads * self.stride * row
+            )));
+        }
+        if self.n > self.src_s || self.row + self.n > self.stride {
+            return Err(err(format!(
+                "{} entries at row {} do not fit (ar_len {}, {} rows per head)",
+                self.n, self.row, self.src_s, self.stride
+            )));
+        }
+        Ok(())
+    }
+
+    /// Copies the first `n` entries of one `[1, Hkv, S, D]` output (already checked) into one
+    /// `[1, Hkv, C-S, D]` cache buffer at row `row`: per head, `n` consecutive rows of `D`
+    /// elements.
+    pub fn copy(&self, past: &mut [u8], present: &[u8]) {
+        let row = self.head_dim * self.elem;
+        let len = self.n * row;
+        if len == 0 {
+            return;
+        }
+        let (src_head, dst_head) = (self.src_s * row, self.stride * row);
+        let dst = past[self.row * row..].chunks_mut(dst_head);
+        for (d, s) in dst.zip(present.chunks_exact(src_head)).take(self.heads) {
+            d[..len].copy_from_slice(&s[..len]);
+        }
+    }
+}
+
+/// Work a step may ask of an executor beyond computing its outputs, each while the data is
+/// still in the processor's caches ([`Executor::execute_with`]). The outputs are written in
+/// full either way.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepExtras<'a> {
+    /// Write the step's new K/V entries into the cache inputs.
+    pub cache: Option<CacheWrite<'a>>,
+    /// `(output, row)`: the greedy token of that logits row, as
+    /// [`crate::Sampler::greedy_token`] computes it.
+    pub argmax: Option<(usize, usize)>,
+}
+
+/// What an executor did of the [`StepExtras`] it was given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExtrasDone {
+    /// The new K/V entries are in the cache.
+    pub cache_written: bool,
+    /// The greedy token of the requested logits row.
+    pub argmax: Option<u32>,
 }
 
 /// Something that runs graphs following the I/O contract (CPU reference or QNN).
@@ -300,6 +440,36 @@ pub trait Executor {
     /// themselves, whose length depends only on the graph's ar_len), so an executor may prepare
     /// its tensor descriptors or register the memory once per graph, keyed by address.
     fn execute(&mut self, graph: usize, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<()>;
+
+    /// Runs graph `graph` like [`Executor::execute`], the KV inputs handed over as
+    /// [`GraphInput::Cache`], and does what it can of `extras` (reported in the result; the
+    /// caller does the rest itself). The default does none of them.
+    ///
+    /// At most [`MAX_EXECUTE_INPUTS`] inputs.
+    fn execute_with(
+        &mut self,
+        graph: usize,
+        inputs: &mut [GraphInput<'_>],
+        outputs: &mut [&mut [u8]],
+        extras: &StepExtras<'_>,
+    ) -> Result<ExtrasDone> {
+        let _ = extras;
+        if inputs.len() > MAX_EXECUTE_INPUTS {
+            return Err(RuntimeError::Contract {
+                graph: self
+                    .graphs()
+                    .get(graph)
+                    .map_or_else(|| format!("#{graph}"), |g| g.name.clone()),
+                msg: format!("more than {MAX_EXECUTE_INPUTS} inputs"),
+            });
+        }
+        let mut ins: [&[u8]; MAX_EXECUTE_INPUTS] = [&[]; MAX_EXECUTE_INPUTS];
+        for (d, i) in ins.iter_mut().zip(inputs.iter()) {
+            *d = i.bytes();
+        }
+        self.execute(graph, &ins[..inputs.len()], outputs)?;
+        Ok(ExtrasDone::default())
+    }
 }
 
 impl<E: Executor + ?Sized> Executor for &mut E {
@@ -312,6 +482,15 @@ impl<E: Executor + ?Sized> Executor for &mut E {
     fn execute(&mut self, graph: usize, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<()> {
         (**self).execute(graph, inputs, outputs)
     }
+    fn execute_with(
+        &mut self,
+        graph: usize,
+        inputs: &mut [GraphInput<'_>],
+        outputs: &mut [&mut [u8]],
+        extras: &StepExtras<'_>,
+    ) -> Result<ExtrasDone> {
+        (**self).execute_with(graph, inputs, outputs, extras)
+    }
 }
 
 impl<E: Executor + ?Sized> Executor for Box<E> {
@@ -323,6 +502,15 @@ impl<E: Executor + ?Sized> Executor for Box<E> {
     }
     fn execute(&mut self, graph: usize, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<()> {
         (**self).execute(graph, inputs, outputs)
+    }
+    fn execute_with(
+        &mut self,
+        graph: usize,
+        inputs: &mut [GraphInput<'_>],
+        outputs: &mut [&mut [u8]],
+        extras: &StepExtras<'_>,
+    ) -> Result<ExtrasDone> {
+        (**self).execute_with(graph, inputs, outputs, extras)
     }
 }
 

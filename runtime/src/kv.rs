@@ -39,7 +39,7 @@
 
 use crate::buffer::AlignedBytes;
 use crate::error::{Result, RuntimeError};
-use crate::executor::{DType, ModelDims};
+use crate::executor::{CacheWrite, DType, ModelDims};
 
 /// Mask code meaning "attend" for a u16 mask.
 pub const MASK_ATTEND_U16: u16 = u16::MAX;
@@ -215,6 +215,39 @@ impl KvCache {
         &self.v.as_bytes()[at..at + self.kv_bytes()]
     }
 
+    /// The mask (as [`KvCache::mask`]) and every layer's keys and values in the current layout
+    /// (as [`KvCache::key`] / [`KvCache::value`], layer 0 first), the keys and values mutable:
+    /// the inputs of an executor that writes a step's new entries in place
+    /// ([`crate::GraphInput::Cache`]). Call [`KvCache::advance`] once they are written.
+    pub fn split_mut(
+        &mut self,
+    ) -> (
+        &[u8],
+        impl Iterator<Item = &mut [u8]>,
+        impl Iterator<Item = &mut [u8]>,
+    ) {
+        let (lb, kvb) = (self.layer_bytes, self.kv_bytes());
+        let mask = &self.mask.as_bytes()[..self.ar_len * self.context * self.mask_dtype.size()];
+        // A cache without room (stride 0) has empty layers.
+        let empty = if lb == 0 { self.layers } else { 0 };
+        fn split(
+            b: &mut AlignedBytes,
+            lb: usize,
+            kvb: usize,
+            empty: usize,
+        ) -> impl Iterator<Item = &mut [u8]> {
+            b.as_bytes_mut()
+                .chunks_exact_mut(lb.max(1))
+                .map(move |c| &mut c[..kvb])
+                .chain(std::iter::repeat_with(|| &mut [][..]).take(empty))
+        }
+        (
+            mask,
+            split(&mut self.k, lb, kvb, empty),
+            split(&mut self.v, lb, kvb, empty),
+        )
+    }
+
     /// The mask for the current layout, `[1, 1, S, C]`.
     pub fn mask(&self) -> &[u8] {
         &self.mask.as_bytes()[..self.ar_len * self.context * self.mask_dtype.size()]
@@ -284,7 +317,7 @@ impl KvCache {
     ) -> Result<()> {
         self.check_room(n)?;
         let g = self.geometry(src_s, n)?;
-        g.check(l, present_k, present_v)?;
+        check_present(&g, l, present_k, present_v)?;
         let lb = self.layer_bytes;
         let (Some(kb), Some(vb)) = (
             self.k.as_bytes_mut().chunks_exact_mut(lb).nth(l),
@@ -300,18 +333,21 @@ impl KvCache {
         Ok(())
     }
 
-    fn geometry(&self, src_s: usize, n: usize) -> Result<CommitGeometry> {
+    /// The geometry of a commit of `n` entries from a graph of ar_len `src_s` at the current
+    /// `n_past` and layout (`pairs` empty), e.g. for [`crate::StepExtras::cache`].
+    pub fn geometry(&self, src_s: usize, n: usize) -> Result<CacheWrite<'static>> {
         if n > src_s {
             return Err(RuntimeError::Cache(format!(
                 "commit of {n} entries from a graph with ar_len {src_s}"
             )));
         }
-        Ok(CommitGeometry {
+        Ok(CacheWrite {
+            pairs: &[],
             heads: self.heads,
             head_dim: self.head_dim,
             elem: self.elem,
             stride: self.stride,
-            n_past: self.n_past,
+            row: self.n_past,
             src_s,
             n,
         })
@@ -332,7 +368,7 @@ impl KvCache {
         let g = self.geometry(src_s, n)?;
         for l in 0..self.layers {
             let (k, v) = present(l);
-            g.check(l, k, v)?;
+            check_present(&g, l, k, v)?;
         }
         let lb = self.layer_bytes;
         let layers = self
@@ -416,47 +452,17 @@ impl KvCache {
     }
 }
 
-/// Where one commit reads and writes (see [`KvCache::commit_layer`]).
-#[derive(Clone, Copy, Debug)]
-struct CommitGeometry {
-    heads: usize,
-    head_dim: usize,
-    elem: usize,
-    stride: usize,
-    n_past: usize,
-    src_s: usize,
-    n: usize,
-}
-
-impl CommitGeometry {
-    fn check(&self, l: usize, present_k: &[u8], present_v: &[u8]) -> Result<()> {
-        let want = self.heads * self.src_s * self.head_dim * self.elem;
-        if present_k.len() != want || present_v.len() != want {
-            return Err(RuntimeError::BufferSize {
-                what: format!("present_key_{l}/present_value_{l}"),
-                expected: want,
-                got: present_k.len().min(present_v.len()),
-            });
-        }
-        Ok(())
+/// Checks layer `l`'s present K/V outputs against a commit's geometry.
+fn check_present(g: &CacheWrite<'_>, l: usize, present_k: &[u8], present_v: &[u8]) -> Result<()> {
+    let want = g.heads * g.src_s * g.head_dim * g.elem;
+    if present_k.len() != want || present_v.len() != want {
+        return Err(RuntimeError::BufferSize {
+            what: format!("present_key_{l}/present_value_{l}"),
+            expected: want,
+            got: present_k.len().min(present_v.len()),
+        });
     }
-
-    /// Copies the entries of one `[1, Hkv, src_s, D]` output (already checked) into one
-    /// layer's `[1, Hkv, stride, D]` buffer at row `n_past`: per head, `n` consecutive rows
-    /// of `D` elements.
-    fn copy(&self, dst: &mut [u8], src: &[u8]) {
-        let row = self.head_dim * self.elem;
-        let len = self.n * row;
-        if len == 0 {
-            // Nothing to copy (and a 0-row source or layout has no head chunks).
-            return;
-        }
-        let (src_head, dst_head) = (self.src_s * row, self.stride * row);
-        let dst = dst[self.n_past * row..].chunks_mut(dst_head);
-        for (d, s) in dst.zip(src.chunks_exact(src_head)).take(self.heads) {
-            d[..len].copy_from_slice(&s[..len]);
-        }
-    }
+    Ok(())
 }
 
 /// Moves `rows` rows of `valid` meaningful bytes from stride `old` to stride `new` (bytes) in

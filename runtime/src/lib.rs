@@ -54,7 +54,8 @@ pub mod tokenizer;
 pub use buffer::AlignedBytes;
 pub use error::{Result, RuntimeError};
 pub use executor::{
-    DType, Executor, GraphBindings, GraphDesc, InputRole, ModelDims, Quant, TensorDesc,
+    CacheWrite, DType, Executor, ExtrasDone, GraphBindings, GraphDesc, GraphInput, InputRole,
+    ModelDims, Quant, StepExtras, TensorDesc,
 };
 pub use kv::KvCache;
 pub use qnn::{QnnExecutor, QnnOptions};

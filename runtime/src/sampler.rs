@@ -73,6 +73,66 @@ impl std::fmt::Debug for Sampler {
     }
 }
 
+/// The greedy token of a logits row read as it is stored, without dequantizing: the first
+/// maximum of f32 logits, or of the raw codes of u16 / u8 logits with a positive scale.
+/// `None` for any other dtype or encoding (the sampler then dequantizes first). This is what
+/// [`Sampler::sample`] returns for a greedy configuration whenever it is `Some`.
+pub fn greedy_token(row: &[u8], desc: &TensorDesc) -> Option<u32> {
+    let positive_scale = match desc.quant {
+        Quant::None => true,
+        Quant::PerTensor { scale, .. } => scale > 0.0,
+    };
+    if !positive_scale {
+        return None;
+    }
+    let i = match desc.dtype {
+        DType::U16 => argmax_u16(row),
+        DType::U8 => argmax_u8(row),
+        DType::F32 if desc.quant == Quant::None && cfg!(target_endian = "little") => {
+            argmax_f32(bytemuck::try_cast_slice::<u8, f32>(row).ok()?)
+        }
+        _ => return None,
+    };
+    Some(i as u32)
+}
+
+/// [`argmax_f32`] over a row seen in consecutive chunks (e.g. each right after it is written):
+/// the same index as over the whole row.
+#[derive(Clone, Copy, Debug)]
+pub struct ArgmaxF32 {
+    best: f32,
+    index: usize,
+    seen: usize,
+}
+
+impl Default for ArgmaxF32 {
+    fn default() -> Self {
+        ArgmaxF32 {
+            best: f32::NEG_INFINITY,
+            index: 0,
+            seen: 0,
+        }
+    }
+}
+
+impl ArgmaxF32 {
+    /// Takes the next chunk of the row.
+    pub fn push(&mut self, chunk: &[f32]) {
+        let first = pulp::Arch::new().dispatch(|| first_max(chunk, f32::NEG_INFINITY));
+        // Strictly greater: an equal maximum in a later chunk is not the first one.
+        if let Some(i) = first.filter(|&i| chunk[i] > self.best) {
+            self.best = chunk[i];
+            self.index = self.seen + i;
+        }
+        self.seen += chunk.len();
+    }
+
+    /// Index of the first maximum of everything pushed (0 if no value beats -inf).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
 /// Index of the first maximum of raw little-endian u16 values (`bytes.len() / 2` values).
 pub fn argmax_u16(bytes: &[u8]) -> usize {
     if cfg!(target_endian = "little") {
@@ -178,6 +238,20 @@ impl Sampler {
         &self.cfg
     }
 
+    /// True when [`Sampler::sample`] returns [`greedy_token`] for rows of `desc` (a greedy
+    /// configuration and logits it can read as stored), so that a token computed that way
+    /// elsewhere (e.g. by an executor, [`crate::StepExtras::argmax`]) is the sampled one.
+    pub fn takes_greedy_token(&self, desc: &TensorDesc) -> bool {
+        self.cfg.is_greedy()
+            && match (desc.dtype, desc.quant) {
+                (DType::U16 | DType::U8, Quant::PerTensor { scale, .. }) => scale > 0.0,
+                (DType::U16 | DType::U8 | DType::F32, Quant::None) => {
+                    cfg!(target_endian = "little") || desc.dtype != DType::F32
+                }
+                _ => false,
+            }
+    }
+
     /// Vocabulary size.
     pub fn vocab(&self) -> usize {
         self.vocab
@@ -201,20 +275,9 @@ impl Sampler {
                 got: row.len(),
             });
         }
-        let positive_scale = match desc.quant {
-            Quant::None => true,
-            Quant::PerTensor { scale, .. } => scale > 0.0,
-        };
-        if self.cfg.is_greedy() && positive_scale {
-            match desc.dtype {
-                DType::U16 => return Ok(argmax_u16(row) as u32),
-                DType::U8 => return Ok(argmax_u8(row) as u32),
-                DType::F32 if desc.quant == Quant::None && cfg!(target_endian = "little") => {
-                    if let Ok(f) = bytemuck::try_cast_slice::<u8, f32>(row) {
-                        return Ok(argmax_f32(f) as u32);
-                    }
-                }
-                _ => {}
+        if self.cfg.is_greedy() {
+            if let Some(t) = greedy_token(row, desc) {
+                return Ok(t);
             }
         }
         // Dequantize into scratch; NaN becomes -inf.

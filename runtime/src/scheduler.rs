@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 use crate::buffer::AlignedBytes;
 use crate::error::{Result, RuntimeError};
 use crate::executor::{
-    describe_graphs, parse_graph_name, Executor, GraphBindings, GraphDesc, InputRole, ModelDims,
-    TensorDesc,
+    describe_graphs, parse_graph_name, Executor, GraphBindings, GraphDesc, GraphInput, InputRole,
+    ModelDims, StepExtras, TensorDesc,
 };
 use crate::kv::KvCache;
 use crate::sampler::Sampler;
@@ -203,10 +203,22 @@ fn rate(n: usize, t: Duration) -> f64 {
     }
 }
 
+/// Takes a layer's cache buffer out of its slot (each is bound to one input of one shard).
+fn take_cache<'a>(slot: Option<&mut Option<&'a mut [u8]>>, graph: &str) -> Result<&'a mut [u8]> {
+    slot.and_then(Option::take).ok_or_else(|| {
+        RuntimeError::Cache(format!(
+            "internal: a cache buffer of `{graph}` is missing or bound twice"
+        ))
+    })
+}
+
 /// One graph (one shard of a split model) with its output buffers.
 struct Shard {
     b: GraphBindings,
     outs: Vec<AlignedBytes>,
+    /// `(present output, past input)` of every K and V of the shard's layers
+    /// ([`crate::CacheWrite::pairs`]).
+    kv_pairs: Vec<(usize, usize)>,
 }
 
 /// The graphs run for one step of a given ar_len: one graph, or the shards of a split model in
@@ -241,7 +253,15 @@ impl Chain {
                 .iter()
                 .map(|t| AlignedBytes::zeroed(t.byte_size()))
                 .collect();
-            shards.push(Shard { b, outs });
+            let kv_pairs = (0..b.layers.len())
+                .flat_map(|i| {
+                    [
+                        (b.present_key[i], b.past_key[i]),
+                        (b.present_value[i], b.past_value[i]),
+                    ]
+                })
+                .collect();
+            shards.push(Shard { b, outs, kv_pairs });
         }
         let err = |g: usize, msg: String| RuntimeError::Contract {
             graph: graphs[g].name.clone(),
@@ -353,6 +373,8 @@ pub struct Scheduler<E: Executor> {
     history: Vec<u32>,
     /// Chain and count of entries produced by the last step and not yet committed.
     pending: Option<(usize, usize)>,
+    /// Ask the executor for [`StepExtras`] (see [`Scheduler::set_step_extras`]).
+    extras: bool,
 }
 
 impl<E: Executor> std::fmt::Debug for Scheduler<E> {
@@ -518,6 +540,12 @@ impl<E: Executor> Scheduler<E> {
         }
         let ar_lens: Vec<usize> = chains.iter().map(|c| c.ar_len).collect();
         let b0 = &chains[0].shards[0].b;
+        if dims.layers > MAX_GRAPH_IO {
+            return Err(RuntimeError::Config(format!(
+                "{} layers: at most {MAX_GRAPH_IO} are supported",
+                dims.layers
+            )));
+        }
         let kv = KvCache::new(&dims, b0.kv_dtype.size(), b0.mask_dtype, &ar_lens)?;
         let prefill = prefill.map(|_| 0);
         let decode = decode.map(|_| chains.len() - 1);
@@ -531,6 +559,7 @@ impl<E: Executor> Scheduler<E> {
             kv,
             history: Vec::with_capacity(dims.context + 1),
             pending: None,
+            extras: true,
         })
     }
 
@@ -636,15 +665,29 @@ impl<E: Executor> Scheduler<E> {
     }
 
     /// Runs one step of chain `g` on `tokens` (1..=S real tokens). Returns the time spent in
-    /// `execute`.
-    fn step(&mut self, g: usize, tokens: &[u32]) -> Result<Duration> {
+    /// `execute` and, when `greedy_row` asks for it and the executor computed it, the greedy
+    /// token of that logits row.
+    ///
+    /// With step extras on and room in the current layout, the executor is asked to write the
+    /// new entries into the cache itself; they are then committed at once, otherwise (the
+    /// executor cannot, or the entries only fit the next layout) before the next step.
+    fn step(
+        &mut self,
+        g: usize,
+        tokens: &[u32],
+        greedy_row: Option<usize>,
+    ) -> Result<(Duration, Option<u32>)> {
         self.flush_pending(g)?;
         let n_past = self.kv.n_past();
+        let n = tokens.len();
+        let through = self.extras && self.kv.has_room(n);
+        let geometry = self.kv.geometry(self.chains[g].ar_len, n)?;
         let Scheduler {
             exec,
             cfg,
             chains,
             kv,
+            extras: extras_on,
             ..
         } = self;
         let Chain {
@@ -652,12 +695,12 @@ impl<E: Executor> Scheduler<E> {
             shards,
             tokens: tok_buf,
             positions,
+            logits,
             ..
         } = &mut chains[g];
-        if tokens.is_empty() || tokens.len() > *ar_len || !kv.has_room(0) {
+        if tokens.is_empty() || n > *ar_len || !kv.has_room(0) {
             return Err(RuntimeError::Cache(format!(
-                "internal: step of {} tokens on `{}` at n_past {n_past}",
-                tokens.len(),
+                "internal: step of {n} tokens on `{}` at n_past {n_past}",
                 shards[0].b.name
             )));
         }
@@ -669,22 +712,34 @@ impl<E: Executor> Scheduler<E> {
             cell.copy_from_slice(&((n_past + i) as i32).to_le_bytes());
         }
         let mut dt = Duration::ZERO;
-        for k in 0..shards.len() {
+        let mut written = through;
+        let mut token = None;
+        let n_shards = shards.len();
+        let (mask, mut key_it, mut value_it) = kv.split_mut();
+        let mut keys: [Option<&mut [u8]>; MAX_GRAPH_IO] = std::array::from_fn(|_| key_it.next());
+        let mut values: [Option<&mut [u8]>; MAX_GRAPH_IO] =
+            std::array::from_fn(|_| value_it.next());
+        drop((key_it, value_it));
+        for k in 0..n_shards {
             let (prev, rest) = shards.split_at_mut(k);
             let cur = &mut rest[0];
             let hidden: &[u8] = match prev.last() {
                 Some(p) => p.outs[p.b.hidden_out.unwrap_or(0)].as_bytes(),
                 None => &[],
             };
-            let mut ins: [&[u8]; MAX_GRAPH_IO] = [&[]; MAX_GRAPH_IO];
+            let mut ins: [GraphInput<'_>; MAX_GRAPH_IO] =
+                std::array::from_fn(|_| GraphInput::Read(&[]));
             for (dst, role) in ins.iter_mut().zip(&cur.b.input_roles) {
+                let name = &cur.b.name;
                 *dst = match *role {
-                    InputRole::Tokens => tok_buf.as_bytes(),
-                    InputRole::HiddenStates => hidden,
-                    InputRole::Positions => positions.as_bytes(),
-                    InputRole::Mask => kv.mask(),
-                    InputRole::PastKey(l) => kv.key(l),
-                    InputRole::PastValue(l) => kv.value(l),
+                    InputRole::Tokens => GraphInput::Read(tok_buf.as_bytes()),
+                    InputRole::HiddenStates => GraphInput::Read(hidden),
+                    InputRole::Positions => GraphInput::Read(positions.as_bytes()),
+                    InputRole::Mask => GraphInput::Read(mask),
+                    InputRole::PastKey(l) => GraphInput::Cache(take_cache(keys.get_mut(l), name)?),
+                    InputRole::PastValue(l) => {
+                        GraphInput::Cache(take_cache(values.get_mut(l), name)?)
+                    }
                 };
             }
             let mut outs: [&mut [u8]; MAX_GRAPH_IO] = std::array::from_fn(|_| Default::default());
@@ -693,13 +748,31 @@ impl<E: Executor> Scheduler<E> {
                 *dst = buf.as_bytes_mut();
             }
             let n_in = cur.b.input_roles.len();
+            let extras = StepExtras {
+                cache: through.then(|| crate::executor::CacheWrite {
+                    pairs: &cur.kv_pairs,
+                    ..geometry
+                }),
+                argmax: greedy_row
+                    .filter(|_| *extras_on && k + 1 == n_shards)
+                    .map(|row| (*logits, row)),
+            };
             let t0 = Instant::now();
-            exec.execute(cur.b.graph, &ins[..n_in], &mut outs[..n_out])?;
+            let done =
+                exec.execute_with(cur.b.graph, &mut ins[..n_in], &mut outs[..n_out], &extras)?;
             dt += t0.elapsed();
+            written &= done.cache_written;
+            if k + 1 == n_shards {
+                token = done.argmax;
+            }
         }
-        self.pending = Some((g, tokens.len()));
+        if written {
+            kv.advance(n)?;
+        } else {
+            self.pending = Some((g, n));
+        }
         self.history.extend_from_slice(tokens);
-        Ok(dt)
+        Ok((dt, token))
     }
 
     /// Bytes of logits row `row` of chain `g`'s last output.
@@ -834,6 +907,7 @@ impl<E: Executor> Scheduler<E> {
         // Prefill.
         let mut pos = common;
         let mut last = (0, 0);
+        let mut last_token = None;
         while pos < prompt.len() {
             let Some((g, n)) = self.plan(self.n_cached(), prompt.len() - pos) else {
                 return Err(RuntimeError::PromptTooLong {
@@ -842,7 +916,10 @@ impl<E: Executor> Scheduler<E> {
                     detail: String::new(),
                 });
             };
-            self.step(g, &prompt[pos..pos + n])?;
+            let greedy = (pos + n == prompt.len()
+                && sampler.takes_greedy_token(&self.chains[g].logits_desc))
+            .then_some(n - 1);
+            last_token = self.step(g, &prompt[pos..pos + n], greedy)?.1;
             self.record(&mut rec, g, n);
             stats.prefill_steps += 1;
             pos += n;
@@ -854,9 +931,12 @@ impl<E: Executor> Scheduler<E> {
             stats.logits = rec;
             return Ok(stats);
         }
-        let mut next = {
-            let row = self.logits_row(last.0, last.1 - 1);
-            sampler.sample(row, &self.chains[last.0].logits_desc, &self.history)?
+        let mut next = match last_token {
+            Some(t) => t,
+            None => {
+                let row = self.logits_row(last.0, last.1 - 1);
+                sampler.sample(row, &self.chains[last.0].logits_desc, &self.history)?
+            }
         };
         stats.time_to_first_token = start.elapsed();
 
@@ -880,10 +960,18 @@ impl<E: Executor> Scheduler<E> {
                 stats.stop = Some(StopReason::CacheFull);
                 break;
             };
-            let exec = self.step(g, &[next])?;
+            let greedy = sampler
+                .takes_greedy_token(&self.chains[g].logits_desc)
+                .then_some(0);
+            let (exec, token) = self.step(g, &[next], greedy)?;
             self.record(&mut rec, g, 1);
-            let row = self.logits_row(g, 0);
-            next = sampler.sample(row, &self.chains[g].logits_desc, &self.history)?;
+            next = match token {
+                Some(t) => t,
+                None => {
+                    let row = self.logits_row(g, 0);
+                    sampler.sample(row, &self.chains[g].logits_desc, &self.history)?
+                }
+            };
             let dt = t0.elapsed();
             if stats.decode_steps == 0 {
                 stats.decode_first_host_time = dt.saturating_sub(exec);

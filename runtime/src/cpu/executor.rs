@@ -9,7 +9,9 @@ use super::program::{CpuProgram, OpOutput};
 use super::weights::WeightCache;
 use super::NumericMode;
 use crate::error::{Result, RuntimeError};
-use crate::executor::{DType, Executor, GraphDesc, Quant, TensorDesc, TOKENS_NAMES};
+use crate::executor::{
+    DType, Executor, ExtrasDone, GraphDesc, GraphInput, Quant, StepExtras, TensorDesc, TOKENS_NAMES,
+};
 
 pub use super::program::TensorRef;
 
@@ -211,5 +213,67 @@ impl Executor for CpuExecutor {
 
     fn execute(&mut self, graph: usize, inputs: &[&[u8]], outputs: &mut [&mut [u8]]) -> Result<()> {
         self.execute_inner(graph, inputs, outputs, None)
+    }
+
+    /// Does both extras: the new K/V entries are written into the cache right after the graph's
+    /// last read of each cache buffer, and the greedy token of f32 logits is taken as they are
+    /// written out ([`CpuProgram::run_bytes_with`]).
+    fn execute_with(
+        &mut self,
+        graph: usize,
+        inputs: &mut [GraphInput<'_>],
+        outputs: &mut [&mut [u8]],
+        extras: &StepExtras<'_>,
+    ) -> Result<ExtrasDone> {
+        let Some(desc) = self.graphs.get(graph) else {
+            return Err(RuntimeError::GraphNotFound {
+                msg: format!("graph index {graph}"),
+                available: crate::executor::describe_graphs(&self.graphs),
+            });
+        };
+        desc.check_graph_inputs(inputs, outputs)?;
+        let contract = |msg: String| RuntimeError::Contract {
+            graph: desc.name.clone(),
+            msg,
+        };
+        if let Some(cw) = &extras.cache {
+            for &(j, i) in cw.pairs {
+                let (Some(out), Some(inp)) = (outputs.get(j), inputs.get(i)) else {
+                    return Err(contract(format!(
+                        "cache write pair ({j}, {i}) out of range"
+                    )));
+                };
+                cw.check(&desc.name, out, inp)?;
+            }
+        }
+        let argmax = match extras.argmax {
+            Some((j, row)) => {
+                let Some(d) = desc.outputs.get(j) else {
+                    return Err(contract(format!("argmax of output {j}: out of range")));
+                };
+                let vocab = d.shape.last().copied().unwrap_or(0);
+                if vocab == 0 || (row + 1) * vocab > d.numel() {
+                    return Err(contract(format!(
+                        "argmax of row {row} of `{}` {:?}: out of range",
+                        d.name, d.shape
+                    )));
+                }
+                Some((j, row, d))
+            }
+            None => None,
+        };
+        let p = &mut self.programs[graph];
+        let cache = extras.cache.as_ref();
+        let token = on_pool(|| p.run_bytes_with(inputs, outputs, cache, argmax)).map_err(|e| {
+            RuntimeError::Execute {
+                executor: "cpu".into(),
+                graph: p.name().to_owned(),
+                msg: e.to_string(),
+            }
+        })?;
+        Ok(ExtrasDone {
+            cache_written: extras.cache.is_some(),
+            argmax: token,
+        })
     }
 }

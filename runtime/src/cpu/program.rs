@@ -25,6 +25,8 @@ use super::quant::{self, par};
 use super::simd;
 use super::weights::{PackLayout, Packed, Static, WeightCache};
 use super::{NumericMode, Repr, Rounding};
+use crate::executor::{CacheWrite, DType, GraphInput, Quant, TensorDesc};
+use crate::sampler::{greedy_token, ArgmaxF32};
 
 /// One op's output, as seen by an observer: dequantized / converted to f32.
 #[derive(Debug)]
@@ -305,6 +307,15 @@ struct State {
     direct: Vec<bool>,
     /// Accumulated wall time per step (empty when profiling is off).
     times: Vec<std::time::Duration>,
+    /// Accumulated wall time of the step extras while profiling: cache writes (with the
+    /// write-out of their results), greedy-token scans.
+    extra_times: [std::time::Duration; 2],
+    /// Cache writes of the current run: (trigger step, result, argument), by trigger.
+    kv_queue: Vec<(usize, usize, usize)>,
+    /// Next entry of `kv_queue` to do.
+    kv_next: usize,
+    /// Results already written out in the current run (by a cache write).
+    written: Vec<bool>,
 }
 
 /// A function compiled for the CPU reference executor, with its buffers.
@@ -322,6 +333,10 @@ pub struct CpuProgram {
     result_names: Vec<String>,
     statics: Vec<Arc<Static>>,
     arg_slots: Vec<usize>,
+    /// Per result: the first step index at which it is complete (plain runs).
+    result_ready: Vec<usize>,
+    /// Per argument: the step index after the last plain-run step that reads it.
+    arg_read_end: Vec<usize>,
     arena_bytes: usize,
     max_numel: usize,
     state: State,
@@ -335,12 +350,35 @@ fn f32s_mut(b: &mut [u8]) -> &mut [f32] {
     bytemuck::cast_slice_mut(b)
 }
 
+/// The graph inputs of a run: plain byte slices, or [`GraphInput`]s (some of them cache
+/// buffers written between steps, [`CpuProgram::run_bytes_with`]).
+#[derive(Clone, Copy)]
+enum Ins<'a> {
+    Plain(&'a [&'a [u8]]),
+    Graph(&'a [GraphInput<'a>]),
+}
+
+impl<'a> Ins<'a> {
+    fn get(self, i: usize) -> &'a [u8] {
+        match self {
+            Ins::Plain(x) => x[i],
+            Ins::Graph(x) => x[i].bytes(),
+        }
+    }
+}
+
+/// The inputs of a run as the run loop holds them (cache buffers writable between steps).
+enum InsMut<'s, 'a> {
+    Plain(&'s [&'a [u8]]),
+    Graph(&'s mut [GraphInput<'a>]),
+}
+
 /// Read access to every value except the op's output slot `[o0, o1)` of the arena.
 struct Env<'a> {
     left: &'a [u8],
     right: &'a [u8],
     o1: usize,
-    inputs: &'a [&'a [u8]],
+    inputs: Ins<'a>,
     direct: &'a [bool],
     statics: &'a [Arc<Static>],
     arg_slots: &'a [usize],
@@ -360,7 +398,7 @@ impl<'a> Env<'a> {
             Loc::Arena(off) => self.arena(off, len),
             Loc::Arg(i) => {
                 if self.direct[i] {
-                    &self.inputs[i][..len]
+                    &self.inputs.get(i)[..len]
                 } else {
                     self.arena(self.arg_slots[i], len)
                 }
@@ -510,6 +548,14 @@ impl CpuProgram {
         } else {
             Vec::new()
         };
+        self.state.extra_times = Default::default();
+    }
+
+    /// Accumulated wall time of the [`CpuProgram::run_bytes_with`] extras since profiling was
+    /// turned on: the cache writes (each result written out, then its rows copied into the
+    /// cache) and the greedy-token scans of the logits (zero when profiling is off).
+    pub fn extras_profile(&self) -> (std::time::Duration, std::time::Duration) {
+        (self.state.extra_times[0], self.state.extra_times[1])
     }
 
     /// Accumulated wall time per step since profiling was turned on: op id, kind, symbolic
@@ -542,25 +588,114 @@ impl CpuProgram {
         outputs: &mut [&mut [u8]],
         obs: Option<&mut dyn FnMut(&OpOutput<'_>)>,
     ) -> Result<(), CpuError> {
-        if inputs.len() != self.args.len() || outputs.len() != self.results.len() {
+        self.check_io(inputs.len(), |i| inputs[i].len(), outputs)?;
+        for (i, b) in inputs.iter().enumerate() {
+            self.stage_bytes(i, b);
+        }
+        self.run_steps(&mut InsMut::Plain(inputs), obs, None)?;
+        for (j, out) in outputs.iter_mut().enumerate() {
+            self.write_output(Ins::Plain(inputs), j, out);
+        }
+        Ok(())
+    }
+
+    /// [`CpuProgram::run_bytes`] (plain run, no observer) that also writes a step's new K/V
+    /// entries into its cache inputs and computes the greedy token of a logits row, each while
+    /// the data is still in the processor's caches:
+    ///
+    /// * `cache`: for each `(result, argument)` pair, the result's first `n` entries are
+    ///   written (as [`CacheWrite::copy`]) into the argument, a [`GraphInput::Cache`], right
+    ///   after the later of the step that completes the result and the last step that reads
+    ///   the argument, so that every step sees the cache exactly as [`CpuProgram::run_bytes`]
+    ///   would. The caller has checked the pairs ([`CacheWrite::check`]).
+    /// * `argmax`: `(result, row, desc)`: returns [`greedy_token`] of that row of the result,
+    ///   taken chunk by chunk as f32 logits are written out (`None` if `desc` is not
+    ///   readable that way).
+    pub fn run_bytes_with(
+        &mut self,
+        inputs: &mut [GraphInput<'_>],
+        outputs: &mut [&mut [u8]],
+        cache: Option<&CacheWrite<'_>>,
+        argmax: Option<(usize, usize, &TensorDesc)>,
+    ) -> Result<Option<u32>, CpuError> {
+        self.check_io(inputs.len(), |i| inputs[i].bytes().len(), outputs)?;
+        for (i, b) in inputs.iter().enumerate() {
+            self.stage_bytes(i, b.bytes());
+        }
+        let pairs = cache.map_or(&[][..], |c| c.pairs);
+        for &(j, i) in pairs {
+            if j >= self.results.len() || i >= self.args.len() {
+                return Err(CpuError::Input {
+                    func: self.func.clone(),
+                    tensor: "*".into(),
+                    msg: format!("cache write pair ({j}, {i}) out of range"),
+                });
+            }
+        }
+        let st = &mut self.state;
+        st.written.iter_mut().for_each(|w| *w = false);
+        st.kv_queue.clear();
+        st.kv_queue.extend(
+            pairs
+                .iter()
+                .map(|&(j, i)| (self.result_ready[j].max(self.arg_read_end[i]), j, i)),
+        );
+        st.kv_queue.sort_unstable();
+        st.kv_next = 0;
+        let mut ins = InsMut::Graph(inputs);
+        let mut writes = cache.map(|cw| (cw, &mut *outputs));
+        self.run_steps(&mut ins, None, writes.as_mut())?;
+        if let (InsMut::Graph(inputs), Some((cw, outputs))) = (&mut ins, writes.as_mut()) {
+            self.flush_writes(usize::MAX, inputs, cw, outputs);
+        }
+        let view = match &ins {
+            InsMut::Graph(g) => Ins::Graph(g),
+            InsMut::Plain(p) => Ins::Plain(p),
+        };
+        let mut token = None;
+        for (j, out) in outputs.iter_mut().enumerate() {
+            if self.state.written[j] {
+                continue;
+            }
+            match argmax {
+                Some((a, row, desc)) if a == j => {
+                    let profiling = !self.state.times.is_empty();
+                    let (t, scan) = self.write_output_argmax(view, j, out, row, desc, profiling);
+                    token = t;
+                    self.state.extra_times[1] += scan;
+                }
+                _ => self.write_output(view, j, out),
+            }
+        }
+        Ok(token)
+    }
+
+    /// Checks the counts and byte sizes of a run's buffers.
+    fn check_io(
+        &self,
+        n_in: usize,
+        in_len: impl Fn(usize) -> usize,
+        outputs: &[&mut [u8]],
+    ) -> Result<(), CpuError> {
+        if n_in != self.args.len() || outputs.len() != self.results.len() {
             return Err(CpuError::Input {
                 func: self.func.clone(),
                 tensor: "*".into(),
                 msg: format!(
                     "got {} inputs and {} outputs, the function has {} arguments and {} results",
-                    inputs.len(),
+                    n_in,
                     outputs.len(),
                     self.args.len(),
                     self.results.len()
                 ),
             });
         }
-        for (i, b) in inputs.iter().enumerate() {
+        for i in 0..n_in {
             let want = self.vals[self.args[i]].ty.byte_size();
-            if b.len() != want {
-                return Err(self.input_err(i, format!("expected {want} bytes, got {}", b.len())));
+            let got = in_len(i);
+            if got != want {
+                return Err(self.input_err(i, format!("expected {want} bytes, got {got}")));
             }
-            self.stage_bytes(i, b);
         }
         for (j, b) in outputs.iter().enumerate() {
             let want = self.vals[self.results[j]].ty.byte_size();
@@ -572,11 +707,89 @@ impl CpuProgram {
                 });
             }
         }
-        self.run_steps(inputs, obs)?;
-        for (j, out) in outputs.iter_mut().enumerate() {
-            self.write_output(inputs, j, out);
-        }
         Ok(())
+    }
+
+    /// Does the queued cache writes whose trigger is at most `upto` (a step index: every
+    /// step before it has run).
+    fn flush_writes(
+        &mut self,
+        upto: usize,
+        inputs: &mut [GraphInput<'_>],
+        cw: &CacheWrite<'_>,
+        outputs: &mut [&mut [u8]],
+    ) {
+        let t0 = (!self.state.times.is_empty()).then(std::time::Instant::now);
+        while let Some(&(t, j, i)) = self.state.kv_queue.get(self.state.kv_next) {
+            if t > upto {
+                break;
+            }
+            self.state.kv_next += 1;
+            if !self.state.written[j] {
+                self.write_output(Ins::Graph(inputs), j, outputs[j]);
+                self.state.written[j] = true;
+            }
+            if let GraphInput::Cache(past) = &mut inputs[i] {
+                cw.copy(past, outputs[j]);
+            }
+        }
+        if let Some(t0) = t0 {
+            self.state.extra_times[0] += t0.elapsed();
+        }
+    }
+
+    /// [`CpuProgram::write_output`] of result `j`, returning the greedy token of its row
+    /// `row`: f32 logits are copied and scanned in chunks (each scanned while in the first
+    /// level cache), other logits scanned once written. With `timed`, also the time spent
+    /// scanning.
+    fn write_output_argmax(
+        &self,
+        inputs: Ins<'_>,
+        j: usize,
+        out: &mut [u8],
+        row: usize,
+        desc: &TensorDesc,
+        timed: bool,
+    ) -> (Option<u32>, std::time::Duration) {
+        let mut scan = std::time::Duration::ZERO;
+        let mut timer = |t0: Option<std::time::Instant>| {
+            if let Some(t0) = t0 {
+                scan += t0.elapsed();
+            }
+        };
+        let now = || timed.then(std::time::Instant::now);
+        let vocab = desc.shape.last().copied().unwrap_or(0);
+        let (r0, r1) = (row * vocab * 4, (row + 1) * vocab * 4);
+        let v = &self.vals[self.results[j]];
+        let f32_logits = self.result_io[j] == Io::Same
+            && v.repr == Repr::F32
+            && desc.dtype == DType::F32
+            && desc.quant == Quant::None
+            && r1 <= out.len()
+            && bytemuck::try_cast_slice::<u8, f32>(out).is_ok();
+        if !f32_logits {
+            self.write_output(inputs, j, out);
+            let e = desc.dtype.size();
+            let t0 = now();
+            let token = out
+                .get(row * vocab * e..(row + 1) * vocab * e)
+                .and_then(|r| greedy_token(r, desc));
+            timer(t0);
+            return (token, scan);
+        }
+        // 16 KiB chunks: copied, then scanned while still in the first level cache.
+        const CHUNK: usize = 16 << 10;
+        let src = &self.env_all(inputs).bytes(v)[..out.len()];
+        out[..r0].copy_from_slice(&src[..r0]);
+        let mut am = ArgmaxF32::default();
+        for (o, s) in out[r0..r1].chunks_mut(CHUNK).zip(src[r0..r1].chunks(CHUNK)) {
+            o.copy_from_slice(s);
+            let t0 = now();
+            am.push(bytemuck::cast_slice(o));
+            timer(t0);
+        }
+        out[r1..].copy_from_slice(&src[r1..]);
+        (Some(am.index() as u32), scan)
     }
 
     /// Runs the program on typed inputs and returns every result in real units
@@ -628,12 +841,12 @@ impl CpuProgram {
                 TensorRef::I32(x) => self.stage_real(i, |j| x[j] as f64),
             }
         }
-        self.run_steps(&empty, obs)?;
+        self.run_steps(&mut InsMut::Plain(&empty), obs, None)?;
         let mut outs = Vec::with_capacity(self.results.len());
         for j in 0..self.results.len() {
             let v = &self.vals[self.results[j]];
             let mut o = vec![0f32; v.numel];
-            let env = self.env_all(&empty);
+            let env = self.env_all(Ins::Plain(&empty));
             to_real(v, env.bytes(v), &mut o);
             outs.push(o);
         }
@@ -644,7 +857,7 @@ impl CpuProgram {
         bytemuck::cast_slice_mut(&mut self.state.arena)
     }
 
-    fn env_all<'a>(&'a self, inputs: &'a [&'a [u8]]) -> Env<'a> {
+    fn env_all<'a>(&'a self, inputs: Ins<'a>) -> Env<'a> {
         Env {
             left: &[],
             right: bytemuck::cast_slice(&self.state.arena),
@@ -716,7 +929,7 @@ impl CpuProgram {
         }
     }
 
-    fn write_output(&self, inputs: &[&[u8]], j: usize, out: &mut [u8]) {
+    fn write_output(&self, inputs: Ins<'_>, j: usize, out: &mut [u8]) {
         let v = &self.vals[self.results[j]];
         let env = self.env_all(inputs);
         let src = env.bytes(v);
@@ -747,10 +960,13 @@ impl CpuProgram {
         }
     }
 
+    /// Runs the steps; with `writes` (plain runs only), the queued cache writes are done as
+    /// soon as their trigger step is reached ([`CpuProgram::run_bytes_with`]).
     fn run_steps(
         &mut self,
-        inputs: &[&[u8]],
+        inputs: &mut InsMut<'_, '_>,
         mut obs: Option<&mut dyn FnMut(&OpOutput<'_>)>,
+        mut writes: Option<&mut (&CacheWrite<'_>, &mut [&mut [u8]])>,
     ) -> Result<(), CpuError> {
         let rounding = self.mode.rounding();
         if obs.is_some() && self.state.obs.len() < self.max_numel {
@@ -758,7 +974,15 @@ impl CpuProgram {
         }
         let profiling = !self.state.times.is_empty();
         let fused = obs.is_none();
-        for (si, step) in self.steps.iter().enumerate() {
+        for si in 0..self.steps.len() {
+            if let (InsMut::Graph(g), Some((cw, outs))) = (&mut *inputs, writes.as_deref_mut()) {
+                self.flush_writes(si, g, cw, outs);
+            }
+            let inputs = match &*inputs {
+                InsMut::Graph(g) => Ins::Graph(g),
+                InsMut::Plain(p) => Ins::Plain(p),
+            };
+            let step = &self.steps[si];
             match step.fuse {
                 Fuse::Fused if !fused => continue,
                 Fuse::Covered if fused => continue,
@@ -776,6 +1000,7 @@ impl CpuProgram {
                 obs: obs_buf,
                 direct,
                 times,
+                ..
             } = &mut self.state;
             let arena: &mut [u8] = bytemuck::cast_slice_mut(arena);
             let (o0, o1) = match out_v.loc {
@@ -1924,7 +2149,37 @@ impl Compiler<'_> {
             obs: Vec::new(),
             direct: vec![false; args.len()],
             times: Vec::new(),
+            extra_times: Default::default(),
+            kv_queue: Vec::with_capacity(2 * args.len()),
+            kv_next: 0,
+            written: vec![false; results.len()],
         };
+        // Cache-write triggers (plain runs skip the covered steps): a result is complete after
+        // the last step writing its storage; an argument is free after its last reader.
+        let plain = |s: &Step| s.fuse != Fuse::Covered;
+        let result_ready = results
+            .iter()
+            .map(|&r| {
+                let loc = self.vals[r].loc;
+                let writes = |s: &Step| {
+                    root[s.out] == root[r]
+                        || (matches!(loc, Loc::Arena(_)) && self.vals[s.out].loc == loc)
+                };
+                self.steps
+                    .iter()
+                    .rposition(|s| plain(s) && writes(s))
+                    .map_or(0, |i| i + 1)
+            })
+            .collect();
+        let arg_read_end = args
+            .iter()
+            .map(|&a| {
+                self.steps
+                    .iter()
+                    .rposition(|s| plain(s) && s.ins.iter().any(|x| root[*x] == a))
+                    .map_or(0, |i| i + 1)
+            })
+            .collect();
         let name_or =
             |n: &Option<String>, p: &str, i: usize| n.clone().unwrap_or(format!("{p}{i}"));
         let arg_io = args
@@ -1955,6 +2210,8 @@ impl Compiler<'_> {
             result_io,
             statics: self.statics,
             arg_slots: arg_slots.iter().map(|s| s.0).collect(),
+            result_ready,
+            arg_read_end,
             arena_bytes,
             max_numel,
             state,

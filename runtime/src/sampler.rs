@@ -576,6 +576,41 @@ mod tests {
     }
 
     #[test]
+    fn chunked_argmax_f32_matches_whole_row() {
+        // Rows with NaN, -inf, signed zeros and many ties, cut at random places (empty
+        // chunks included): the same index as argmax_f32 over the whole row.
+        let mut x = 987654321u64;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        for len in [0usize, 1, 5, 64, 65, 300, 4099] {
+            for _ in 0..30 {
+                let v: Vec<f32> = (0..len)
+                    .map(|_| match next(9) {
+                        0 => f32::NAN,
+                        1 => f32::NEG_INFINITY,
+                        2 => -0.0,
+                        3 => 0.0,
+                        _ => next(5) as f32 - 2.0,
+                    })
+                    .collect();
+                let mut am = ArgmaxF32::default();
+                let mut at = 0;
+                while at < len {
+                    let n = (next(200) as usize).min(len - at);
+                    am.push(&v[at..at + n]);
+                    at += n;
+                }
+                am.push(&[]);
+                assert_eq!(am.index(), argmax_f32(&v), "{v:?}");
+            }
+        }
+    }
+
+    #[test]
     fn bad_inputs_are_errors() {
         assert!(Sampler::new(SamplerConfig::greedy(), 0).is_err());
         let bad = SamplerConfig {

@@ -597,6 +597,16 @@ impl<E: Executor> Scheduler<E> {
         &self.chains[0].logits_desc
     }
 
+    /// Whether steps ask the executor for [`StepExtras`] (on by default): an executor that
+    /// can (the CPU executor) then writes each step's new K/V entries into the cache while
+    /// they are still in the processor's caches, instead of the scheduler copying them before
+    /// the next step, and takes the greedy token as it writes the logits out. Results are
+    /// identical either way; off, every step commits and samples on the host (for
+    /// comparisons).
+    pub fn set_step_extras(&mut self, on: bool) {
+        self.extras = on;
+    }
+
     /// The KV cache.
     pub fn kv(&self) -> &KvCache {
         &self.kv

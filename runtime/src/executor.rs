@@ -340,6 +340,10 @@ pub struct CacheWrite<'a> {
     pub row: usize,
     /// Entries to write (the step's real tokens; pads are never written).
     pub n: usize,
+    /// Also write the paired `present_*` outputs. Without it an executor that writes the
+    /// entries into the cache may leave those output buffers as they were (the cache does
+    /// not need them), saving their memory traffic.
+    pub write_outputs: bool,
 }
 
 impl CacheWrite<'_> {
@@ -397,8 +401,9 @@ impl CacheWrite<'_> {
 }
 
 /// Work a step may ask of an executor beyond computing its outputs, each while the data is
-/// still in the processor's caches ([`Executor::execute_with`]). The outputs are written in
-/// full either way.
+/// still in the processor's caches ([`Executor::execute_with`]). Every output is written,
+/// except the `present_*` outputs of a cache write without [`CacheWrite::write_outputs`]
+/// that the executor did write into the cache.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StepExtras<'a> {
     /// Write the step's new K/V entries into the cache inputs.

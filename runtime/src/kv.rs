@@ -350,6 +350,7 @@ impl KvCache {
             row: self.n_past,
             src_s,
             n,
+            write_outputs: false,
         })
     }
 

@@ -219,6 +219,8 @@ struct Shard {
     /// `(present output, past input)` of every K and V of the shard's layers
     /// ([`crate::CacheWrite::pairs`]).
     kv_pairs: Vec<(usize, usize)>,
+    /// The executor wrote this shard's new entries into the cache in the last step.
+    wrote: bool,
 }
 
 /// The graphs run for one step of a given ar_len: one graph, or the shards of a split model in
@@ -261,7 +263,12 @@ impl Chain {
                     ]
                 })
                 .collect();
-            shards.push(Shard { b, outs, kv_pairs });
+            shards.push(Shard {
+                b,
+                outs,
+                kv_pairs,
+                wrote: false,
+            });
         }
         let err = |g: usize, msg: String| RuntimeError::Contract {
             graph: graphs[g].name.clone(),
@@ -722,7 +729,6 @@ impl<E: Executor> Scheduler<E> {
             cell.copy_from_slice(&((n_past + i) as i32).to_le_bytes());
         }
         let mut dt = Duration::ZERO;
-        let mut written = through;
         let mut token = None;
         let n_shards = shards.len();
         let (mask, mut key_it, mut value_it) = kv.split_mut();
@@ -771,12 +777,20 @@ impl<E: Executor> Scheduler<E> {
             let done =
                 exec.execute_with(cur.b.graph, &mut ins[..n_in], &mut outs[..n_out], &extras)?;
             dt += t0.elapsed();
-            written &= done.cache_written;
+            cur.wrote = through && done.cache_written;
             if k + 1 == n_shards {
                 token = done.argmax;
             }
         }
-        if written {
+        if through {
+            // Entries of a shard whose executor did not write them (its outputs hold them) are
+            // committed now; the others are in the cache already, their outputs unwritten.
+            for sh in shards.iter().filter(|sh| !sh.wrote) {
+                for (i, l) in sh.b.layers.clone().enumerate() {
+                    let (k, v) = (sh.b.present_key[i], sh.b.present_value[i]);
+                    kv.commit_layer(l, sh.outs[k].as_bytes(), sh.outs[v].as_bytes(), *ar_len, n)?;
+                }
+            }
             kv.advance(n)?;
         } else {
             self.pending = Some((g, n));

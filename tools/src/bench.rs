@@ -250,5 +250,83 @@ fn model_run(
         s.host_overhead_per_step().as_secs_f64() * 1e6,
         s.decode_first_host_time.as_secs_f64() * 1e6
     );
+    step_extras_ab(&mut sched, &prompt, &mut sampler)
+}
+
+/// Decode with and without the step extras, alternated, the decode program profiled: the host
+/// overhead per step and the work around the graph's steps inside `execute` (cache writes,
+/// write-out of the outputs, greedy scan), so that what moved into `execute` is counted too.
+fn step_extras_ab(
+    sched: &mut Scheduler<CpuExecutor>,
+    prompt: &[u32],
+    sampler: &mut Sampler,
+) -> anyhow::Result<()> {
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let g = sched
+        .decode_bindings()
+        .and_then(|b| b.first().map(|b| b.graph))
+        .context("no decode graph")?;
+    let set_profiling = |sched: &mut Scheduler<CpuExecutor>, on: bool| {
+        if let Some(p) = sched.executor_mut().program_mut(g) {
+            p.set_profiling(on);
+        }
+    };
+    // [off, on]: per round, (host, cache writes, outputs written out, greedy scan) in us per
+    // steady decode step.
+    let mut figures: [Vec<[f64; 4]>; 2] = [Vec::new(), Vec::new()];
+    for _round in 0..2 {
+        for on in [false, true] {
+            sched.set_step_extras(on);
+            sched.reset();
+            set_profiling(sched, true);
+            let s = sched
+                .generate(prompt, sampler, |_| true)
+                .context("generation")?;
+            let io = sched
+                .executor()
+                .program(g)
+                .map(|p| p.io_profile())
+                .unwrap_or_default();
+            set_profiling(sched, false);
+            let steps = s.decode_steps.max(1) as f64;
+            figures[on as usize].push([
+                us(s.host_overhead_per_step()),
+                us(io[0]) / steps,
+                us(io[1]) / steps,
+                us(io[2]) / steps,
+            ]);
+        }
+    }
+    sched.set_step_extras(true);
+    let show = |f: &[[f64; 4]], k: usize| {
+        f.iter()
+            .map(|x| format!("{:.1}", x[k]))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let total = |f: &[[f64; 4]]| {
+        show(
+            &f.iter()
+                .map(|x| [x[0] + x[1] + x[2], 0.0, 0.0, 0.0])
+                .collect::<Vec<_>>(),
+            0,
+        )
+    };
+    let (off, on) = (&figures[0], &figures[1]);
+    println!(
+        "  step extras (decode graph profiled, 2 alternated rounds, us per decode step): \
+         without them, host {} (K/V commit + sampling) + outputs written out in execute {} = \
+         {}; with them (K/V entries written into the cache and the greedy token taken inside \
+         execute), host {} + cache writes in execute {} + outputs written out {} (greedy \
+         scan {}) = {}",
+        show(off, 0),
+        show(off, 2),
+        total(off),
+        show(on, 0),
+        show(on, 1),
+        show(on, 2),
+        show(on, 3),
+        total(on),
+    );
     Ok(())
 }

@@ -132,6 +132,11 @@ pub struct RunArgs {
     /// Stats format.
     #[arg(long, value_enum, default_value = "text")]
     pub stats: StatsArg,
+    /// Commit each step's new K/V entries and sample on the host, after `execute`, instead
+    /// of letting the CPU reference executor write them into the cache and take the greedy
+    /// token inside it (same results; for comparing the host overhead).
+    #[arg(long = "no-step-extras")]
+    pub no_step_extras: bool,
     /// Executor [default: qnn for a context binary, cpu otherwise].
     #[arg(long, value_enum)]
     pub backend: Option<BackendArg>,
@@ -183,6 +188,7 @@ impl RunArgs {
             think: false,
             logits_out: None,
             stats: StatsArg::Text,
+            no_step_extras: false,
             backend: None,
             mode: None,
             qnn_env_path: None,
@@ -472,7 +478,8 @@ pub fn scheduler<E: Executor>(
         record_logits: args.logits_out.is_some() || args.compare,
         ..Default::default()
     };
-    let sched = Scheduler::new(exec, cfg)?;
+    let mut sched = Scheduler::new(exec, cfg)?;
+    sched.set_step_extras(!args.no_step_extras);
     check_config(config, sched.dims(), &args.model.display().to_string())?;
     Ok(sched)
 }

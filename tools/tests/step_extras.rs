@@ -310,6 +310,7 @@ fn execute_with_writes_exactly_the_new_rows() {
             stride,
             row: pos,
             n: 1,
+            write_outputs: false,
         };
         let call = |exec: &mut CpuExecutor,
                     cache: Option<CacheWrite<'_>>,
@@ -340,23 +341,38 @@ fn execute_with_writes_exactly_the_new_rows() {
             (bufs, outs, r)
         };
 
-        let (bufs, outs, r) = call(&mut exec, Some(cw), Some((logits, 0)), false);
-        let done = r.unwrap();
-        assert!(done.cache_written);
-        assert_eq!(outs, want, "{mode:?}: outputs differ from execute");
-        let token = greedy_token(&outs[logits], &desc.outputs[logits]);
+        let token = greedy_token(&want[logits], &desc.outputs[logits]);
         assert!(token.is_some());
-        assert_eq!(done.argmax, token, "{mode:?}: greedy token");
         let row = head_dim * past.dtype.size();
-        for &(o, i) in &pairs {
-            for h in 0..heads {
-                for r in 0..stride {
-                    let at = (h * stride + r) * row;
-                    let got = &bufs[i][at..at + row];
-                    if r == pos {
-                        assert_eq!(got, &outs[o][h * row..(h + 1) * row], "{mode:?} new row");
-                    } else {
-                        assert_eq!(got, &ins[i][at..at + row], "{mode:?} row {r} untouched");
+        for write_outputs in [true, false] {
+            let cw = CacheWrite {
+                write_outputs,
+                ..cw
+            };
+            let (bufs, outs, r) = call(&mut exec, Some(cw), Some((logits, 0)), false);
+            let done = r.unwrap();
+            let ctx = format!("{mode:?} write_outputs {write_outputs}");
+            assert!(done.cache_written, "{ctx}");
+            assert_eq!(done.argmax, token, "{ctx}: greedy token");
+            for (j, (got, w)) in outs.iter().zip(&want).enumerate() {
+                let paired = pairs.iter().any(|p| p.0 == j);
+                if paired && !write_outputs {
+                    // Left as they were.
+                    assert!(got.iter().all(|b| *b == 0), "{ctx}: output {j} written");
+                } else {
+                    assert_eq!(got, w, "{ctx}: output {j} differs from execute");
+                }
+            }
+            for &(o, i) in &pairs {
+                for h in 0..heads {
+                    for r in 0..stride {
+                        let at = (h * stride + r) * row;
+                        let got = &bufs[i][at..at + row];
+                        if r == pos {
+                            assert_eq!(got, &want[o][h * row..(h + 1) * row], "{ctx} new row");
+                        } else {
+                            assert_eq!(got, &ins[i][at..at + row], "{ctx} row {r} untouched");
+                        }
                     }
                 }
             }

@@ -307,9 +307,10 @@ struct State {
     direct: Vec<bool>,
     /// Accumulated wall time per step (empty when profiling is off).
     times: Vec<std::time::Duration>,
-    /// Accumulated wall time of the step extras while profiling: cache writes (with the
-    /// write-out of their results), greedy-token scans.
-    extra_times: [std::time::Duration; 2],
+    /// Accumulated wall time while profiling of: the cache writes of the step extras, the
+    /// write-out of the outputs after the last step (greedy-token scans included), and the
+    /// scans alone.
+    extra_times: [std::time::Duration; 3],
     /// Cache writes of the current run: (trigger step, result, argument), by trigger.
     kv_queue: Vec<(usize, usize, usize)>,
     /// Next entry of `kv_queue` to do.
@@ -551,11 +552,12 @@ impl CpuProgram {
         self.state.extra_times = Default::default();
     }
 
-    /// Accumulated wall time of the [`CpuProgram::run_bytes_with`] extras since profiling was
-    /// turned on: the cache writes (each result written out, then its rows copied into the
-    /// cache) and the greedy-token scans of the logits (zero when profiling is off).
-    pub fn extras_profile(&self) -> (std::time::Duration, std::time::Duration) {
-        (self.state.extra_times[0], self.state.extra_times[1])
+    /// Accumulated wall time since profiling was turned on (zero when it is off) of the work
+    /// around the steps: the cache writes of [`CpuProgram::run_bytes_with`] (rows copied
+    /// into the cache, results written out first when needed), the write-out of the outputs
+    /// after the last step (greedy-token scans included), and the greedy-token scans alone.
+    pub fn io_profile(&self) -> [std::time::Duration; 3] {
+        self.state.extra_times
     }
 
     /// Accumulated wall time per step since profiling was turned on: op id, kind, symbolic
@@ -593,8 +595,12 @@ impl CpuProgram {
             self.stage_bytes(i, b);
         }
         self.run_steps(&mut InsMut::Plain(inputs), obs, None)?;
+        let t0 = (!self.state.times.is_empty()).then(std::time::Instant::now);
         for (j, out) in outputs.iter_mut().enumerate() {
             self.write_output(Ins::Plain(inputs), j, out);
+        }
+        if let Some(t0) = t0 {
+            self.state.extra_times[1] += t0.elapsed();
         }
         Ok(())
     }
@@ -607,7 +613,9 @@ impl CpuProgram {
     ///   written (as [`CacheWrite::copy`]) into the argument, a [`GraphInput::Cache`], right
     ///   after the later of the step that completes the result and the last step that reads
     ///   the argument, so that every step sees the cache exactly as [`CpuProgram::run_bytes`]
-    ///   would. The caller has checked the pairs ([`CacheWrite::check`]).
+    ///   would. Without [`CacheWrite::write_outputs`] the entries go straight from the
+    ///   arena and the result's output buffer is left as it was. The caller has checked the
+    ///   pairs ([`CacheWrite::check`]).
     /// * `argmax`: `(result, row, desc)`: returns [`greedy_token`] of that row of the result,
     ///   taken chunk by chunk as f32 logits are written out (`None` if `desc` is not
     ///   readable that way).
@@ -653,19 +661,23 @@ impl CpuProgram {
             InsMut::Plain(p) => Ins::Plain(p),
         };
         let mut token = None;
+        let profiling = !self.state.times.is_empty();
+        let t0 = profiling.then(std::time::Instant::now);
         for (j, out) in outputs.iter_mut().enumerate() {
             if self.state.written[j] {
                 continue;
             }
             match argmax {
                 Some((a, row, desc)) if a == j => {
-                    let profiling = !self.state.times.is_empty();
                     let (t, scan) = self.write_output_argmax(view, j, out, row, desc, profiling);
                     token = t;
-                    self.state.extra_times[1] += scan;
+                    self.state.extra_times[2] += scan;
                 }
                 _ => self.write_output(view, j, out),
             }
+        }
+        if let Some(t0) = t0 {
+            self.state.extra_times[1] += t0.elapsed();
         }
         Ok(token)
     }
@@ -719,19 +731,36 @@ impl CpuProgram {
         cw: &CacheWrite<'_>,
         outputs: &mut [&mut [u8]],
     ) {
+        match self.state.kv_queue.get(self.state.kv_next) {
+            Some(&(t, _, _)) if t <= upto => {}
+            _ => return,
+        }
         let t0 = (!self.state.times.is_empty()).then(std::time::Instant::now);
         while let Some(&(t, j, i)) = self.state.kv_queue.get(self.state.kv_next) {
             if t > upto {
                 break;
             }
             self.state.kv_next += 1;
-            if !self.state.written[j] {
-                self.write_output(Ins::Graph(inputs), j, outputs[j]);
-                self.state.written[j] = true;
+            // Straight from the arena when the output may stay unwritten and the bytes are
+            // the same; otherwise through the output.
+            let loc = self.vals[self.results[j]].loc;
+            match loc {
+                Loc::Arena(off) if !cw.write_outputs && self.result_io[j] == Io::Same => {
+                    let src = &bytemuck::cast_slice(&self.state.arena)[off..off + outputs[j].len()];
+                    if let GraphInput::Cache(past) = &mut inputs[i] {
+                        cw.copy(past, src);
+                    }
+                }
+                _ => {
+                    if !self.state.written[j] {
+                        self.write_output(Ins::Graph(inputs), j, outputs[j]);
+                    }
+                    if let GraphInput::Cache(past) = &mut inputs[i] {
+                        cw.copy(past, outputs[j]);
+                    }
+                }
             }
-            if let GraphInput::Cache(past) = &mut inputs[i] {
-                cw.copy(past, outputs[j]);
-            }
+            self.state.written[j] = true;
         }
         if let Some(t0) = t0 {
             self.state.extra_times[0] += t0.elapsed();

@@ -782,7 +782,7 @@ impl<E: Executor> Scheduler<E> {
                 token = done.argmax;
             }
         }
-        if through {
+        if shards.iter().any(|sh| sh.wrote) {
             // Entries of a shard whose executor did not write them (its outputs hold them) are
             // committed now; the others are in the cache already, their outputs unwritten.
             for sh in shards.iter().filter(|sh| !sh.wrote) {

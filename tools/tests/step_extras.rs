@@ -261,6 +261,11 @@ fn execute_with_writes_exactly_the_new_rows() {
             .position(|d| d.ar_len == 1)
             .expect("decode graph");
         let desc = exec.graphs()[g].clone();
+        assert_eq!(
+            exec.program(g).unwrap().direct_outputs(),
+            ["logits"],
+            "{mode:?}: the logits are computed in their output buffer"
+        );
         let pos = 17;
         let ins = decode_inputs(&exec, g, pos);
         let new_outs = || -> Vec<Vec<u8>> {
@@ -407,6 +412,83 @@ fn execute_with_writes_exactly_the_new_rows() {
             let (bufs, _, r) = call(&mut exec, cache, argmax, ro);
             assert!(r.is_err(), "{mode:?}: bad request {k} accepted");
             assert_eq!(bufs, ins, "{mode:?}: bad request {k} wrote the cache");
+        }
+    }
+}
+
+/// Does the step extras for the first shard only, like an executor that can write the
+/// entries of some graphs and not others.
+struct FirstShardOnly(CpuExecutor);
+
+impl Executor for FirstShardOnly {
+    fn graphs(&self) -> &[mllm_runtime::GraphDesc] {
+        self.0.graphs()
+    }
+    fn execute(
+        &mut self,
+        g: usize,
+        inputs: &[&[u8]],
+        outputs: &mut [&mut [u8]],
+    ) -> mllm_runtime::Result<()> {
+        self.0.execute(g, inputs, outputs)
+    }
+    fn execute_with(
+        &mut self,
+        g: usize,
+        inputs: &mut [GraphInput<'_>],
+        outputs: &mut [&mut [u8]],
+        extras: &StepExtras<'_>,
+    ) -> mllm_runtime::Result<mllm_runtime::ExtrasDone> {
+        if self.0.graphs()[g].name.starts_with("model.0.") {
+            return self.0.execute_with(g, inputs, outputs, extras);
+        }
+        let ins: Vec<&[u8]> = inputs.iter().map(|i| i.bytes()).collect();
+        self.0.execute(g, &ins, outputs)?;
+        Ok(Default::default())
+    }
+}
+
+#[test]
+fn shards_written_and_not_written_mix() {
+    let dir = Scratch(std::env::temp_dir().join(format!("mllm-extras-s-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    synth::generate(Preset::Tiny, 11, WDType::F32, &dir.0, &mut |_| {}).unwrap();
+    let opts = BuildOptions {
+        ar_len: S,
+        context_len: C,
+        num_shards: 2,
+    };
+    let (_, m) = mllm_tools::quantize::load_module(&dir.0, None, opts).unwrap();
+    let gen = |exec: FirstShardOnly, extras: bool, p: &[u32]| {
+        let cfg = SchedulerConfig {
+            max_new_tokens: C - p.len(),
+            eos_ids: vec![],
+            record_logits: true,
+            ..Default::default()
+        };
+        let mut s = Scheduler::new(exec, cfg).unwrap();
+        s.set_step_extras(extras);
+        let mut sampler = Sampler::new(SamplerConfig::greedy(), s.dims().vocab).unwrap();
+        let st = s.generate(p, &mut sampler, |_| true).unwrap();
+        let bits: Vec<u32> = st
+            .logits
+            .unwrap()
+            .data
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        (st.generated, bits, s.kv().n_past(), s.history().len())
+    };
+    for len in [2, 7, C - 2] {
+        let p = prompt(len);
+        let new = || FirstShardOnly(CpuExecutor::new(&m, NumericMode::Float).unwrap());
+        let on = gen(new(), true, &p);
+        let off = gen(new(), false, &p);
+        assert_eq!(on.0, off.0, "prompt {len}: tokens");
+        assert!(on.1 == off.1, "prompt {len}: logits differ");
+        if len == 2 {
+            // Shard 0 wrote its entries, shard 1's were committed from its outputs at once.
+            assert_eq!((on.2, on.3), (C - 1, C - 1), "prompt {len}");
         }
     }
 }

@@ -338,6 +338,9 @@ pub struct CpuProgram {
     result_ready: Vec<usize>,
     /// Per argument: the step index after the last plain-run step that reads it.
     arg_read_end: Vec<usize>,
+    /// Per step: the result it computes when nothing else reads it (and it is the same bytes
+    /// outside): computed straight into that output buffer.
+    direct_out: Vec<Option<usize>>,
     arena_bytes: usize,
     max_numel: usize,
     state: State,
@@ -537,6 +540,16 @@ impl CpuProgram {
     /// op steps (e.g. the masked softmax of an attention: mul, reduce_min, add, where and
     /// softmax in one pass over each row). Observed runs run the op steps instead, with
     /// bit-identical results.
+    /// Names of the results computed straight into their output buffers (e.g. `logits`):
+    /// nothing else reads them, so no copy out of the arena is needed.
+    pub fn direct_outputs(&self) -> Vec<String> {
+        self.direct_out
+            .iter()
+            .flatten()
+            .map(|j| self.result_names[*j].clone())
+            .collect()
+    }
+
     pub fn fused_steps(&self) -> usize {
         self.steps.len() - self.num_steps()
     }
@@ -594,10 +607,13 @@ impl CpuProgram {
         for (i, b) in inputs.iter().enumerate() {
             self.stage_bytes(i, b);
         }
-        self.run_steps(&mut InsMut::Plain(inputs), obs, None)?;
+        self.state.written.iter_mut().for_each(|w| *w = false);
+        self.run_steps(&mut InsMut::Plain(inputs), obs, Some(&mut *outputs), None)?;
         let t0 = (!self.state.times.is_empty()).then(std::time::Instant::now);
         for (j, out) in outputs.iter_mut().enumerate() {
-            self.write_output(Ins::Plain(inputs), j, out);
+            if !self.state.written[j] {
+                self.write_output(Ins::Plain(inputs), j, out);
+            }
         }
         if let Some(t0) = t0 {
             self.state.extra_times[1] += t0.elapsed();
@@ -651,9 +667,8 @@ impl CpuProgram {
         st.kv_queue.sort_unstable();
         st.kv_next = 0;
         let mut ins = InsMut::Graph(inputs);
-        let mut writes = cache.map(|cw| (cw, &mut *outputs));
-        self.run_steps(&mut ins, None, writes.as_mut())?;
-        if let (InsMut::Graph(inputs), Some((cw, outputs))) = (&mut ins, writes.as_mut()) {
+        self.run_steps(&mut ins, None, Some(&mut *outputs), cache)?;
+        if let (InsMut::Graph(inputs), Some(cw)) = (&mut ins, cache) {
             self.flush_writes(usize::MAX, inputs, cw, outputs);
         }
         let view = match &ins {
@@ -665,6 +680,18 @@ impl CpuProgram {
         let t0 = profiling.then(std::time::Instant::now);
         for (j, out) in outputs.iter_mut().enumerate() {
             if self.state.written[j] {
+                // Computed in place: scanned where it is.
+                if let Some((_, row, desc)) = argmax.filter(|a| a.0 == j) {
+                    let t1 = profiling.then(std::time::Instant::now);
+                    let e = desc.dtype.size();
+                    let vocab = desc.shape.last().copied().unwrap_or(0);
+                    token = out
+                        .get(row * vocab * e..(row + 1) * vocab * e)
+                        .and_then(|r| greedy_token(r, desc));
+                    if let Some(t1) = t1 {
+                        self.state.extra_times[2] += t1.elapsed();
+                    }
+                }
                 continue;
             }
             match argmax {
@@ -870,7 +897,7 @@ impl CpuProgram {
                 TensorRef::I32(x) => self.stage_real(i, |j| x[j] as f64),
             }
         }
-        self.run_steps(&mut InsMut::Plain(&empty), obs, None)?;
+        self.run_steps(&mut InsMut::Plain(&empty), obs, None, None)?;
         let mut outs = Vec::with_capacity(self.results.len());
         for j in 0..self.results.len() {
             let v = &self.vals[self.results[j]];
@@ -995,7 +1022,8 @@ impl CpuProgram {
         &mut self,
         inputs: &mut InsMut<'_, '_>,
         mut obs: Option<&mut dyn FnMut(&OpOutput<'_>)>,
-        mut writes: Option<&mut (&CacheWrite<'_>, &mut [&mut [u8]])>,
+        mut outputs: Option<&mut [&mut [u8]]>,
+        cache: Option<&CacheWrite<'_>>,
     ) -> Result<(), CpuError> {
         let rounding = self.mode.rounding();
         if obs.is_some() && self.state.obs.len() < self.max_numel {
@@ -1004,7 +1032,9 @@ impl CpuProgram {
         let profiling = !self.state.times.is_empty();
         let fused = obs.is_none();
         for si in 0..self.steps.len() {
-            if let (InsMut::Graph(g), Some((cw, outs))) = (&mut *inputs, writes.as_deref_mut()) {
+            if let (InsMut::Graph(g), Some(cw), Some(outs)) =
+                (&mut *inputs, cache, outputs.as_deref_mut())
+            {
                 self.flush_writes(si, g, cw, outs);
             }
             let inputs = match &*inputs {
@@ -1029,6 +1059,7 @@ impl CpuProgram {
                 obs: obs_buf,
                 direct,
                 times,
+                written,
                 ..
             } = &mut self.state;
             let arena: &mut [u8] = bytemuck::cast_slice_mut(arena);
@@ -1037,7 +1068,14 @@ impl CpuProgram {
                 _ => (0, 0),
             };
             let (left, rest) = arena.split_at_mut(o0);
-            let (out, right) = rest.split_at_mut(o1 - o0);
+            let (mut out, right) = rest.split_at_mut(o1 - o0);
+            // A result nothing else reads is computed straight into its output buffer.
+            if let (Some(j), Some(outs)) = (self.direct_out[si], outputs.as_deref_mut()) {
+                if outs[j].as_ptr() as usize % 64 == 0 && outs[j].len() == out.len() {
+                    out = &mut *outs[j];
+                    written[j] = true;
+                }
+            }
             let env = Env {
                 left,
                 right,
@@ -2209,6 +2247,37 @@ impl Compiler<'_> {
                     .map_or(0, |i| i + 1)
             })
             .collect();
+        // Results computed straight into their output buffer: produced by one plain step
+        // (not a fused chain; the result may be a view of its value) whose storage no later
+        // step writes, read by no other step, returned once, the same bytes outside.
+        let direct_out =
+            self.steps
+                .iter()
+                .enumerate()
+                .map(|(si, s)| {
+                    let out = s.out;
+                    if matches!(s.k, K::Alias) || s.fuse != Fuse::Always {
+                        return None;
+                    }
+                    let mut of_out = results.iter().filter(|&&r| root[r] == out);
+                    let r = *of_out.next()?;
+                    let j = results.iter().position(|&x| x == r)?;
+                    let loc = self.vals[out].loc;
+                    let only = of_out.next().is_none()
+                        && matches!(loc, Loc::Arena(_))
+                        && self.vals[r].bytes() == self.vals[out].bytes()
+                        && io_of(&self.vals[r].ty, self.mode) == Io::Same
+                        && !self.steps.iter().any(|t| {
+                            !matches!(t.k, K::Alias) && t.ins.iter().any(|x| root[*x] == out)
+                        })
+                        && !self.steps.iter().enumerate().any(|(ti, t)| {
+                            ti != si
+                                && !matches!(t.k, K::Alias)
+                                && (root[t.out] == out || (ti > si && self.vals[t.out].loc == loc))
+                        });
+                    only.then_some(j)
+                })
+                .collect();
         let name_or =
             |n: &Option<String>, p: &str, i: usize| n.clone().unwrap_or(format!("{p}{i}"));
         let arg_io = args
@@ -2241,6 +2310,7 @@ impl Compiler<'_> {
             arg_slots: arg_slots.iter().map(|s| s.0).collect(),
             result_ready,
             arg_read_end,
+            direct_out,
             arena_bytes,
             max_numel,
             state,

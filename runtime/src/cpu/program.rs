@@ -536,10 +536,6 @@ impl CpuProgram {
         self.steps.iter().filter(|s| s.fuse != Fuse::Fused).count()
     }
 
-    /// Number of fused steps: each runs, in plain (unobserved) runs, in place of several
-    /// op steps (e.g. the masked softmax of an attention: mul, reduce_min, add, where and
-    /// softmax in one pass over each row). Observed runs run the op steps instead, with
-    /// bit-identical results.
     /// Names of the results computed straight into their output buffers (e.g. `logits`):
     /// nothing else reads them, so no copy out of the arena is needed.
     pub fn direct_outputs(&self) -> Vec<String> {
@@ -550,6 +546,10 @@ impl CpuProgram {
             .collect()
     }
 
+    /// Number of fused steps: each runs, in plain (unobserved) runs, in place of several
+    /// op steps (e.g. the masked softmax of an attention: mul, reduce_min, add, where and
+    /// softmax in one pass over each row). Observed runs run the op steps instead, with
+    /// bit-identical results.
     pub fn fused_steps(&self) -> usize {
         self.steps.len() - self.num_steps()
     }
@@ -1071,7 +1071,7 @@ impl CpuProgram {
             let (mut out, right) = rest.split_at_mut(o1 - o0);
             // A result nothing else reads is computed straight into its output buffer.
             if let (Some(j), Some(outs)) = (self.direct_out[si], outputs.as_deref_mut()) {
-                if outs[j].as_ptr() as usize % 64 == 0 && outs[j].len() == out.len() {
+                if (outs[j].as_ptr() as usize).is_multiple_of(64) && outs[j].len() == out.len() {
                     out = &mut *outs[j];
                     written[j] = true;
                 }

@@ -4,6 +4,11 @@
 //! `cpu/`) and the QNN executor (runs graphs of a context binary). Everything above them — KV
 //! cache, scheduler, sampler — is written once against this trait.
 //!
+//! The scheduler calls [`Executor::execute_with`]: the KV cache buffers are handed over
+//! mutably ([`GraphInput::Cache`]) with [`StepExtras`] an executor may do while the data is hot
+//! (write the step's new K/V entries into the cache, take the greedy token); the default does
+//! neither and calls [`Executor::execute`].
+//!
 //! # I/O contract (hybrid mode)
 //!
 //! A graph with ar_len `S`, for a model with `L` layers, `Hkv` KV heads, head dim `D`, context
@@ -409,7 +414,7 @@ pub struct StepExtras<'a> {
     /// Write the step's new K/V entries into the cache inputs.
     pub cache: Option<CacheWrite<'a>>,
     /// `(output, row)`: the greedy token of that logits row, as
-    /// [`crate::Sampler::greedy_token`] computes it.
+    /// [`crate::sampler::greedy_token`] computes it.
     pub argmax: Option<(usize, usize)>,
 }
 

@@ -13,7 +13,8 @@
 //! The first `Hkv * W * D` elements of each buffer are exactly the graph's `past_key_{l}` /
 //! `past_value_{l}` input, so the graph reads the cache in place ([`KvCache::key`],
 //! [`KvCache::value`]). Committing the new entries of a step is one contiguous copy of
-//! `n * D` elements per head, for keys and values alike ([`KvCache::commit`]). Switching
+//! `n * D` elements per head, for keys and values alike ([`KvCache::commit`]), or the same copy
+//! done by the executor into the buffers of [`KvCache::split_mut`] (then [`KvCache::advance`]). Switching
 //! between graphs of different `S` re-strides the buffers in place ([`KvCache::set_layout`]):
 //! the `n_past` rows of every head move as one block; buffers never move and never
 //! reallocate.

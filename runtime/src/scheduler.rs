@@ -19,10 +19,12 @@
 //! # Cache capacity
 //!
 //! A step with a graph of ar_len S needs `n_past <= C - S` (the cache columns of its mask). New
-//! K/V entries of a step are committed lazily, right before the next step, into the layout of the
-//! graph that runs next; the last step of a generation therefore never needs room in the cache,
-//! so with a decode graph exactly C tokens (prompt + generated, the final sampled token not
-//! counted, since it is never fed back) can be processed: the last cache slot is used.
+//! K/V entries of a step that fit the current layout are written into the cache by the executor
+//! during the step when it can ([`crate::StepExtras`], see [`Scheduler::set_step_extras`]) and
+//! committed at once. Otherwise they are committed lazily, right before the next step, into the
+//! layout of the graph that runs next; the last step of a generation therefore never needs room
+//! in the cache, so with a decode graph exactly C tokens (prompt + generated, the final sampled
+//! token not counted, since it is never fed back) can be processed: the last cache slot is used.
 //!
 //! # Allocation
 //!

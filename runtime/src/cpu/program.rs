@@ -315,7 +315,8 @@ struct State {
     kv_queue: Vec<(usize, usize, usize)>,
     /// Next entry of `kv_queue` to do.
     kv_next: usize,
-    /// Results already written out in the current run (by a cache write).
+    /// Results already in their output buffer (computed there) or not to be written out (a
+    /// cache write took them) in the current run.
     written: Vec<bool>,
 }
 
@@ -633,8 +634,8 @@ impl CpuProgram {
     ///   arena and the result's output buffer is left as it was. The caller has checked the
     ///   pairs ([`CacheWrite::check`]).
     /// * `argmax`: `(result, row, desc)`: returns [`greedy_token`] of that row of the result,
-    ///   taken chunk by chunk as f32 logits are written out (`None` if `desc` is not
-    ///   readable that way).
+    ///   scanned where the result was computed (see [`CpuProgram::direct_outputs`]) or chunk
+    ///   by chunk as f32 logits are copied out (`None` if `desc` is not readable that way).
     pub fn run_bytes_with(
         &mut self,
         inputs: &mut [GraphInput<'_>],
@@ -768,10 +769,16 @@ impl CpuProgram {
                 break;
             }
             self.state.kv_next += 1;
-            // Straight from the arena when the output may stay unwritten and the bytes are
-            // the same; otherwise through the output.
+            // From the output buffer when the result was computed there; else straight from
+            // the arena when the output may stay unwritten and the bytes are the same;
+            // otherwise through the output.
             let loc = self.vals[self.results[j]].loc;
             match loc {
+                _ if self.state.written[j] => {
+                    if let GraphInput::Cache(past) = &mut inputs[i] {
+                        cw.copy(past, outputs[j]);
+                    }
+                }
                 Loc::Arena(off) if !cw.write_outputs && self.result_io[j] == Io::Same => {
                     let src = &bytemuck::cast_slice(&self.state.arena)[off..off + outputs[j].len()];
                     if let GraphInput::Cache(past) = &mut inputs[i] {
@@ -779,9 +786,7 @@ impl CpuProgram {
                     }
                 }
                 _ => {
-                    if !self.state.written[j] {
-                        self.write_output(Ins::Graph(inputs), j, outputs[j]);
-                    }
+                    self.write_output(Ins::Graph(inputs), j, outputs[j]);
                     if let GraphInput::Cache(past) = &mut inputs[i] {
                         cw.copy(past, outputs[j]);
                     }
@@ -1016,8 +1021,10 @@ impl CpuProgram {
         }
     }
 
-    /// Runs the steps; with `writes` (plain runs only), the queued cache writes are done as
-    /// soon as their trigger step is reached ([`CpuProgram::run_bytes_with`]).
+    /// Runs the steps. With `outputs`, results nothing else reads are computed straight into
+    /// their output buffer (and marked written); with `cache` too (plain runs only), the
+    /// queued cache writes are done as soon as their trigger step is reached
+    /// ([`CpuProgram::run_bytes_with`]).
     fn run_steps(
         &mut self,
         inputs: &mut InsMut<'_, '_>,

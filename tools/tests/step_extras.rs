@@ -2,7 +2,8 @@
 //! Qwen3, float (f32 KV) and quantized (u8 KV, u16 logits, fixed-point HTP arithmetic):
 //!
 //! 1. generation with the extras (new K/V entries written into the cache inside `execute`,
-//!    greedy token taken while the logits are written out) is identical to generation with
+//!    greedy token taken while the logits are written out) is identical, on the plain and the
+//!    single-head-attention graphs, to generation with
 //!    the scheduler committing and sampling itself: the same tokens and bit-identical logits
 //!    for every prompt length class, chunked (S = 4) and token by token, up to the last cache
 //!    slot, greedy and seeded temperature sampling;
@@ -140,7 +141,19 @@ fn step_extras_change_no_token_and_no_logit() {
     let dir = Scratch(std::env::temp_dir().join(format!("mllm-extras-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&dir.0);
     let (float, quant) = modules(&dir.0);
-    let mut cases = vec![(&float, NumericMode::Float, "float")];
+    // Single-head attention and 1x1 convolutions: per-head slices of the cache, and present
+    // outputs that nothing else reads (computed straight into their output buffers).
+    let mut sha = float.clone();
+    let mut pm = mllm_passes::PassManager::parse(
+        "builtin.module(func.func(decompose,sha-split,linear-to-conv2d,canonicalize,cse,dce))",
+        &mllm_passes::Registry::with_all(),
+    )
+    .unwrap();
+    pm.run(&mut sha, &mut []).unwrap();
+    let mut cases = vec![
+        (&float, NumericMode::Float, "float"),
+        (&sha, NumericMode::Float, "float sha"),
+    ];
     if let Some(q) = &quant {
         cases.push((q, NumericMode::Fixed(Rounding::Htp), "quantized"));
     }

@@ -78,22 +78,26 @@ impl std::fmt::Debug for Sampler {
 /// `None` for any other dtype or encoding (the sampler then dequantizes first). This is what
 /// [`Sampler::sample`] returns for a greedy configuration whenever it is `Some`.
 pub fn greedy_token(row: &[u8], desc: &TensorDesc) -> Option<u32> {
-    let positive_scale = match desc.quant {
-        Quant::None => true,
-        Quant::PerTensor { scale, .. } => scale > 0.0,
-    };
-    if !positive_scale {
+    if !greedy_readable(desc) {
         return None;
     }
     let i = match desc.dtype {
         DType::U16 => argmax_u16(row),
         DType::U8 => argmax_u8(row),
-        DType::F32 if desc.quant == Quant::None && cfg!(target_endian = "little") => {
-            argmax_f32(bytemuck::try_cast_slice::<u8, f32>(row).ok()?)
-        }
-        _ => return None,
+        _ => argmax_f32(bytemuck::try_cast_slice::<u8, f32>(row).ok()?),
     };
     Some(i as u32)
+}
+
+/// Whether [`greedy_token`] reads rows of `desc` (u16 / u8 codes with a positive scale or no
+/// quantization, unquantized little-endian f32).
+fn greedy_readable(desc: &TensorDesc) -> bool {
+    match (desc.dtype, desc.quant) {
+        (DType::U16 | DType::U8, Quant::PerTensor { scale, .. }) => scale > 0.0,
+        (DType::U16 | DType::U8, Quant::None) => true,
+        (DType::F32, Quant::None) => cfg!(target_endian = "little"),
+        _ => false,
+    }
 }
 
 /// [`argmax_f32`] over a row seen in consecutive chunks (e.g. each right after it is written):
@@ -242,14 +246,7 @@ impl Sampler {
     /// configuration and logits it can read as stored), so that a token computed that way
     /// elsewhere (e.g. by an executor, [`crate::StepExtras::argmax`]) is the sampled one.
     pub fn takes_greedy_token(&self, desc: &TensorDesc) -> bool {
-        self.cfg.is_greedy()
-            && match (desc.dtype, desc.quant) {
-                (DType::U16 | DType::U8, Quant::PerTensor { scale, .. }) => scale > 0.0,
-                (DType::U16 | DType::U8 | DType::F32, Quant::None) => {
-                    cfg!(target_endian = "little") || desc.dtype != DType::F32
-                }
-                _ => false,
-            }
+        self.cfg.is_greedy() && greedy_readable(desc)
     }
 
     /// Vocabulary size.

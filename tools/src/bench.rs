@@ -298,20 +298,14 @@ fn step_extras_ab(
         }
     }
     sched.set_step_extras(true);
-    let show = |f: &[[f64; 4]], k: usize| {
+    let list = |f: &[[f64; 4]], pick: &dyn Fn(&[f64; 4]) -> f64| {
         f.iter()
-            .map(|x| format!("{:.1}", x[k]))
+            .map(|x| format!("{:.1}", pick(x)))
             .collect::<Vec<_>>()
             .join(" / ")
     };
-    let total = |f: &[[f64; 4]]| {
-        show(
-            &f.iter()
-                .map(|x| [x[0] + x[1] + x[2], 0.0, 0.0, 0.0])
-                .collect::<Vec<_>>(),
-            0,
-        )
-    };
+    let show = |f: &[[f64; 4]], k: usize| list(f, &|x| x[k]);
+    let total = |f: &[[f64; 4]]| list(f, &|x| x[0] + x[1] + x[2]);
     let (off, on) = (&figures[0], &figures[1]);
     println!(
         "  step extras (decode graph profiled, 2 alternated rounds, us per decode step): \

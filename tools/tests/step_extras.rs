@@ -316,10 +316,13 @@ fn execute_with_writes_exactly_the_new_rows() {
             n: 1,
             write_outputs: false,
         };
+        // `shift`: the logits buffer's address modulo 64 (0: the executor computes the logits
+        // in it; 4: it copies them in, scanning as it goes).
         let call = |exec: &mut CpuExecutor,
                     cache: Option<CacheWrite<'_>>,
                     argmax: Option<(usize, usize)>,
-                    read_only_past: bool|
+                    read_only_past: bool,
+                    shift: usize|
          -> (
             Vec<Vec<u8>>,
             Vec<Vec<u8>>,
@@ -339,8 +342,14 @@ fn execute_with_writes_exactly_the_new_rows() {
                         }
                     })
                     .collect();
+                let len = outs[logits].len();
+                let mut pad = vec![0u8; len + 128];
+                let at = (64 - pad.as_ptr() as usize % 64) % 64 + shift;
                 let mut o: Vec<&mut [u8]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
-                exec.execute_with(g, &mut gi, &mut o, &StepExtras { cache, argmax })
+                o[logits] = &mut pad[at..at + len];
+                let r = exec.execute_with(g, &mut gi, &mut o, &StepExtras { cache, argmax });
+                outs[logits].copy_from_slice(&pad[at..at + len]);
+                r
             };
             (bufs, outs, r)
         };
@@ -348,14 +357,14 @@ fn execute_with_writes_exactly_the_new_rows() {
         let token = greedy_token(&want[logits], &desc.outputs[logits]);
         assert!(token.is_some());
         let row = head_dim * past.dtype.size();
-        for write_outputs in [true, false] {
+        for (write_outputs, shift) in [(true, 0), (false, 0), (false, 4)] {
             let cw = CacheWrite {
                 write_outputs,
                 ..cw
             };
-            let (bufs, outs, r) = call(&mut exec, Some(cw), Some((logits, 0)), false);
+            let (bufs, outs, r) = call(&mut exec, Some(cw), Some((logits, 0)), false, shift);
             let done = r.unwrap();
-            let ctx = format!("{mode:?} write_outputs {write_outputs}");
+            let ctx = format!("{mode:?} write_outputs {write_outputs} logits at 64k+{shift}");
             assert!(done.cache_written, "{ctx}");
             assert_eq!(done.argmax, token, "{ctx}: greedy token");
             for (j, (got, w)) in outs.iter().zip(&want).enumerate() {
@@ -408,7 +417,7 @@ fn execute_with_writes_exactly_the_new_rows() {
             (None, Some((desc.outputs.len(), 0)), false),
         ];
         for (k, (cache, argmax, ro)) in rejected.into_iter().enumerate() {
-            let (bufs, _, r) = call(&mut exec, cache, argmax, ro);
+            let (bufs, _, r) = call(&mut exec, cache, argmax, ro, 0);
             assert!(r.is_err(), "{mode:?}: bad request {k} accepted");
             assert_eq!(bufs, ins, "{mode:?}: bad request {k} wrote the cache");
         }

@@ -680,28 +680,26 @@ impl CpuProgram {
         let profiling = !self.state.times.is_empty();
         let t0 = profiling.then(std::time::Instant::now);
         for (j, out) in outputs.iter_mut().enumerate() {
-            if self.state.written[j] {
-                // Computed in place: scanned where it is.
-                if let Some((_, row, desc)) = argmax.filter(|a| a.0 == j) {
-                    let t1 = profiling.then(std::time::Instant::now);
-                    let e = desc.dtype.size();
-                    let vocab = desc.shape.last().copied().unwrap_or(0);
-                    token = out
-                        .get(row * vocab * e..(row + 1) * vocab * e)
-                        .and_then(|r| greedy_token(r, desc));
-                    if let Some(t1) = t1 {
-                        self.state.extra_times[2] += t1.elapsed();
+            let want = argmax.filter(|a| a.0 == j);
+            if !self.state.written[j] {
+                // f32 logits not computed in place: scanned chunk by chunk as they are copied.
+                if let Some((_, row, desc)) = want {
+                    if let Some((t, scan)) =
+                        self.copy_out_argmax_f32(view, j, out, row, desc, profiling)
+                    {
+                        token = Some(t);
+                        self.state.extra_times[2] += scan;
+                        continue;
                     }
                 }
-                continue;
+                self.write_output(view, j, out);
             }
-            match argmax {
-                Some((a, row, desc)) if a == j => {
-                    let (t, scan) = self.write_output_argmax(view, j, out, row, desc, profiling);
-                    token = t;
-                    self.state.extra_times[2] += scan;
+            if let Some((_, row, desc)) = want {
+                let t1 = profiling.then(std::time::Instant::now);
+                token = row_token(out, row, desc);
+                if let Some(t1) = t1 {
+                    self.state.extra_times[2] += t1.elapsed();
                 }
-                _ => self.write_output(view, j, out),
             }
         }
         if let Some(t0) = t0 {
@@ -799,11 +797,11 @@ impl CpuProgram {
         }
     }
 
-    /// [`CpuProgram::write_output`] of result `j`, returning the greedy token of its row
-    /// `row`: f32 logits are copied and scanned in chunks (each scanned while in the first
-    /// level cache), other logits scanned once written. With `timed`, also the time spent
-    /// scanning.
-    fn write_output_argmax(
+    /// [`CpuProgram::write_output`] of f32 logits (result `j`, bytes unchanged), returning the
+    /// greedy token of row `row`, each 16 KiB chunk of the row scanned right after its copy
+    /// (while in the first level cache); with `timed`, also the time spent scanning. `None`
+    /// (nothing written) for other results.
+    fn copy_out_argmax_f32(
         &self,
         inputs: Ins<'_>,
         j: usize,
@@ -811,14 +809,7 @@ impl CpuProgram {
         row: usize,
         desc: &TensorDesc,
         timed: bool,
-    ) -> (Option<u32>, std::time::Duration) {
-        let mut scan = std::time::Duration::ZERO;
-        let mut timer = |t0: Option<std::time::Instant>| {
-            if let Some(t0) = t0 {
-                scan += t0.elapsed();
-            }
-        };
-        let now = || timed.then(std::time::Instant::now);
+    ) -> Option<(u32, std::time::Duration)> {
         let vocab = desc.shape.last().copied().unwrap_or(0);
         let (r0, r1) = (row * vocab * 4, (row + 1) * vocab * 4);
         let v = &self.vals[self.results[j]];
@@ -829,28 +820,23 @@ impl CpuProgram {
             && r1 <= out.len()
             && bytemuck::try_cast_slice::<u8, f32>(out).is_ok();
         if !f32_logits {
-            self.write_output(inputs, j, out);
-            let e = desc.dtype.size();
-            let t0 = now();
-            let token = out
-                .get(row * vocab * e..(row + 1) * vocab * e)
-                .and_then(|r| greedy_token(r, desc));
-            timer(t0);
-            return (token, scan);
+            return None;
         }
-        // 16 KiB chunks: copied, then scanned while still in the first level cache.
         const CHUNK: usize = 16 << 10;
         let src = &self.env_all(inputs).bytes(v)[..out.len()];
         out[..r0].copy_from_slice(&src[..r0]);
         let mut am = ArgmaxF32::default();
+        let mut scan = std::time::Duration::ZERO;
         for (o, s) in out[r0..r1].chunks_mut(CHUNK).zip(src[r0..r1].chunks(CHUNK)) {
             o.copy_from_slice(s);
-            let t0 = now();
+            let t0 = timed.then(std::time::Instant::now);
             am.push(bytemuck::cast_slice(o));
-            timer(t0);
+            if let Some(t0) = t0 {
+                scan += t0.elapsed();
+            }
         }
         out[r1..].copy_from_slice(&src[r1..]);
-        (Some(am.index() as u32), scan)
+        Some((am.index() as u32, scan))
     }
 
     /// Runs the program on typed inputs and returns every result in real units
@@ -1130,6 +1116,13 @@ impl CpuProgram {
         }
         Ok(())
     }
+}
+
+/// [`greedy_token`] of row `row` of a `[.., rows, vocab]` logits buffer (`None` if the row is
+/// out of range or not readable as stored).
+fn row_token(out: &[u8], row: usize, desc: &TensorDesc) -> Option<u32> {
+    let len = desc.shape.last().copied().unwrap_or(0) * desc.dtype.size();
+    greedy_token(out.get(row * len..(row + 1) * len)?, desc)
 }
 
 /// Converts a value's bytes to reals into `dst`.
